@@ -1,0 +1,359 @@
+//! The `fathometer` command line: argument parsing (clap) and the commands' I/O edges.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, DEFAULT_CONFIG_PATH};
+use crate::import;
+use crate::publisher::{self, ListFile};
+use crate::stats::{self, Model, Report, StatsOptions};
+use crate::store::Store;
+
+#[derive(Debug, Parser)]
+#[command(name = "fathometer", version, about = "Measures how reliable anonymous remailers are")]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, env = "FATHOMETER_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+    /// Use this SQLite database instead of the configured one; no config file is needed
+    /// (for import-pings, stats, list, add and remove).
+    #[arg(long, global = true)]
+    pub db: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the pinger daemon until SIGTERM or SIGINT.
+    Run,
+    /// Check the configuration file; print each problem with its key and line.
+    CheckConfig,
+    /// Add remailers by address.
+    Add {
+        #[arg(required = true)]
+        addresses: Vec<String>,
+    },
+    /// Remove remailers, with their keys and ping history.
+    Remove {
+        #[arg(required = true)]
+        addresses: Vec<String>,
+    },
+    /// Show every remailer with its keys, reliability, latency and status.
+    List {
+        /// The instant to compute the statistics for (unix seconds; default: now).
+        #[arg(long)]
+        now: Option<i64>,
+    },
+    /// Load a ping history from CSV files.
+    ImportPings {
+        /// address,type,sent_unix,received_unix[,keyid]
+        #[arg(long)]
+        pings: PathBuf,
+        /// address,nick,caps,showit
+        #[arg(long)]
+        remailers: Option<PathBuf>,
+        /// chaintype,addr1,addr2,sent_unix,received_unix
+        #[arg(long)]
+        chains: Option<PathBuf>,
+    },
+    /// Print the statistics as of an instant.
+    Stats {
+        /// Unix time to compute the statistics for: later pings do not exist, later returns
+        /// have not arrived (default: now).
+        #[arg(long)]
+        now: Option<i64>,
+        /// Reliability model (default: the configured one, else methodology).
+        #[arg(long, value_enum)]
+        model: Option<ModelArg>,
+        #[arg(long, value_enum, default_value = "json")]
+        format: StatsFormat,
+        /// Include hidden remailers in text lists and private broken chains.
+        #[arg(long)]
+        private: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ModelArg {
+    Methodology,
+    Echolot,
+}
+
+impl From<ModelArg> for Model {
+    fn from(m: ModelArg) -> Model {
+        match m {
+            ModelArg::Methodology => Model::Methodology,
+            ModelArg::Echolot => Model::Echolot,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatsFormat {
+    Json,
+    Mlist,
+    Mlist2,
+    Rlist,
+    Rlist2,
+}
+
+/// Parses the arguments and runs the command; errors are printed, not panicked.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("fathometer: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match &cli.command {
+        Command::CheckConfig => Ok(check_config(&cli.config)),
+        Command::Run => {
+            let config = Config::load(&cli.config)?;
+            crate::daemon::run(config)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Add { addresses } => {
+            let (mut store, _) = open_store(&cli)?;
+            let now = unix_now();
+            for a in addresses {
+                check_address(a)?;
+                if store.add_remailer(a, now)? {
+                    println!("added {a}");
+                } else {
+                    println!("{a} is already known; left unchanged");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Remove { addresses } => {
+            let (mut store, _) = open_store(&cli)?;
+            let mut code = ExitCode::SUCCESS;
+            for a in addresses {
+                if store.remove_remailer(a)? {
+                    println!("removed {a} with its keys and ping history");
+                } else {
+                    eprintln!("fathometer: {a} is not a known remailer");
+                    code = ExitCode::FAILURE;
+                }
+            }
+            Ok(code)
+        }
+        Command::List { now } => {
+            let (store, config) = open_store(&cli)?;
+            let now = now.unwrap_or_else(unix_now);
+            let options = stats_options(config.as_ref(), None)?;
+            print!("{}", list_table(&store, now, &options)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ImportPings { pings, remailers, chains } => {
+            let (mut store, _) = open_store(&cli)?;
+            import_pings(&mut store, pings, remailers.as_deref(), chains.as_deref())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stats { now, model, format, private } => {
+            let (store, config) = open_store(&cli)?;
+            let now = now.unwrap_or_else(unix_now);
+            let options = stats_options(config.as_ref(), model.map(Model::from))?;
+            let report = compute_report(&store, now, &options)?;
+            let same_operator =
+                match config.as_ref().and_then(|c| c.stats.same_operator_file.clone()) {
+                    Some(p) => read_optional(&p)?,
+                    None => None,
+                };
+            let out = match format {
+                StatsFormat::Json => {
+                    let mut s = serde_json::to_string_pretty(&publisher::json::stats_json(
+                        &report, *private,
+                    ))?;
+                    s.push('\n');
+                    s
+                }
+                StatsFormat::Mlist => publisher::render_list(
+                    &report,
+                    ListFile::Mlist,
+                    *private,
+                    same_operator.as_deref(),
+                ),
+                StatsFormat::Mlist2 => publisher::render_list(
+                    &report,
+                    ListFile::Mlist2,
+                    *private,
+                    same_operator.as_deref(),
+                ),
+                StatsFormat::Rlist => publisher::render_list(
+                    &report,
+                    ListFile::Rlist,
+                    *private,
+                    same_operator.as_deref(),
+                ),
+                StatsFormat::Rlist2 => publisher::render_list(
+                    &report,
+                    ListFile::Rlist2,
+                    *private,
+                    same_operator.as_deref(),
+                ),
+            };
+            print!("{out}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn check_config(path: &Path) -> ExitCode {
+    match Config::load(path) {
+        Ok(_) => {
+            println!("{}: ok", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Opens the store named by `--db`, or else the configured one (loading the config).
+fn open_store(cli: &Cli) -> Result<(Store, Option<Config>)> {
+    if let Some(db) = &cli.db {
+        let store = Store::open(db).with_context(|| format!("opening {}", db.display()))?;
+        // A config is optional with --db; use it for stats settings when it is there.
+        let config = if cli.config.exists() { Some(Config::load(&cli.config)?) } else { None };
+        return Ok((store, config));
+    }
+    let config = Config::load(&cli.config)?;
+    std::fs::create_dir_all(&config.pinger.state_dir)
+        .with_context(|| format!("creating {}", config.pinger.state_dir.display()))?;
+    let path = config.database_path();
+    let store = Store::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    Ok((store, Some(config)))
+}
+
+fn check_address(a: &str) -> Result<()> {
+    match a.split_once('@') {
+        Some((l, d)) if !l.is_empty() && !d.is_empty() && !a.contains(char::is_whitespace) => {
+            Ok(())
+        }
+        _ => bail!("`{a}` is not a mail address"),
+    }
+}
+
+pub fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn read_optional(path: &Path) -> Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Statistics options from the config (if any), with an optional model override.
+pub fn stats_options(config: Option<&Config>, model: Option<Model>) -> Result<StatsOptions> {
+    let mut options = StatsOptions::default();
+    if let Some(c) = config {
+        options.model = c.stats.model;
+        options.sort_by_latency = c.stats.sort_by_latency.0;
+        options.publish_broken_chains = c.stats.publish_broken_chains;
+        options.chain_pings = c.schedule.chain_pings;
+        if let Some(p) = &c.stats.broken_type1_file {
+            options.hard_broken_type1 = read_optional(p)?;
+        }
+        if let Some(p) = &c.stats.broken_type2_file {
+            options.hard_broken_type2 = read_optional(p)?;
+        }
+    }
+    if let Some(m) = model {
+        options.model = m;
+    }
+    Ok(options)
+}
+
+/// Loads what the statistics need from the store and computes them as of `now`.
+pub fn compute_report(store: &Store, now: i64, options: &StatsOptions) -> Result<Report> {
+    // One day of slack beyond the window keeps the query cheap and the window exact.
+    let since = now - (stats::STATS_DAYS as i64 + 1) * stats::SECONDS_PER_DAY;
+    let dataset = store.dataset(since, now)?;
+    Ok(stats::compute(&dataset, now, options))
+}
+
+fn import_pings(
+    store: &mut Store,
+    pings: &Path,
+    remailers: Option<&Path>,
+    chains: Option<&Path>,
+) -> Result<()> {
+    let read =
+        |p: &Path| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()));
+    let ping_rows =
+        import::parse_pings(&read(pings)?).with_context(|| pings.display().to_string())?;
+    let listed = match remailers {
+        Some(p) => import::parse_remailers(&read(p)?).with_context(|| p.display().to_string())?,
+        None => Vec::new(),
+    };
+    let chain_rows = match chains {
+        Some(p) => import::parse_chains(&read(p)?).with_context(|| p.display().to_string())?,
+        None => Vec::new(),
+    };
+    let known: std::collections::HashSet<String> =
+        store.remailers()?.into_iter().filter(|r| r.caps.is_some()).map(|r| r.address).collect();
+    let identities = import::complete_identities(listed, &ping_rows, |a| known.contains(a));
+    let s = store.import(&identities, &ping_rows, &chain_rows, unix_now())?;
+    println!(
+        "imported {} pings ({} already present), {} chain pings ({} already present); \
+         remailers: {} added, {} updated; {} keys added",
+        s.pings_added,
+        s.pings_skipped_duplicate,
+        s.chains_added,
+        s.chains_skipped_duplicate,
+        s.remailers_added,
+        s.remailers_updated,
+        s.keys_added
+    );
+    Ok(())
+}
+
+/// The `list` table.
+pub fn list_table(store: &Store, now: i64, options: &StatsOptions) -> Result<String> {
+    let report = compute_report(store, now, options)?;
+    let find = |list: &[stats::ListEntry], address: &str| {
+        list.iter().find(|e| e.address == address).map(|e| {
+            format!(
+                "{:.2}% {}",
+                e.stats.reliability * 100.0,
+                publisher::lists::latency_text(e.stats.latency_median, true).trim()
+            )
+        })
+    };
+    let mut out = format!(
+        "{:<14} {:<32} {:<24} {:>4} {:<18} {:<18} {}\n",
+        "NICK", "ADDRESS", "TYPES", "KEYS", "MIX REL LAT", "CPUNK REL LAT", "STATUS"
+    );
+    for r in store.remailers()? {
+        let mut types: Vec<&str> =
+            r.keys.iter().filter(|k| k.is_current(now)).map(|k| k.ping_type.as_str()).collect();
+        types.dedup();
+        let status = if r.hidden { format!("{} hidden", r.status) } else { r.status.clone() };
+        out.push_str(&format!(
+            "{:<14} {:<32} {:<24} {:>4} {:<18} {:<18} {}\n",
+            r.nick.as_deref().unwrap_or("-"),
+            r.address,
+            if types.is_empty() { "-".to_string() } else { types.join(",") },
+            r.keys.len(),
+            find(&report.mix, &r.address).unwrap_or_else(|| "-".into()),
+            find(&report.cpunk, &r.address).unwrap_or_else(|| "-".into()),
+            status
+        ));
+    }
+    Ok(out)
+}

@@ -1,0 +1,625 @@
+//! The operator's TOML configuration.
+//!
+//! Every table refuses unknown keys, and every value that can be wrong is checked while it is
+//! deserialised (the newtypes below use `try_from`), so that toml's error carries the span of
+//! the offending value. [`ConfigError`] turns that span into `file:line: key: message`, which
+//! is what `fathometer check-config` prints.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::stats::Model;
+
+/// Where the daemon looks when neither `--config` nor `FATHOMETER_CONFIG` is given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/fathometer/fathometer.toml";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub pinger: PingerConfig,
+    #[serde(default)]
+    pub smtp: SmtpConfig,
+    #[serde(default)]
+    pub mailbox: MailboxConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub stats: StatsConfig,
+    #[serde(default)]
+    pub schedule: ScheduleConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PingerConfig {
+    /// Our return address; ping tags go between the local part and the `@`.
+    pub address: MailAddress,
+    #[serde(default = "default_delimiter")]
+    pub recipient_delimiter: Delimiter,
+    /// SQLite database, secret and published results live here.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// Shown in published pages and in the allpingers.txt stanza.
+    #[serde(default = "default_site_name")]
+    pub name: String,
+    /// Who runs this pinger; shown in published pages.
+    #[serde(default)]
+    pub operator_address: Option<MailAddress>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    #[serde(default = "default_smtp_host")]
+    pub host: String,
+    #[serde(default = "default_smtp_port")]
+    pub port: Port,
+    #[serde(default)]
+    pub tls: TlsMode,
+    #[serde(default)]
+    pub user: Option<String>,
+    /// File holding the SMTP password (first line); kept out of the config so the config can
+    /// be world-readable.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            host: default_smtp_host(),
+            port: default_smtp_port(),
+            tls: TlsMode::None,
+            user: None,
+            password_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    #[default]
+    None,
+    Starttls,
+    Tls,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxConfig {
+    /// Maildir that receives our returns (ignored when `[mailbox.imap]` is present).
+    #[serde(default)]
+    pub maildir: Option<PathBuf>,
+    #[serde(default)]
+    pub imap: Option<ImapConfig>,
+}
+
+impl Default for MailboxConfig {
+    fn default() -> Self {
+        MailboxConfig { maildir: None, imap: None }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImapConfig {
+    pub host: String,
+    #[serde(default = "default_imap_port")]
+    pub port: Port,
+    pub user: String,
+    pub password_file: PathBuf,
+    #[serde(default)]
+    pub tls: TlsMode,
+    #[serde(default = "default_imap_folder")]
+    pub folder: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    #[serde(default = "default_listen")]
+    pub listen: ListenAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { listen: default_listen() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsConfig {
+    #[serde(default)]
+    pub model: Model,
+    /// Echolot's `stats_sort_by_latency`: 0 = by reliability then nick, 1 = latency
+    /// ascending as second key, -1 = descending.
+    #[serde(default)]
+    pub sort_by_latency: SortByLatency,
+    /// Operator-maintained broken chains, one `(a b)` per line (Echolot's broken1.txt /
+    /// broken2.txt). Relative paths are relative to the config file.
+    #[serde(default)]
+    pub broken_type1_file: Option<PathBuf>,
+    #[serde(default)]
+    pub broken_type2_file: Option<PathBuf>,
+    /// Groups of remailers sharing a machine or operator (Echolot's sameop.txt).
+    #[serde(default)]
+    pub same_operator_file: Option<PathBuf>,
+    /// Whether broken chains found by our own chain pings are published.
+    #[serde(default = "yes")]
+    pub publish_broken_chains: bool,
+    /// Seconds between two statistics builds (Echolot's `buildstats`).
+    #[serde(default = "default_build_interval")]
+    pub build_interval_secs: PositiveSecs,
+}
+
+impl Default for StatsConfig {
+    fn default() -> Self {
+        StatsConfig {
+            model: Model::default(),
+            sort_by_latency: SortByLatency(0),
+            broken_type1_file: None,
+            broken_type2_file: None,
+            same_operator_file: None,
+            publish_broken_chains: true,
+            build_interval_secs: default_build_interval(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// How often the scheduler wakes up to look for due slots.
+    #[serde(default = "default_tick")]
+    pub tick_secs: PositiveSecs,
+    /// A slot missed by more than this (the daemon was down) is skipped, not replayed.
+    #[serde(default = "default_lateness")]
+    pub max_lateness_secs: PositiveSecs,
+    /// Ping two-hop chains (weekly, daily for interesting chains).
+    #[serde(default = "yes")]
+    pub chain_pings: bool,
+    /// Ping types this pinger sends; a subset of mix, cpunk-rsa, cpunk-dsa, cpunk-clear.
+    #[serde(default = "all_ping_types")]
+    pub ping_types: Vec<crate::types::PingType>,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig {
+            tick_secs: default_tick(),
+            max_lateness_secs: default_lateness(),
+            chain_pings: true,
+            ping_types: all_ping_types(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_delimiter() -> Delimiter {
+    Delimiter("+".into())
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("./state")
+}
+fn default_site_name() -> String {
+    "fathometer".into()
+}
+fn default_smtp_host() -> String {
+    "127.0.0.1".into()
+}
+fn default_smtp_port() -> Port {
+    Port(25)
+}
+fn default_imap_port() -> Port {
+    Port(143)
+}
+fn default_imap_folder() -> String {
+    "INBOX".into()
+}
+fn default_listen() -> ListenAddr {
+    ListenAddr("127.0.0.1:8080".parse().expect("literal socket address"))
+}
+fn default_build_interval() -> PositiveSecs {
+    PositiveSecs(300)
+}
+fn default_tick() -> PositiveSecs {
+    PositiveSecs(30)
+}
+fn default_lateness() -> PositiveSecs {
+    PositiveSecs(600)
+}
+fn all_ping_types() -> Vec<crate::types::PingType> {
+    crate::types::PingType::ALL.to_vec()
+}
+
+/// An RFC 5321 mailbox in its simple `local@domain` form.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct MailAddress(String);
+
+impl MailAddress {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub fn local_part(&self) -> &str {
+        self.0.rsplit_once('@').map(|(l, _)| l).unwrap_or(&self.0)
+    }
+    pub fn domain(&self) -> &str {
+        self.0.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
+    }
+}
+
+impl TryFrom<String> for MailAddress {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let valid = s.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && s.bytes().all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>')
+        });
+        if valid {
+            Ok(MailAddress(s))
+        } else {
+            Err(format!("`{s}` is not a mail address of the form local@domain"))
+        }
+    }
+}
+
+impl fmt::Display for MailAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The character(s) Postfix's `recipient_delimiter` puts between the local part and the tag.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Delimiter(String);
+
+impl Delimiter {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Delimiter {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s.chars().count() == 1 && s.chars().all(|c| "+-_=.".contains(c)) {
+            Ok(Delimiter(s))
+        } else {
+            Err(format!("`{s}` is not a recipient delimiter (one of + - _ = .)"))
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "i64")]
+pub struct Port(pub u16);
+
+impl TryFrom<i64> for Port {
+    type Error = String;
+    fn try_from(n: i64) -> Result<Self, String> {
+        match u16::try_from(n) {
+            Ok(p) if p != 0 => Ok(Port(p)),
+            _ => Err(format!("{n} is not a TCP port (1..65535)")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ListenAddr(pub SocketAddr);
+
+impl TryFrom<String> for ListenAddr {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+            .map(ListenAddr)
+            .map_err(|_| format!("`{s}` is not an address:port to listen on, e.g. 127.0.0.1:8080"))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "i64")]
+pub struct PositiveSecs(pub u64);
+
+impl TryFrom<i64> for PositiveSecs {
+    type Error = String;
+    fn try_from(n: i64) -> Result<Self, String> {
+        if n > 0 {
+            Ok(PositiveSecs(n as u64))
+        } else {
+            Err(format!("{n} must be a positive number of seconds"))
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "i64")]
+pub struct SortByLatency(pub i8);
+
+impl TryFrom<i64> for SortByLatency {
+    type Error = String;
+    fn try_from(n: i64) -> Result<Self, String> {
+        match n {
+            -1..=1 => Ok(SortByLatency(n as i8)),
+            _ => Err(format!("{n} must be -1, 0 or 1")),
+        }
+    }
+}
+
+/// A configuration problem, located in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    /// 1-based line, when the problem has a place in the file.
+    pub line: Option<usize>,
+    /// Dotted key, e.g. `stats.model`, when known.
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        f.write_str(": ")?;
+        if let Some(key) = &self.key {
+            write!(f, "key `{key}`: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads and validates a config file; relative paths in it are resolved against the
+    /// directory of the file, so a service can be started from any working directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.to_owned(),
+            line: None,
+            key: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        let mut config = Config::parse(&text, path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        Ok(config)
+    }
+
+    /// Parses config text; `path` is only used in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| locate_error(&e, text, path))?;
+        config.check_consistency(text, path)?;
+        Ok(config)
+    }
+
+    fn check_consistency(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
+        if let (Some(_), Some(_)) = (&self.mailbox.maildir, &self.mailbox.imap) {
+            return Err(ConfigError {
+                path: path.to_owned(),
+                line: find_key_line(text, "mailbox", "maildir"),
+                key: Some("mailbox.maildir".into()),
+                message: "give either `maildir` or an `[mailbox.imap]` table, not both".into(),
+            });
+        }
+        if self.smtp.password_file.is_some() && self.smtp.user.is_none() {
+            return Err(ConfigError {
+                path: path.to_owned(),
+                line: find_key_line(text, "smtp", "password_file"),
+                key: Some("smtp.password_file".into()),
+                message: "a password file needs `smtp.user` as well".into(),
+            });
+        }
+        if self.schedule.ping_types.is_empty() {
+            return Err(ConfigError {
+                path: path.to_owned(),
+                line: find_key_line(text, "schedule", "ping_types"),
+                key: Some("schedule.ping_types".into()),
+                message: "at least one ping type is needed".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.pinger.state_dir);
+        if let Some(p) = self.mailbox.maildir.as_mut() {
+            fix(p);
+        }
+        if let Some(p) = self.smtp.password_file.as_mut() {
+            fix(p);
+        }
+        if let Some(imap) = self.mailbox.imap.as_mut() {
+            fix(&mut imap.password_file);
+        }
+        for p in [
+            &mut self.stats.broken_type1_file,
+            &mut self.stats.broken_type2_file,
+            &mut self.stats.same_operator_file,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            fix(p);
+        }
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.pinger.state_dir.join("fathometer.sqlite")
+    }
+
+    pub fn secret_path(&self) -> PathBuf {
+        self.pinger.state_dir.join("secret")
+    }
+
+    pub fn results_dir(&self) -> PathBuf {
+        self.pinger.state_dir.join("results")
+    }
+
+    pub fn private_results_dir(&self) -> PathBuf {
+        self.pinger.state_dir.join("results.private")
+    }
+}
+
+/// Turns toml's error (byte span + message) into line and dotted key.
+fn locate_error(err: &toml::de::Error, text: &str, path: &Path) -> ConfigError {
+    let message = err.message().trim().to_string();
+    let Some(span) = err.span() else {
+        return ConfigError { path: path.to_owned(), line: None, key: None, message };
+    };
+    let line_index = text[..span.start.min(text.len())].matches('\n').count();
+    let line_text = text.lines().nth(line_index).unwrap_or("");
+    let table = enclosing_table(text, line_index);
+    // For an unknown field toml points at the key itself; for a bad value, at the value.
+    // Either way the key is what stands before `=` on that line.
+    let key_on_line = line_text
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_string())
+        .filter(|k| !k.is_empty() && !k.starts_with('['));
+    let key = match (table, key_on_line) {
+        (Some(t), Some(k)) => Some(format!("{t}.{k}")),
+        (None, Some(k)) => Some(k),
+        (Some(t), None) => Some(t),
+        (None, None) => None,
+    };
+    ConfigError { path: path.to_owned(), line: Some(line_index + 1), key, message }
+}
+
+/// The `[table]` header in force at 0-based line `line_index`.
+fn enclosing_table(text: &str, line_index: usize) -> Option<String> {
+    text.lines().take(line_index + 1).filter_map(table_header).last()
+}
+
+fn table_header(line: &str) -> Option<String> {
+    let t = line.trim();
+    let inner = t.strip_prefix("[[").and_then(|r| r.split("]]").next());
+    let inner = inner.or_else(|| t.strip_prefix('[').and_then(|r| r.split(']').next()))?;
+    Some(inner.trim().to_string())
+}
+
+/// 1-based line of `key` inside `[table]`, for errors found after deserialisation.
+fn find_key_line(text: &str, table: &str, key: &str) -> Option<usize> {
+    let mut current: Option<String> = None;
+    for (i, line) in text.lines().enumerate() {
+        if let Some(t) = table_header(line) {
+            current = Some(t);
+            continue;
+        }
+        let k = line.split_once('=').map(|(k, _)| k.trim());
+        if current.as_deref() == Some(table) && k == Some(key) {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.toml"))
+    }
+
+    const MINIMAL: &str = "[pinger]\naddress = \"pinger@localhost\"\n";
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.pinger.address.as_str(), "pinger@localhost");
+        assert_eq!(c.pinger.recipient_delimiter.as_str(), "+");
+        assert_eq!(c.smtp.port, Port(25));
+        assert_eq!(c.http.listen.0.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.stats.model, Model::Methodology);
+        assert_eq!(c.schedule.ping_types.len(), 4);
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let text =
+            "[pinger]\naddress = \"p@localhost\"\n\n[stats]\nmodel = \"echolot\"\nfrobnicate = 3\n";
+        let e = parse(text).unwrap_err();
+        assert_eq!(e.line, Some(6));
+        assert_eq!(e.key.as_deref(), Some("stats.frobnicate"));
+        assert!(e.message.contains("frobnicate"), "{e}");
+        assert!(e.to_string().starts_with("test.toml:6: key `stats.frobnicate`"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_key_and_line() {
+        let cases = [
+            ("[stats]\nmodel = \"magic\"\n", 4, "stats.model"),
+            ("[smtp]\nport = 70000\n", 4, "smtp.port"),
+            ("[http]\nlisten = \"localhost\"\n", 4, "http.listen"),
+            ("[smtp]\ntls = \"ssl3\"\n", 4, "smtp.tls"),
+            ("[schedule]\ntick_secs = 0\n", 4, "schedule.tick_secs"),
+            ("[stats]\nsort_by_latency = 2\n", 4, "stats.sort_by_latency"),
+        ];
+        for (tail, line, key) in cases {
+            let text = format!("{MINIMAL}\n{tail}");
+            let e = parse(&text).unwrap_err();
+            assert_eq!(e.line, Some(line), "{tail}: {e}");
+            assert_eq!(e.key.as_deref(), Some(key), "{tail}: {e}");
+        }
+    }
+
+    #[test]
+    fn bad_address_is_rejected_with_its_line() {
+        let e = parse("[pinger]\naddress = \"no-at-sign\"\n").unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert_eq!(e.key.as_deref(), Some("pinger.address"));
+        assert!(e.message.contains("not a mail address"), "{e}");
+    }
+
+    #[test]
+    fn missing_required_key_is_an_error() {
+        let e = parse("[pinger]\nstate_dir = \"x\"\n").unwrap_err();
+        assert!(e.message.contains("address"), "{e}");
+    }
+
+    #[test]
+    fn maildir_and_imap_together_are_rejected() {
+        let text = format!(
+            "{MINIMAL}[mailbox]\nmaildir = \"m\"\n[mailbox.imap]\nhost = \"h\"\nuser = \"u\"\npassword_file = \"p\"\n"
+        );
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("mailbox.maildir"));
+        assert_eq!(e.line, Some(4));
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.toml");
+        std::fs::write(&path, format!("{MINIMAL}state_dir = \"st\"\n")).unwrap();
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.pinger.state_dir, dir.path().join("st"));
+        assert_eq!(c.database_path(), dir.path().join("st/fathometer.sqlite"));
+    }
+
+    #[test]
+    fn example_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.http.listen.0.ip().to_string(), "127.0.0.1");
+    }
+}

@@ -1,0 +1,18 @@
+//! fathometer: an Echolot-style pinger that measures how reliable anonymous remailers are.
+//!
+//! The pipeline, one module per stage (see docs/ARCHITECTURE.md):
+//! [`scheduler`] decides when each remailer and chain is pinged; the daemon ([`daemon`])
+//! records due pings in the [`store`]; [`stats`] turns the ping history into reliability and
+//! latency; [`publisher`] renders the files clients scrape. [`config`] reads the operator's
+//! TOML, [`import`] reads ping histories from CSV, [`secret`] keeps the pinger's secret.
+
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod import;
+pub mod publisher;
+pub mod scheduler;
+pub mod secret;
+pub mod stats;
+pub mod store;
+pub mod types;

@@ -1,0 +1,99 @@
+//! Publishing: turns a statistics [`Report`] into the files clients scrape.
+//!
+//! Rendering is pure ([`lists`], [`json`]); [`write_lists`] is the only I/O, and it writes
+//! each file under a temporary name and renames it, so a client never fetches half a file.
+
+pub mod json;
+pub mod lists;
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::stats::{ListEntry, Report};
+
+use lists::{Sections, V2Kind};
+
+/// The four Echolot list files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListFile {
+    Mlist,
+    Mlist2,
+    Rlist,
+    Rlist2,
+}
+
+impl ListFile {
+    pub const ALL: [ListFile; 4] =
+        [ListFile::Mlist, ListFile::Mlist2, ListFile::Rlist, ListFile::Rlist2];
+
+    pub fn file_name(self) -> &'static str {
+        match self {
+            ListFile::Mlist => "mlist.txt",
+            ListFile::Mlist2 => "mlist2.txt",
+            ListFile::Rlist => "rlist.txt",
+            ListFile::Rlist2 => "rlist2.txt",
+        }
+    }
+}
+
+/// Renders one list file. Public files hold listed remailers only, private ones all.
+pub fn render_list(
+    report: &Report,
+    file: ListFile,
+    private: bool,
+    same_operator: Option<&str>,
+) -> String {
+    fn pick(entries: &[ListEntry], private: bool) -> Vec<&ListEntry> {
+        entries.iter().filter(|e| private || e.listed).collect()
+    }
+    let broken = |b: &crate::stats::BrokenChains| {
+        if private { b.private.clone() } else { b.public.clone() }
+    };
+    let (b1, b2) = (broken(&report.broken_type1), broken(&report.broken_type2));
+    let sections =
+        Sections { same_operator, broken_type1: b1.as_deref(), broken_type2: b2.as_deref() };
+    match file {
+        ListFile::Mlist => lists::mlist(&pick(&report.mix, private), &sections, report.now),
+        ListFile::Mlist2 => {
+            lists::list_v2(V2Kind::Mixmaster, &pick(&report.mix, private), &sections, report.now)
+        }
+        ListFile::Rlist => lists::rlist(&pick(&report.cpunk, private), &sections, report.now),
+        ListFile::Rlist2 => {
+            lists::list_v2(V2Kind::Cypherpunk, &pick(&report.cpunk, private), &sections, report.now)
+        }
+    }
+}
+
+/// Writes the four lists into `public_dir` and `private_dir`, each atomically.
+pub fn write_lists(
+    report: &Report,
+    public_dir: &Path,
+    private_dir: &Path,
+    same_operator: Option<&str>,
+) -> std::io::Result<()> {
+    for (dir, private) in [(public_dir, false), (private_dir, true)] {
+        std::fs::create_dir_all(dir)?;
+        for file in ListFile::ALL {
+            let text = render_list(report, file, private, same_operator);
+            write_atomic(&dir.join(file.file_name()), text.as_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to a temporary file beside `path`, syncs it, and renames it over `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

@@ -1,0 +1,107 @@
+//! Domain vocabulary shared by every stage: what kind of ping, what kind of chain,
+//! which published list a ping type belongs to.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// The four single-hop ping types Echolot knows, in the order Echolot lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum PingType {
+    /// Mixmaster (type II) packet.
+    #[serde(rename = "mix")]
+    Mix,
+    /// Cypherpunk (type I) message encrypted to an RSA OpenPGP key.
+    #[serde(rename = "cpunk-rsa")]
+    CpunkRsa,
+    /// Cypherpunk message encrypted to a DSA/ElGamal OpenPGP key.
+    #[serde(rename = "cpunk-dsa")]
+    CpunkDsa,
+    /// Cypherpunk message in the clear (only `Anon-To:` headers, no encryption).
+    #[serde(rename = "cpunk-clear")]
+    CpunkClear,
+}
+
+impl PingType {
+    pub const ALL: [PingType; 4] =
+        [PingType::Mix, PingType::CpunkRsa, PingType::CpunkDsa, PingType::CpunkClear];
+
+    /// The name used in Echolot's files, hashes and our CSV formats.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PingType::Mix => "mix",
+            PingType::CpunkRsa => "cpunk-rsa",
+            PingType::CpunkDsa => "cpunk-dsa",
+            PingType::CpunkClear => "cpunk-clear",
+        }
+    }
+
+    /// The chain family a hop of this type belongs to.
+    pub fn chain_type(self) -> ChainType {
+        match self {
+            PingType::Mix => ChainType::Mix,
+            _ => ChainType::Cpunk,
+        }
+    }
+}
+
+impl fmt::Display for PingType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for PingType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        PingType::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| {
+            format!("unknown ping type `{s}` (expected mix, cpunk-rsa, cpunk-dsa or cpunk-clear)")
+        })
+    }
+}
+
+/// Two-hop chains are pinged per family: all-Mixmaster or all-cypherpunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ChainType {
+    #[serde(rename = "mix")]
+    Mix,
+    #[serde(rename = "cpunk")]
+    Cpunk,
+}
+
+impl ChainType {
+    pub const ALL: [ChainType; 2] = [ChainType::Mix, ChainType::Cpunk];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChainType::Mix => "mix",
+            ChainType::Cpunk => "cpunk",
+        }
+    }
+
+    /// Hop types a chain of this family may use, most preferred first (Echolot's
+    /// `which_chainpings`: DSA before RSA before clear).
+    pub fn preferred_hop_types(self) -> &'static [PingType] {
+        match self {
+            ChainType::Mix => &[PingType::Mix],
+            ChainType::Cpunk => &[PingType::CpunkDsa, PingType::CpunkRsa, PingType::CpunkClear],
+        }
+    }
+}
+
+impl fmt::Display for ChainType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ChainType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ChainType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| format!("unknown chain type `{s}` (expected mix or cpunk)"))
+    }
+}
