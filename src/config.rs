@@ -567,12 +567,12 @@ mod tests {
     #[test]
     fn bad_values_name_key_and_line() {
         let cases = [
-            ("[stats]\nmodel = \"magic\"\n", 4, "stats.model"),
-            ("[smtp]\nport = 70000\n", 4, "smtp.port"),
-            ("[http]\nlisten = \"localhost\"\n", 4, "http.listen"),
-            ("[smtp]\ntls = \"ssl3\"\n", 4, "smtp.tls"),
-            ("[schedule]\ntick_secs = 0\n", 4, "schedule.tick_secs"),
-            ("[stats]\nsort_by_latency = 2\n", 4, "stats.sort_by_latency"),
+            ("[stats]\nmodel = \"magic\"\n", 5, "stats.model"),
+            ("[smtp]\nport = 70000\n", 5, "smtp.port"),
+            ("[http]\nlisten = \"localhost\"\n", 5, "http.listen"),
+            ("[smtp]\ntls = \"ssl3\"\n", 5, "smtp.tls"),
+            ("[schedule]\ntick_secs = 0\n", 5, "schedule.tick_secs"),
+            ("[stats]\nsort_by_latency = 2\n", 5, "stats.sort_by_latency"),
         ];
         for (tail, line, key) in cases {
             let text = format!("{MINIMAL}\n{tail}");

@@ -315,8 +315,8 @@ mod tests {
         lat[0] = Some(100.0);
         lat[11] = Some(200_000.0);
         lat[5] = Some(20_000.0);
-        assert_eq!(history_v1(&lat), "_     -     #");
-        assert_eq!(latent_hist_v2(&lat), "H?????C?????0");
+        assert_eq!(history_v1(&lat), "_     -    #");
+        assert_eq!(latent_hist_v2(&lat), "H?????6????0");
         let mut rel = [None; STATS_DAYS];
         rel[0] = Some(0.99995);
         rel[1] = Some(0.99989);
