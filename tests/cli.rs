@@ -1,0 +1,238 @@
+//! End-to-end tests of the command line: they start the real binary.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+fn example_config() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml")
+}
+
+#[test]
+fn example_config_checks_clean() {
+    let out = run(bin().arg("check-config").arg("--config").arg(example_config()));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn unknown_key_is_reported_with_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[pinger]\naddress = \"p@localhost\"\n\n[http]\nlisten = \"127.0.0.1:1\"\nlisen = \"x\"\n",
+    )
+    .unwrap();
+    let out = run(bin().arg("check-config").arg("--config").arg(&path));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(":6:"), "{err}");
+    assert!(err.contains("http.lisen"), "{err}");
+}
+
+#[test]
+fn config_comes_from_the_environment_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[pinger]\naddress = 5\n").unwrap();
+    let out = run(bin().arg("check-config").env("FATHOMETER_CONFIG", &path));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pinger.address"));
+}
+
+fn write_config(dir: &Path, extra: &str) -> std::path::PathBuf {
+    let path = dir.join("fathometer.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[pinger]\naddress = \"pinger@localhost\"\nstate_dir = \"state\"\n\
+             [http]\nlisten = \"127.0.0.1:0\"\n{extra}"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn start_daemon(config: &Path) -> Child {
+    bin()
+        .arg("run")
+        .arg("--config")
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("daemon starts")
+}
+
+fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn terminate_within(mut child: Child, limit: Duration) -> std::process::ExitStatus {
+    let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    assert!(status.success());
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("daemon did not stop within {limit:?} of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn daemon_creates_state_schedules_pings_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    // A one-day lateness makes the first tick see a whole day of slots, so every key is due.
+    let config = write_config(dir.path(), "[schedule]\ntick_secs = 1\nmax_lateness_secs = 86400\n");
+    let state = dir.path().join("state");
+    // Seed the store with two remailers and their keys, through the same database.
+    std::fs::create_dir_all(&state).unwrap();
+    let pings = dir.path().join("p.csv");
+    std::fs::write(&pings, "a@x.example,mix,100,160\nb@y.example,cpunk-rsa,100,\n").unwrap();
+    run_ok(bin().arg("import-pings").arg("--config").arg(&config).arg("--pings").arg(&pings));
+
+    let child = start_daemon(&config);
+    let db = state.join("fathometer.sqlite");
+    let secret = state.join("secret");
+    wait_for("secret", Duration::from_secs(10), || secret.exists());
+    wait_for("published lists", Duration::from_secs(10), || {
+        state.join("results/mlist.txt").exists()
+            && state.join("results.private/rlist2.txt").exists()
+    });
+    let queued = || -> i64 {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.query_row(
+            "SELECT COUNT(DISTINCT key1_id) FROM pings WHERE outcome = 'queued'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap_or(0)
+    };
+    wait_for("queued pings for both keys", Duration::from_secs(10), || queued() == 2);
+    let status = terminate_within(child, Duration::from_secs(5));
+    assert!(status.success(), "daemon exit status {status}");
+
+    let mode = std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert_eq!(std::fs::read(&secret).unwrap().len(), 32);
+    let mlist = std::fs::read_to_string(state.join("results.private/mlist.txt")).unwrap();
+    assert!(mlist.contains("a              "), "{mlist}");
+
+    // A restart neither loses nor duplicates what was queued.
+    let before = {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.query_row("SELECT COUNT(*) FROM pings WHERE outcome = 'queued'", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap()
+    };
+    let child = start_daemon(&config);
+    std::thread::sleep(Duration::from_millis(2500));
+    let status = terminate_within(child, Duration::from_secs(5));
+    assert!(status.success());
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let after: i64 = conn
+        .query_row("SELECT COUNT(*) FROM pings WHERE outcome = 'queued'", [], |r| r.get(0))
+        .unwrap();
+    assert!(after >= before, "queued pings lost: {before} -> {after}");
+    let dupes: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM (SELECT key1_id, slot_time FROM pings GROUP BY 1, 2 HAVING COUNT(*) > 1)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(dupes, 0);
+}
+
+#[test]
+fn daemon_refuses_a_secret_others_can_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let secret = state.join("secret");
+    std::fs::write(&secret, [7u8; 32]).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run(bin().arg("run").arg("--config").arg(&config));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("readable by group or others"), "{err}");
+}
+
+#[test]
+fn add_list_remove_with_db_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.sqlite");
+    let missing_config = dir.path().join("none.toml");
+    let cmd = || {
+        let mut c = bin();
+        c.arg("--db").arg(&db).arg("--config").arg(&missing_config);
+        c
+    };
+    let out = run_ok(cmd().args(["add", "alpha@a.example", "beta@b.example"]));
+    assert!(out.contains("added alpha@a.example"), "{out}");
+    assert!(run_ok(cmd().args(["add", "alpha@a.example"])).contains("already known"));
+    let list = run_ok(cmd().arg("list"));
+    assert!(list.starts_with("NICK"), "{list}");
+    assert!(list.contains("alpha@a.example") && list.contains("beta@b.example"), "{list}");
+    run_ok(cmd().args(["remove", "alpha@a.example"]));
+    let list = run_ok(cmd().arg("list"));
+    assert!(!list.contains("alpha@a.example"), "{list}");
+    let out = run(cmd().args(["remove", "alpha@a.example"]));
+    assert!(!out.status.success());
+    let out = run(cmd().args(["add", "not-an-address"]));
+    assert!(!out.status.success());
+}
+
+#[test]
+fn list_shows_reliability_of_imported_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = imported_db(dir.path(), "example");
+    let now = now_of("example").to_string();
+    let list = run_ok(bin().arg("--db").arg(&db).args(["list", "--now", &now]));
+    let fast = list.lines().find(|l| l.starts_with("fast ")).expect("fast listed");
+    assert!(fast.contains("100.00% 10:00"), "{fast}");
+    let slow = list.lines().find(|l| l.contains("slow@four.example")).unwrap();
+    assert!(slow.contains("hidden"), "{slow}");
+}
+
+#[test]
+fn import_errors_name_file_and_line_and_import_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.sqlite");
+    let pings = dir.path().join("p.csv");
+    std::fs::write(
+        &pings,
+        "address,type,sent_unix,received_unix\na@x.example,mix,1,2\na@x.example,mixx,3,\n",
+    )
+    .unwrap();
+    let out = run(bin().arg("--db").arg(&db).arg("import-pings").arg("--pings").arg(&pings));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("p.csv") && err.contains("line 3") && err.contains("mixx"), "{err}");
+    let list = run_ok(bin().arg("--db").arg(&db).arg("list"));
+    assert_eq!(list.lines().count(), 1, "nothing imported: {list}");
+}
+
+#[test]
+fn every_command_has_help() {
+    for cmd in ["run", "check-config", "add", "remove", "list", "import-pings", "stats"] {
+        let out = run_ok(bin().args([cmd, "--help"]));
+        assert!(out.contains("Usage:"), "{cmd}: {out}");
+    }
+}
