@@ -88,7 +88,7 @@ pub enum TlsMode {
     Tls,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MailboxConfig {
     /// Maildir that receives our returns (ignored when `[mailbox.imap]` is present).
@@ -98,11 +98,6 @@ pub struct MailboxConfig {
     pub imap: Option<ImapConfig>,
 }
 
-impl Default for MailboxConfig {
-    fn default() -> Self {
-        MailboxConfig { maildir: None, imap: None }
-    }
-}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -682,7 +682,7 @@ mod tests {
             sent: 150,
             returned: Some(250),
         }];
-        let first = s.import(&[info.clone()], &pings, &chains, 1000).unwrap();
+        let first = s.import(std::slice::from_ref(&info), &pings, &chains, 1000).unwrap();
         assert_eq!(first.pings_added, 3);
         assert_eq!(first.chains_added, 1);
         assert_eq!(first.remailers_added, 2);

@@ -280,7 +280,7 @@ pub fn median(sorted: &[i64]) -> Option<f64> {
     let n = sorted.len();
     match n {
         0 => None,
-        _ if n % 2 == 0 => Some((sorted[n / 2 - 1] as f64 + sorted[n / 2] as f64) / 2.0),
+        _ if n.is_multiple_of(2) => Some((sorted[n / 2 - 1] as f64 + sorted[n / 2] as f64) / 2.0),
         _ => Some(sorted[(n - 1) / 2] as f64),
     }
 }
