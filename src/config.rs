@@ -98,7 +98,6 @@ pub struct MailboxConfig {
     pub imap: Option<ImapConfig>,
 }
 
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImapConfig {

@@ -22,10 +22,7 @@ pub struct CsvError {
 
 /// Data lines of a CSV file with their 1-based line numbers. The first data line is a header
 /// if `is_header` says so.
-fn data_lines(
-    text: &str,
-    is_header: impl Fn(&str) -> bool,
-) -> impl Iterator<Item = (usize, &str)> {
+fn data_lines(text: &str, is_header: impl Fn(&str) -> bool) -> impl Iterator<Item = (usize, &str)> {
     let mut first = true;
     text.lines()
         .enumerate()
