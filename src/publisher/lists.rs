@@ -57,6 +57,13 @@ fn utc(t: i64) -> DateTime<Utc> {
 
 /// Echolot's `make_min_hr`: latency as text, fractions truncated, 99:59:59 when undefined,
 /// negative, or 100 hours or more.
+///
+/// ```
+/// use fathometer::publisher::lists::latency_text;
+/// assert_eq!(latency_text(Some(6511.5), true), " 1:48:31");
+/// assert_eq!(latency_text(Some(600.0), false), "  :10");
+/// assert_eq!(latency_text(None, true), "99:59:59");
+/// ```
 pub fn latency_text(seconds: Option<f64>, with_seconds: bool) -> String {
     let (h, m, s) = match seconds {
         Some(sec) if sec >= 0.0 && (sec / 3600.0).trunc() <= 99.0 => {

@@ -276,6 +276,12 @@ pub fn in_window(now: i64, sent: i64) -> bool {
 }
 
 /// Median of sorted values; the mean of the middle two for an even count.
+///
+/// ```
+/// use fathometer::stats::median;
+/// assert_eq!(median(&[600, 1200, 1800, 2400]), Some(1500.0));
+/// assert_eq!(median(&[]), None);
+/// ```
 pub fn median(sorted: &[i64]) -> Option<f64> {
     let n = sorted.len();
     match n {
