@@ -6,6 +6,7 @@
 //! steps; every step is one store transaction, so stopping or crashing loses nothing.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -13,7 +14,7 @@ use tracing::{error, info, warn};
 
 use crate::cli::{compute_report, stats_options, unix_now};
 use crate::config::Config;
-use crate::publisher;
+use crate::publisher::{self, http::Published};
 use crate::scheduler::{self, plan};
 use crate::secret::{self, Secret};
 use crate::store::{Store, StoreError};
@@ -51,6 +52,18 @@ async fn main_loop(config: Config, secret: Secret, mut store: Store) -> Result<(
     let mut shutdown = Box::pin(shutdown_signal());
     let tick_every = Duration::from_secs(config.schedule.tick_secs.0);
     let build_every = config.stats.build_interval_secs.0 as i64;
+    let (published_tx, published_rx) = tokio::sync::watch::channel(Published::default());
+    let listener = tokio::net::TcpListener::bind(config.http.listen.0)
+        .await
+        .with_context(|| format!("cannot listen on {} ([http] listen)", config.http.listen.0))?;
+    info!(address = %listener.local_addr()?, "serving statistics over HTTP");
+    // Three missed builds in a row make the daemon unhealthy.
+    let app = publisher::http::router(&config.results_dir(), published_rx, 3 * build_every + 60);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            error!("HTTP server stopped: {e}");
+        }
+    });
     let mut ticker = tokio::time::interval(tick_every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut intensive_care: HashSet<(String, String, ChainType)> = HashSet::new();
@@ -63,12 +76,25 @@ async fn main_loop(config: Config, secret: Secret, mut store: Store) -> Result<(
             }
             _ = ticker.tick() => {
                 let now = unix_now();
-                if let Err(e) = schedule_tick(&config, &secret, &mut store, &intensive_care, now) {
+                let tick = schedule_tick(&config, &secret, &mut store, &intensive_care, now);
+                if let Err(e) = &tick {
                     error!("scheduler tick failed: {e:#}");
                 }
+                published_tx.send_modify(|p| {
+                    p.problem = tick.as_ref().err().map(|e| format!("scheduler: {e}"));
+                    if tick.is_ok() {
+                        p.last_tick = Some(now);
+                    }
+                });
                 if last_build.is_none_or(|t| now - t >= build_every) {
                     match build_and_publish(&config, &store, now) {
-                        Ok(ic) => intensive_care = ic,
+                        Ok((report, ic)) => {
+                            intensive_care = ic;
+                            published_tx.send_modify(|p| {
+                                p.report = Some(Arc::new(report));
+                                p.last_build = Some(now);
+                            });
+                        }
                         Err(e) => error!("statistics build failed: {e:#}"),
                     }
                     last_build = Some(now);
@@ -134,12 +160,13 @@ fn schedule_tick(
     Ok(())
 }
 
-/// Rebuilds the statistics, publishes the lists, and returns the chains to ping daily.
+/// Rebuilds the statistics, publishes the lists, and returns the report with the chains to
+/// ping daily.
 fn build_and_publish(
     config: &Config,
     store: &Store,
     now: i64,
-) -> Result<HashSet<(String, String, ChainType)>> {
+) -> Result<(crate::stats::Report, HashSet<(String, String, ChainType)>)> {
     let options = stats_options(Some(config), None)?;
     let report = compute_report(store, now, &options)?;
     let same_operator = match &config.stats.same_operator_file {
@@ -162,5 +189,5 @@ fn build_and_publish(
         }
     }
     info!(mix = report.mix.len(), cpunk = report.cpunk.len(), "statistics published");
-    Ok(ic)
+    Ok((report, ic))
 }

@@ -1,0 +1,250 @@
+//! The built-in HTTP server: the published files, the statistics as JSON, and a health check.
+//!
+//! It serves `results/` (public files only; `results.private/` is never exposed), so what a
+//! client downloads is exactly what was written, and because files are replaced by rename a
+//! client never receives half a file.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+use axum::Router;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::get;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::publisher::json::{EntryJson, stats_json};
+use crate::stats::Report;
+
+/// What the daemon shares with the web server, updated after each step.
+#[derive(Debug, Clone, Default)]
+pub struct Published {
+    /// The latest statistics build.
+    pub report: Option<Arc<Report>>,
+    /// Unix time of the last scheduler tick that reached the store.
+    pub last_tick: Option<i64>,
+    /// Unix time of the last successful statistics build.
+    pub last_build: Option<i64>,
+    /// Why the daemon is unhealthy, if it is.
+    pub problem: Option<String>,
+}
+
+#[derive(Clone)]
+struct AppState {
+    results_dir: Arc<PathBuf>,
+    published: watch::Receiver<Published>,
+    /// A build older than this is a sign the daemon is stuck.
+    stale_after_secs: i64,
+}
+
+pub fn router(
+    results_dir: &Path,
+    published: watch::Receiver<Published>,
+    stale_after_secs: i64,
+) -> Router {
+    let state =
+        AppState { results_dir: Arc::new(results_dir.to_owned()), published, stale_after_secs };
+    Router::new()
+        .route("/", get(index))
+        .route("/healthz", get(healthz))
+        .route("/api/v1/remailers", get(api_remailers))
+        .route("/api/v1/remailers/{nick}", get(api_remailer))
+        .route("/api/v1/chains", get(api_chains))
+        .route("/{file}", get(results_file))
+        .with_state(state)
+}
+
+/// `Tue, 14 Nov 2023 22:13:20 GMT` (RFC 9110 IMF-fixdate).
+pub fn http_date(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .unwrap_or_default()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string()
+}
+
+fn content_type(name: &str) -> &'static str {
+    match name.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("json") => "application/json",
+        Some("asc") => "application/pgp-keys",
+        Some("css") => "text/css; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        _ => "text/plain; charset=utf-8",
+    }
+}
+
+/// Only plain file names inside results/: no paths, no dot files (temporary files start
+/// with a dot), nothing that could climb out of the directory.
+fn is_servable_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+async fn results_file(
+    State(state): State<AppState>,
+    UrlPath(name): UrlPath<String>,
+    headers: HeaderMap,
+) -> Response {
+    if !is_servable_name(&name) {
+        return (StatusCode::NOT_FOUND, "not found\n").into_response();
+    }
+    let path = state.results_dir.join(&name);
+    // Read the file once: after an atomic rename the old inode stays readable, so the bytes
+    // and the metadata below belong to one consistent version.
+    let file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(_) => return (StatusCode::NOT_FOUND, "not found\n").into_response(),
+    };
+    let meta = match file.metadata().await {
+        Ok(m) if m.is_file() => m,
+        _ => return (StatusCode::NOT_FOUND, "not found\n").into_response(),
+    };
+    let modified = meta.modified().ok().and_then(|m| m.duration_since(UNIX_EPOCH).ok());
+    let etag = format!("\"{:x}-{:x}\"", modified.map_or(0, |d| d.as_nanos()), meta.len());
+    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+        return StatusCode::NOT_MODIFIED.into_response();
+    }
+    let mut body = Vec::with_capacity(meta.len() as usize);
+    let mut file = file;
+    if tokio::io::AsyncReadExt::read_to_end(&mut file, &mut body).await.is_err() {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "read error\n").into_response();
+    }
+    let mut response = body.into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(&name)));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    if let Some(m) = modified
+        && let Ok(v) = HeaderValue::from_str(&http_date(m.as_secs() as i64))
+    {
+        h.insert(header::LAST_MODIFIED, v);
+    }
+    response
+}
+
+async fn index(State(state): State<AppState>) -> Response {
+    let mut names: Vec<String> = match std::fs::read_dir(state.results_dir.as_ref()) {
+        Ok(dir) => dir
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| is_servable_name(n))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    names.sort();
+    let mut body = String::from("fathometer remailer statistics\n\n");
+    for n in names {
+        body.push_str(&format!("/{n}\n"));
+    }
+    body.push_str("/api/v1/remailers\n/api/v1/chains\n/healthz\n");
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    last_tick: Option<i64>,
+    last_build: Option<i64>,
+    reason: Option<String>,
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    let p = state.published.borrow().clone();
+    let now = chrono::Utc::now().timestamp();
+    let reason = p.problem.clone().or_else(|| match p.last_build {
+        None => Some("no statistics built yet".to_owned()),
+        Some(t) if now - t > state.stale_after_secs => {
+            Some(format!("last statistics build was {}s ago", now - t))
+        }
+        _ => None,
+    });
+    let status = if reason.is_some() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    let body = Health {
+        status: if reason.is_some() { "unhealthy" } else { "ok" },
+        last_tick: p.last_tick,
+        last_build: p.last_build,
+        reason,
+    };
+    (status, Json(body)).into_response()
+}
+
+fn latest(state: &AppState) -> Option<Arc<Report>> {
+    state.published.borrow().report.clone()
+}
+
+fn not_ready() -> Response {
+    (StatusCode::SERVICE_UNAVAILABLE, "statistics not built yet\n").into_response()
+}
+
+/// Public view: hidden remailers are not exposed over HTTP.
+fn public_entries(report: &Report) -> serde_json::Value {
+    let json = stats_json(report, false);
+    fn keep(list: Vec<EntryJson<'_>>) -> Vec<EntryJson<'_>> {
+        list.into_iter().filter(|e| e.listed).collect()
+    }
+    serde_json::json!({
+        "now": json.now,
+        "model": json.model,
+        "lists": { "mix": keep(json.lists.mix), "cpunk": keep(json.lists.cpunk) },
+    })
+}
+
+async fn api_remailers(State(state): State<AppState>) -> Response {
+    match latest(&state) {
+        Some(report) => Json(public_entries(&report)).into_response(),
+        None => not_ready(),
+    }
+}
+
+async fn api_remailer(State(state): State<AppState>, UrlPath(nick): UrlPath<String>) -> Response {
+    let Some(report) = latest(&state) else { return not_ready() };
+    let json = stats_json(&report, false);
+    fn find<'a>(list: Vec<EntryJson<'a>>, nick: &str) -> Option<EntryJson<'a>> {
+        list.into_iter().find(|e| e.listed && e.nick == nick)
+    }
+    let mix = find(json.lists.mix, &nick);
+    let cpunk = find(json.lists.cpunk, &nick);
+    if mix.is_none() && cpunk.is_none() {
+        return (StatusCode::NOT_FOUND, Json(serde_json::json!({"error": "no such remailer"})))
+            .into_response();
+    }
+    Json(serde_json::json!({ "nick": nick, "mix": mix, "cpunk": cpunk })).into_response()
+}
+
+async fn api_chains(State(state): State<AppState>) -> Response {
+    match latest(&state) {
+        Some(report) => Json(stats_json(&report, false).broken_chains).into_response(),
+        None => not_ready(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_names_are_served() {
+        for ok in ["mlist.txt", "rlist2.txt", "pubring.mix", "pgp-all.asc", "index.html"] {
+            assert!(is_servable_name(ok), "{ok}");
+        }
+        for bad in ["", ".mlist.txt.tmp.1", "..", "../secret", "a/b", "fathometer.sqlite\0", "x y"]
+        {
+            assert!(!is_servable_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn content_types_and_dates() {
+        assert_eq!(content_type("mlist.txt"), "text/plain; charset=utf-8");
+        assert_eq!(content_type("pubring.mix"), "text/plain; charset=utf-8");
+        assert_eq!(content_type("pgp-all.asc"), "application/pgp-keys");
+        assert_eq!(content_type("echolot.html"), "text/html; charset=utf-8");
+        assert_eq!(http_date(1_700_000_000), "Tue, 14 Nov 2023 22:13:20 GMT");
+    }
+}

@@ -1,0 +1,178 @@
+//! The daemon's built-in HTTP server, tested through the real binary over loopback.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+struct HttpResponse {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl HttpResponse {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A minimal HTTP/1.1 client: one request per connection.
+fn get(port: u16, path: &str, extra: &str) -> HttpResponse {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{extra}\r\n")
+        .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("header end");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
+    if chunked {
+        body = dechunk(&body);
+    }
+    HttpResponse { status, headers, body }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&data[..line_end]).unwrap().trim(), 16)
+                .unwrap();
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[..size]);
+        data = &data[size + 2..];
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            if self.0.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+    }
+}
+
+#[test]
+fn serves_lists_api_and_health() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("f.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[pinger]\naddress = \"pinger@localhost\"\nstate_dir = \"state\"\n\
+             [http]\nlisten = \"127.0.0.1:{port}\"\n[stats]\nmodel = \"echolot\"\n"
+        ),
+    )
+    .unwrap();
+    // A history whose pings are recent enough to be in the daemon's window.
+    let now = chrono_now();
+    let mut csv = String::new();
+    for i in 1..40 {
+        let sent = now - i * 7200;
+        csv.push_str(&format!("fast@one.example,mix,{sent},{}\n", sent + 600));
+        csv.push_str(&format!("hidden@two.example,mix,{sent},{}\n", sent + 900));
+    }
+    let pings = dir.path().join("p.csv");
+    std::fs::write(&pings, csv).unwrap();
+    let remailers = dir.path().join("r.csv");
+    std::fs::write(&remailers, "hidden@two.example,hidden,,0\n").unwrap();
+    run_ok(
+        bin()
+            .arg("--config")
+            .arg(&config)
+            .arg("import-pings")
+            .arg("--pings")
+            .arg(&pings)
+            .arg("--remailers")
+            .arg(&remailers),
+    );
+    let _daemon = Daemon(
+        bin().arg("run").arg("--config").arg(&config).stderr(Stdio::null()).spawn().unwrap(),
+    );
+    let start = Instant::now();
+    loop {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && get(port, "/healthz", "").status == 200
+        {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "daemon not healthy in time");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let health = get(port, "/healthz", "");
+    assert_eq!(health.header("content-type"), Some("application/json"));
+    assert!(health.text().contains("\"status\":\"ok\""), "{}", health.text());
+
+    let mlist = get(port, "/mlist.txt", "");
+    assert_eq!(mlist.status, 200);
+    assert_eq!(mlist.header("content-type"), Some("text/plain; charset=utf-8"));
+    let on_disk = std::fs::read(dir.path().join("state/results/mlist.txt")).unwrap();
+    assert_eq!(mlist.body, on_disk);
+    assert!(mlist.text().contains("fast           "), "{}", mlist.text());
+    assert!(!mlist.text().contains("hidden"), "hidden remailer in public list");
+    let etag = mlist.header("etag").expect("etag").to_owned();
+    assert!(mlist.header("last-modified").is_some_and(|d| d.ends_with(" GMT")));
+    let again = get(port, "/mlist.txt", &format!("If-None-Match: {etag}\r\n"));
+    assert_eq!(again.status, 304);
+
+    for path in ["/rlist.txt", "/mlist2.txt", "/rlist2.txt"] {
+        assert_eq!(get(port, path, "").status, 200, "{path}");
+    }
+    for path in ["/nothing.txt", "/..%2Fsecret", "/.mlist.txt.tmp", "/fathometer.sqlite"] {
+        assert_eq!(get(port, path, "").status, 404, "{path}");
+    }
+
+    let api = get(port, "/api/v1/remailers", "");
+    assert_eq!(api.status, 200);
+    let json: serde_json::Value = serde_json::from_slice(&api.body).unwrap();
+    assert_eq!(json["model"], "echolot");
+    let mix = json["lists"]["mix"].as_array().unwrap();
+    assert_eq!(mix.len(), 1, "hidden remailers are not exposed: {json}");
+    assert_eq!(mix[0]["nick"], "fast");
+    assert_eq!(mix[0]["latency_median_s"], 600.0);
+    let one = get(port, "/api/v1/remailers/fast", "");
+    assert_eq!(one.status, 200);
+    assert_eq!(get(port, "/api/v1/remailers/hidden", "").status, 404);
+    let chains = get(port, "/api/v1/chains", "");
+    assert_eq!(chains.status, 200);
+    assert!(chains.text().contains("\"mix\""));
+    assert!(get(port, "/", "").text().contains("/mlist.txt"));
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
