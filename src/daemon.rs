@@ -22,6 +22,9 @@ use crate::types::ChainType;
 
 const LAST_TICK: &str = "scheduler.last_tick";
 
+/// Chains pinged daily because they are broken or under-sampled: (addr1, addr2, family).
+type IntensiveCareSet = HashSet<(String, String, ChainType)>;
+
 /// Runs the daemon until a termination signal arrives.
 pub fn run(config: Config) -> Result<()> {
     init_logging();
@@ -66,7 +69,7 @@ async fn main_loop(config: Config, secret: Secret, mut store: Store) -> Result<(
     });
     let mut ticker = tokio::time::interval(tick_every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut intensive_care: HashSet<(String, String, ChainType)> = HashSet::new();
+    let mut intensive_care = IntensiveCareSet::new();
     let mut last_build: Option<i64> = None;
     loop {
         tokio::select! {
@@ -128,7 +131,7 @@ fn schedule_tick(
     config: &Config,
     secret: &Secret,
     store: &mut Store,
-    intensive_care: &HashSet<(String, String, ChainType)>,
+    intensive_care: &IntensiveCareSet,
     now: i64,
 ) -> Result<(), StoreError> {
     let last_tick = store.state(LAST_TICK)?.and_then(|v| v.parse::<i64>().ok());
@@ -166,7 +169,7 @@ fn build_and_publish(
     config: &Config,
     store: &Store,
     now: i64,
-) -> Result<(crate::stats::Report, HashSet<(String, String, ChainType)>)> {
+) -> Result<(crate::stats::Report, IntensiveCareSet)> {
     let options = stats_options(Some(config), None)?;
     let report = compute_report(store, now, &options)?;
     let same_operator = match &config.stats.same_operator_file {
@@ -180,7 +183,7 @@ fn build_and_publish(
         same_operator.as_deref(),
     )
     .context("writing the lists")?;
-    let mut ic = HashSet::new();
+    let mut ic = IntensiveCareSet::new();
     for (chain_type, broken) in
         [(ChainType::Cpunk, &report.broken_type1), (ChainType::Mix, &report.broken_type2)]
     {
