@@ -4,7 +4,7 @@ mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -45,19 +45,6 @@ fn config_comes_from_the_environment_too() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("pinger.address"));
 }
 
-fn write_config(dir: &Path, extra: &str) -> std::path::PathBuf {
-    let path = dir.join("fathometer.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[pinger]\naddress = \"pinger@localhost\"\nstate_dir = \"state\"\n\
-             [http]\nlisten = \"127.0.0.1:0\"\n{extra}"
-        ),
-    )
-    .unwrap();
-    path
-}
-
 fn start_daemon(config: &Path) -> Child {
     bin()
         .arg("run")
@@ -78,26 +65,19 @@ fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
 }
 
 fn terminate_within(mut child: Child, limit: Duration) -> std::process::ExitStatus {
-    let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
-    assert!(status.success());
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("daemon did not stop within {limit:?} of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    stop(&mut child, limit)
+        .unwrap_or_else(|| panic!("daemon did not stop within {limit:?} of SIGTERM"))
 }
 
 #[test]
 fn daemon_creates_state_schedules_pings_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     // A one-day lateness makes the first tick see a whole day of slots, so every key is due.
-    let config = write_config(dir.path(), "[schedule]\ntick_secs = 1\nmax_lateness_secs = 86400\n");
+    let config = write_config(
+        dir.path(),
+        "127.0.0.1:0",
+        "[schedule]\ntick_secs = 1\nmax_lateness_secs = 86400\n",
+    );
     let state = dir.path().join("state");
     // Seed the store with two remailers and their keys, through the same database.
     std::fs::create_dir_all(&state).unwrap();
@@ -162,7 +142,7 @@ fn daemon_creates_state_schedules_pings_and_stops_on_sigterm() {
 #[test]
 fn daemon_refuses_a_secret_others_can_read() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), "");
+    let config = write_config(dir.path(), "127.0.0.1:0", "");
     let state = dir.path().join("state");
     std::fs::create_dir_all(&state).unwrap();
     let secret = state.join("secret");

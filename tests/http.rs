@@ -4,7 +4,7 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -72,15 +72,7 @@ struct Daemon(Child);
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(5) {
-            if self.0.try_wait().ok().flatten().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
+        stop(&mut self.0, Duration::from_secs(5));
     }
 }
 
@@ -88,15 +80,8 @@ impl Drop for Daemon {
 fn serves_lists_api_and_health() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let config = dir.path().join("f.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[pinger]\naddress = \"pinger@localhost\"\nstate_dir = \"state\"\n\
-             [http]\nlisten = \"127.0.0.1:{port}\"\n[stats]\nmodel = \"echolot\"\n"
-        ),
-    )
-    .unwrap();
+    let config =
+        write_config(dir.path(), &format!("127.0.0.1:{port}"), "[stats]\nmodel = \"echolot\"\n");
     // A history whose pings are recent enough to be in the daemon's window.
     let now = chrono_now();
     let mut csv = String::new();

@@ -2,7 +2,8 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, ExitStatus, Output};
+use std::time::{Duration, Instant};
 
 pub fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_fathometer"));
@@ -52,4 +53,35 @@ pub fn imported_db(dir: &Path, name: &str) -> PathBuf {
 
 pub fn now_of(name: &str) -> i64 {
     std::fs::read_to_string(vectors(name).join("now")).unwrap().trim().parse().unwrap()
+}
+
+/// A minimal config in `dir` with state under `dir/state`, HTTP on `listen`, plus `extra` TOML.
+pub fn write_config(dir: &Path, listen: &str, extra: &str) -> PathBuf {
+    let path = dir.join("fathometer.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[pinger]\naddress = \"pinger@localhost\"\nstate_dir = \"state\"\n\
+             [http]\nlisten = \"{listen}\"\n{extra}"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Sends SIGTERM and waits up to `limit` for the process to exit; kills it and returns
+/// `None` if it did not.
+pub fn stop(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let sent = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    assert!(sent.is_ok_and(|s| s.success()), "kill -TERM failed");
+    let start = Instant::now();
+    while start.elapsed() <= limit {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }
