@@ -83,10 +83,14 @@ async fn main_loop(config: Config, secret: Secret, mut store: Store) -> Result<(
                 if let Err(e) = &tick {
                     error!("scheduler tick failed: {e:#}");
                 }
+                let counts = store.ping_counts();
                 published_tx.send_modify(|p| {
                     p.problem = tick.as_ref().err().map(|e| format!("scheduler: {e}"));
                     if tick.is_ok() {
                         p.last_tick = Some(now);
+                    }
+                    if let Ok(c) = counts {
+                        p.ping_counts = c;
                     }
                 });
                 if last_build.is_none_or(|t| now - t >= build_every) {

@@ -156,6 +156,22 @@ fn serves_lists_api_and_health() {
     assert_eq!(chains.status, 200);
     assert!(chains.text().contains("\"mix\""));
     assert!(get(port, "/", "").text().contains("/mlist.txt"));
+
+    let metrics = get(port, "/metrics", "");
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metrics
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("application/openmetrics-text"))
+    );
+    let text = metrics.text();
+    assert!(
+        text.contains("fathometer_remailer_reliability{list=\"mix\",nick=\"fast\"} 1.0"),
+        "{text}"
+    );
+    assert!(!text.contains("nick=\"hidden\""), "{text}");
+    assert!(text.contains("fathometer_healthy 1.0"), "{text}");
+    assert!(text.contains("fathometer_pings{outcome=\"returned\"} 78"), "{text}");
 }
 
 fn chrono_now() -> i64 {

@@ -30,6 +30,8 @@ pub struct Published {
     pub last_build: Option<i64>,
     /// Why the daemon is unhealthy, if it is.
     pub problem: Option<String>,
+    /// Pings in the store by outcome (the outbox is `queued`).
+    pub ping_counts: crate::store::PingCounts,
 }
 
 #[derive(Clone)]
@@ -50,6 +52,7 @@ pub fn router(
     Router::new()
         .route("/", get(index))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .route("/api/v1/remailers", get(api_remailers))
         .route("/api/v1/remailers/{nick}", get(api_remailer))
         .route("/api/v1/chains", get(api_chains))
@@ -172,6 +175,12 @@ async fn healthz(State(state): State<AppState>) -> Response {
         reason,
     };
     (status, Json(body)).into_response()
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let snapshot = state.published.borrow().clone();
+    let body = super::metrics::render(&snapshot, chrono::Utc::now().timestamp());
+    ([(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)], body).into_response()
 }
 
 fn latest(state: &AppState) -> Option<Arc<Report>> {

@@ -6,6 +6,7 @@
 pub mod http;
 pub mod json;
 pub mod lists;
+pub mod metrics;
 
 use std::io::Write;
 use std::path::Path;

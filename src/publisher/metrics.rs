@@ -1,0 +1,173 @@
+//! `/metrics`: the statistics and the daemon's own health in Prometheus' text format.
+//!
+//! The registry is rebuilt from the latest published snapshot at every scrape, so the exposed
+//! values are exactly those of the last statistics build (no second bookkeeping to drift).
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use super::http::Published;
+use crate::stats::ListEntry;
+
+/// The content type of the OpenMetrics text that prometheus-client writes.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RemailerLabels {
+    list: String,
+    nick: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+fn gauge(registry: &mut Registry, name: &str, help: &str, value: f64) {
+    let g = FloatGauge::default();
+    g.set(value);
+    registry.register(name, help, g);
+}
+
+/// Renders the metrics of a snapshot. Only listed remailers appear: hidden ones are private.
+pub fn render(published: &Published, now: i64) -> String {
+    let mut registry = Registry::default();
+    let reliability = Family::<RemailerLabels, FloatGauge>::default();
+    let latency = Family::<RemailerLabels, FloatGauge>::default();
+    let sent = Family::<RemailerLabels, Gauge>::default();
+    let returned = Family::<RemailerLabels, Gauge>::default();
+    registry.register(
+        "fathometer_remailer_reliability",
+        "Weighted reliability over the statistics window (0..1)",
+        reliability.clone(),
+    );
+    registry.register(
+        "fathometer_remailer_latency_median_seconds",
+        "Median latency of returned pings over the statistics window",
+        latency.clone(),
+    );
+    registry.register(
+        "fathometer_remailer_pings_sent",
+        "Pings accepted by the MTA within the statistics window",
+        sent.clone(),
+    );
+    registry.register(
+        "fathometer_remailer_pings_returned",
+        "Pings returned within the statistics window",
+        returned.clone(),
+    );
+    if let Some(report) = &published.report {
+        let lists: [(&str, &[ListEntry]); 2] = [("mix", &report.mix), ("cpunk", &report.cpunk)];
+        for (list, entries) in lists {
+            for e in entries.iter().filter(|e| e.listed) {
+                let labels = RemailerLabels { list: list.to_owned(), nick: e.nick.clone() };
+                reliability.get_or_create(&labels).set(e.stats.reliability);
+                if let Some(l) = e.stats.latency_median {
+                    latency.get_or_create(&labels).set(l);
+                }
+                sent.get_or_create(&labels).set(e.stats.sent as i64);
+                returned.get_or_create(&labels).set(e.stats.returned as i64);
+            }
+        }
+    }
+
+    let outbox = Family::<OutcomeLabels, Gauge>::default();
+    registry.register("fathometer_pings", "Pings in the store by outcome", outbox.clone());
+    for (outcome, n) in [
+        ("queued", published.ping_counts.queued),
+        ("sent", published.ping_counts.sent),
+        ("returned", published.ping_counts.returned),
+        ("not_sent", published.ping_counts.not_sent),
+    ] {
+        outbox.get_or_create(&OutcomeLabels { outcome: outcome.to_owned() }).set(n as i64);
+    }
+    if let Some(t) = published.last_build {
+        gauge(
+            &mut registry,
+            "fathometer_last_stats_build_timestamp_seconds",
+            "Unix time of the last statistics build",
+            t as f64,
+        );
+        gauge(
+            &mut registry,
+            "fathometer_last_stats_build_age_seconds",
+            "Seconds since the last statistics build",
+            (now - t) as f64,
+        );
+    }
+    if let Some(t) = published.last_tick {
+        gauge(
+            &mut registry,
+            "fathometer_last_scheduler_tick_timestamp_seconds",
+            "Unix time of the last scheduler tick",
+            t as f64,
+        );
+    }
+    gauge(
+        &mut registry,
+        "fathometer_healthy",
+        "1 when the daemon reports no problem",
+        if published.problem.is_none() { 1.0 } else { 0.0 },
+    );
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = encode(&mut out, &registry);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::stats::{Dataset, Ping, RemailerHistory, StatsOptions, compute};
+    use crate::store::PingCounts;
+    use crate::types::PingType;
+
+    #[test]
+    fn exposes_listed_remailers_and_health() {
+        let history = |nick: &str, showit: bool| RemailerHistory {
+            address: format!("{nick}@x.example"),
+            nick: Some(nick.into()),
+            caps: Some(format!("$remailer{{\"{nick}\"}} = \"<{nick}@x.example> mix\";")),
+            showit,
+            key_types: vec![PingType::Mix],
+            pings: vec![Ping { ping_type: PingType::Mix, sent: 1000, returned: Some(1600) }],
+        };
+        let data = Dataset {
+            remailers: vec![history("open", true), history("secret", false)],
+            chains: vec![],
+        };
+        let report = compute(&data, 100_000, &StatsOptions::default());
+        let published = Published {
+            report: Some(Arc::new(report)),
+            last_tick: Some(99_990),
+            last_build: Some(99_700),
+            problem: None,
+            ping_counts: PingCounts { queued: 3, sent: 1, returned: 2, not_sent: 0 },
+        };
+        let text = render(&published, 100_000);
+        assert!(
+            text.contains("fathometer_remailer_reliability{list=\"mix\",nick=\"open\"} 1.0"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "fathometer_remailer_latency_median_seconds{list=\"mix\",nick=\"open\"} 600.0"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("secret"), "hidden remailer exposed: {text}");
+        assert!(text.contains("fathometer_pings{outcome=\"queued\"} 3"), "{text}");
+        assert!(text.contains("fathometer_last_stats_build_age_seconds 300.0"), "{text}");
+        assert!(text.contains("fathometer_healthy 1.0"), "{text}");
+        assert!(text.trim_end().ends_with("# EOF"));
+    }
+}
