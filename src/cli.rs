@@ -3,10 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::config::{Config, DEFAULT_CONFIG_PATH};
+use crate::config::{Config, DEFAULT_CONFIG_PATH, MailAddress};
 use crate::import;
 use crate::publisher::{self, ListFile};
 use crate::stats::{self, Model, Report, StatsOptions};
@@ -164,43 +164,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let now = now.unwrap_or_else(unix_now);
             let options = stats_options(config.as_ref(), model.map(Model::from))?;
             let report = compute_report(&store, now, &options)?;
-            let same_operator =
-                match config.as_ref().and_then(|c| c.stats.same_operator_file.clone()) {
-                    Some(p) => read_optional(&p)?,
-                    None => None,
-                };
-            let out = match format {
-                StatsFormat::Json => {
-                    let mut s = serde_json::to_string_pretty(&publisher::json::stats_json(
-                        &report, *private,
-                    ))?;
-                    s.push('\n');
-                    s
+            let same_operator = match &config {
+                Some(c) => same_operator_text(c)?,
+                None => None,
+            };
+            let list_file = match format {
+                StatsFormat::Json => None,
+                StatsFormat::Mlist => Some(ListFile::Mlist),
+                StatsFormat::Mlist2 => Some(ListFile::Mlist2),
+                StatsFormat::Rlist => Some(ListFile::Rlist),
+                StatsFormat::Rlist2 => Some(ListFile::Rlist2),
+            };
+            let out = match list_file {
+                Some(file) => {
+                    publisher::render_list(&report, file, *private, same_operator.as_deref())
                 }
-                StatsFormat::Mlist => publisher::render_list(
-                    &report,
-                    ListFile::Mlist,
-                    *private,
-                    same_operator.as_deref(),
-                ),
-                StatsFormat::Mlist2 => publisher::render_list(
-                    &report,
-                    ListFile::Mlist2,
-                    *private,
-                    same_operator.as_deref(),
-                ),
-                StatsFormat::Rlist => publisher::render_list(
-                    &report,
-                    ListFile::Rlist,
-                    *private,
-                    same_operator.as_deref(),
-                ),
-                StatsFormat::Rlist2 => publisher::render_list(
-                    &report,
-                    ListFile::Rlist2,
-                    *private,
-                    same_operator.as_deref(),
-                ),
+                None => {
+                    let json = publisher::json::stats_json(&report, *private);
+                    serde_json::to_string_pretty(&json)?
+                        + "
+"
+                }
             };
             print!("{out}");
             Ok(ExitCode::SUCCESS)
@@ -238,12 +222,7 @@ fn open_store(cli: &Cli) -> Result<(Store, Option<Config>)> {
 }
 
 fn check_address(a: &str) -> Result<()> {
-    match a.split_once('@') {
-        Some((l, d)) if !l.is_empty() && !d.is_empty() && !a.contains(char::is_whitespace) => {
-            Ok(())
-        }
-        _ => bail!("`{a}` is not a mail address"),
-    }
+    MailAddress::try_from(a.to_owned()).map(|_| ()).map_err(anyhow::Error::msg)
 }
 
 pub fn unix_now() -> i64 {
@@ -255,6 +234,14 @@ fn read_optional(path: &Path) -> Result<Option<String>> {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// The operator's same-operator groups file, if configured and present.
+pub fn same_operator_text(config: &Config) -> Result<Option<String>> {
+    match &config.stats.same_operator_file {
+        Some(p) => read_optional(p),
+        None => Ok(None),
     }
 }
 

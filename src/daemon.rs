@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tracing::{error, info, warn};
 
-use crate::cli::{compute_report, stats_options, unix_now};
+use crate::cli::{compute_report, same_operator_text, stats_options, unix_now};
 use crate::config::Config;
 use crate::publisher::{self, http::Published};
 use crate::scheduler::{self, plan};
@@ -176,10 +176,7 @@ fn build_and_publish(
 ) -> Result<(crate::stats::Report, IntensiveCareSet)> {
     let options = stats_options(Some(config), None)?;
     let report = compute_report(store, now, &options)?;
-    let same_operator = match &config.stats.same_operator_file {
-        Some(p) => std::fs::read_to_string(p).ok(),
-        None => None,
-    };
+    let same_operator = same_operator_text(config)?;
     publisher::write_lists(
         &report,
         &config.results_dir(),

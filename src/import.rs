@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::config::MailAddress;
 use crate::store::{ImportedChain, ImportedPing, RemailerInfo};
 use crate::types::{ChainType, PingType};
 
@@ -51,13 +52,9 @@ fn parse_optional_time(line: usize, field: &str, what: &str) -> Result<Option<i6
 }
 
 fn check_address(line: usize, address: &str) -> Result<String, CsvError> {
-    let a = address.trim();
-    match a.split_once('@') {
-        Some((l, d)) if !l.is_empty() && !d.is_empty() && !a.contains(char::is_whitespace) => {
-            Ok(a.to_owned())
-        }
-        _ => Err(err(line, format!("`{a}` is not a mail address"))),
-    }
+    MailAddress::try_from(address.trim().to_owned())
+        .map(|a| a.as_str().to_owned())
+        .map_err(|e| err(line, e))
 }
 
 /// A header is a first line whose time column is not a number.

@@ -212,16 +212,12 @@ impl Store {
 
     /// Finds a remailer by address, or by nick when no address matches.
     pub fn find_remailer(&self, address_or_nick: &str) -> Result<RemailerRow> {
-        self.remailers()?
-            .into_iter()
-            .find(|r| r.address == address_or_nick)
-            .or_else(|| {
-                self.remailers()
-                    .ok()?
-                    .into_iter()
-                    .find(|r| r.nick.as_deref() == Some(address_or_nick))
-            })
-            .ok_or_else(|| StoreError::UnknownRemailer(address_or_nick.to_owned()))
+        let mut all = self.remailers()?;
+        let by_address = all.iter().position(|r| r.address == address_or_nick);
+        let index = by_address
+            .or_else(|| all.iter().position(|r| r.nick.as_deref() == Some(address_or_nick)))
+            .ok_or_else(|| StoreError::UnknownRemailer(address_or_nick.to_owned()))?;
+        Ok(all.swap_remove(index))
     }
 
     /// Every remailer with its keys, ordered by address.
