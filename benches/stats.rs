@@ -65,7 +65,7 @@ fn dataset(n: usize) -> Dataset {
             }
         }
     }
-    Dataset { remailers, chains }
+    Dataset { remailers, chains, ..Default::default() }
 }
 
 fn store_with(data: &Dataset) -> Store {

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::stats::{ListEntry, Report, STATS_DAYS};
+use crate::stats::{ListEntry, Report, ReturnCounters, STATS_DAYS};
 
 #[derive(Debug, Serialize)]
 pub struct StatsJson<'a> {
@@ -30,6 +30,9 @@ pub struct EntryJson<'a> {
     pub latency_median_by_day: [Option<f64>; STATS_DAYS],
     pub pings_sent: usize,
     pub pings_returned: usize,
+    /// Mail that came back in the window: genuine returns, and duplicates, forgeries,
+    /// corrupted copies and bounces, which never count as returned.
+    pub returns: ReturnCounters,
     pub caps: &'a str,
 }
 
@@ -39,7 +42,7 @@ pub struct BrokenJson {
     pub cpunk: Vec<String>,
 }
 
-fn entries(list: &[ListEntry]) -> Vec<EntryJson<'_>> {
+fn entries<'a>(list: &'a [ListEntry], report: &Report) -> Vec<EntryJson<'a>> {
     list.iter()
         .enumerate()
         .map(|(i, e)| EntryJson {
@@ -53,6 +56,7 @@ fn entries(list: &[ListEntry]) -> Vec<EntryJson<'_>> {
             latency_median_by_day: e.stats.latency_median_by_day,
             pings_sent: e.stats.sent,
             pings_returned: e.stats.returned,
+            returns: report.returns.get(&e.address).copied().unwrap_or_default(),
             caps: &e.caps,
         })
         .collect()
@@ -64,7 +68,7 @@ pub fn stats_json(report: &Report, private: bool) -> StatsJson<'_> {
     StatsJson {
         now: report.now,
         model: report.model.as_str(),
-        lists: Lists { mix: entries(&report.mix), cpunk: entries(&report.cpunk) },
+        lists: Lists { mix: entries(&report.mix, report), cpunk: entries(&report.cpunk, report) },
         broken_chains: BrokenJson {
             mix: report.broken_type2.lines(private),
             cpunk: report.broken_type1.lines(private),

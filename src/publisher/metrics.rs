@@ -144,6 +144,7 @@ mod tests {
         let data = Dataset {
             remailers: vec![history("open", true), history("secret", false)],
             chains: vec![],
+            ..Default::default()
         };
         let report = compute(&data, 100_000, &StatsOptions::default());
         let published = Published {

@@ -14,6 +14,8 @@
 
 pub mod chains;
 
+use std::collections::BTreeMap;
+
 use std::fmt;
 use std::str::FromStr;
 
@@ -127,6 +129,19 @@ pub struct ChainPing {
 pub struct Dataset {
     pub remailers: Vec<RemailerHistory>,
     pub chains: Vec<ChainPing>,
+    /// What came back in the window besides genuine returns, per remailer address.
+    pub returns: BTreeMap<String, ReturnCounters>,
+}
+
+/// Per-remailer counts of the mail that came back (decision 5): genuine returns, and the
+/// duplicates, forgeries, corrupted copies and bounces that never count as returned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ReturnCounters {
+    pub returned: u64,
+    pub duplicate: u64,
+    pub forged: u64,
+    pub corrupted: u64,
+    pub bounced: u64,
 }
 
 /// Statistics of one remailer in one list.
@@ -197,6 +212,8 @@ pub struct Report {
     pub cpunk: Vec<ListEntry>,
     pub broken_type1: BrokenChains,
     pub broken_type2: BrokenChains,
+    /// The dataset's return counters, per remailer address.
+    pub returns: BTreeMap<String, ReturnCounters>,
 }
 
 /// Computes the mlist and rlist statistics and the broken chains as of `now`.
@@ -214,7 +231,15 @@ pub fn compute(dataset: &Dataset, now: i64, options: &StatsOptions) -> Report {
     };
     let broken_type1 = broken(ChainType::Cpunk, &cpunk, &options.hard_broken_type1);
     let broken_type2 = broken(ChainType::Mix, &mix, &options.hard_broken_type2);
-    Report { now, model: options.model, mix, cpunk, broken_type1, broken_type2 }
+    Report {
+        now,
+        model: options.model,
+        mix,
+        cpunk,
+        broken_type1,
+        broken_type2,
+        returns: dataset.returns.clone(),
+    }
 }
 
 /// One list, every member (listed or not), in published order.
@@ -403,6 +428,48 @@ pub fn methodology_mod_age(age_secs: f64) -> f64 {
 }
 
 /// Perl's `/\bword\b/i` on ASCII: `word` with no word character on either side.
+/// How long a self-check may take to come back before its window counts as the pinger's own
+/// failure. Local delivery takes well under a second; half an hour allows for a loaded MTA.
+pub const SELF_CHECK_DEADLINE_SECS: i64 = 1800;
+
+/// Intervals `(start, end)` in which the pinger's own mail path failed (decision 8): every
+/// ping sent strictly inside one is excluded from every remailer's statistics.
+///
+/// `checks` are the self-checks as (sent, returned), in any order. A check fails when it did
+/// not come back within `deadline` (or has not yet, and the deadline passed by `now`). The
+/// path was last known good at the previous check that passed, and known good again at the
+/// next one; pings in between may have been lost by us, not by the remailer. With no later
+/// passing check the window stays open (`i64::MAX`). Checks never sent (the MTA refused
+/// them) say nothing about delivery and are ignored; those pings were not sent either.
+pub fn own_failure_windows(
+    checks: &[(i64, Option<i64>)],
+    deadline: i64,
+    now: i64,
+) -> Vec<(i64, i64)> {
+    let mut sorted: Vec<(i64, Option<i64>)> = checks.to_vec();
+    sorted.sort_unstable();
+    let passed = |c: &(i64, Option<i64>)| c.1.is_some_and(|r| r - c.0 <= deadline);
+    let decided = |c: &(i64, Option<i64>)| passed(c) || c.1.is_some() || now - c.0 > deadline;
+    let mut windows: Vec<(i64, i64)> = Vec::new();
+    for (i, c) in sorted.iter().enumerate() {
+        if passed(c) || !decided(c) {
+            continue;
+        }
+        let start = sorted[..i].iter().rev().find(|p| passed(p)).map_or(c.0 - deadline, |p| p.0);
+        let end = sorted[i + 1..].iter().find(|n| passed(n)).map_or(i64::MAX, |n| n.0);
+        match windows.last_mut() {
+            Some(last) if start < last.1 => last.1 = last.1.max(end),
+            _ => windows.push((start, end)),
+        }
+    }
+    windows
+}
+
+/// Whether `sent` lies strictly inside one of `windows`.
+pub fn in_own_failure(windows: &[(i64, i64)], sent: i64) -> bool {
+    windows.iter().any(|&(start, end)| start < sent && sent < end)
+}
+
 pub fn contains_word(text: &str, word: &str) -> bool {
     word_matches(text, word).next().is_some()
 }

@@ -174,6 +174,7 @@ fn listing_requires_keys_nick_and_caps_and_honours_testing_and_showit() {
             no_key,
         ],
         chains: vec![],
+        ..Default::default()
     };
     let list = build_list(&data, &MIX_LIST, NOW, &StatsOptions::default());
     let names: Vec<(&str, bool)> = list.iter().map(|e| (e.nick.as_str(), e.listed)).collect();
@@ -195,6 +196,7 @@ fn sort_by_reliability_then_latency_option_then_nick() {
             remailer("z", "mix", vec![returned(NOW - DAY - 10, 1), lost(NOW - 3 * DAY)]),
         ],
         chains: vec![],
+        ..Default::default()
     };
     let order = |sort_by_latency| {
         let options = StatsOptions { sort_by_latency, ..StatsOptions::default() };
@@ -242,6 +244,7 @@ fn chain_data(chains: Vec<ChainPing>) -> Dataset {
             hidden,
         ],
         chains,
+        ..Default::default()
     }
 }
 
@@ -427,6 +430,82 @@ proptest! {
                 || out.contains(&format!("(* {r})"))
                 || out.contains(&format!("({l} *)"));
             prop_assert!(covered, "{} lost from {:?}", c, out);
+        }
+    }
+}
+
+mod own_failure {
+    use super::super::{in_own_failure, own_failure_windows};
+
+    const D: i64 = 1800;
+
+    #[test]
+    fn all_checks_back_means_no_window() {
+        let checks = [(0, Some(1)), (900, Some(901)), (1800, Some(1805))];
+        assert!(own_failure_windows(&checks, D, 10_000).is_empty());
+    }
+
+    #[test]
+    fn a_missing_check_excludes_from_the_last_good_to_the_next_good() {
+        let checks = [(0, Some(1)), (900, None), (1800, None), (2700, Some(2701))];
+        let w = own_failure_windows(&checks, D, 10_000);
+        assert_eq!(w, vec![(0, 2700)]);
+        assert!(in_own_failure(&w, 1));
+        assert!(in_own_failure(&w, 2699));
+        assert!(!in_own_failure(&w, 0));
+        assert!(!in_own_failure(&w, 2700));
+    }
+
+    #[test]
+    fn a_late_check_counts_as_failed_and_an_open_failure_extends_to_infinity() {
+        let checks = [(0, Some(1)), (900, Some(900 + D + 1))];
+        assert_eq!(own_failure_windows(&checks, D, 10_000), vec![(0, i64::MAX)]);
+    }
+
+    #[test]
+    fn a_check_still_within_its_deadline_is_not_a_failure_yet() {
+        let checks = [(0, Some(1)), (900, None)];
+        assert!(own_failure_windows(&checks, D, 900 + D).is_empty());
+        assert_eq!(own_failure_windows(&checks, D, 900 + D + 1), vec![(0, i64::MAX)]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn pings_near_passing_checks_only_are_kept(
+            checks in proptest::collection::vec((0i64..100_000, proptest::option::of(0i64..4000)), 0..30),
+            sent in 0i64..100_000,
+        ) {
+            // Distinct send times: ties between checks have no meaningful order.
+            let mut seen = std::collections::HashSet::new();
+            let checks: Vec<(i64, Option<i64>)> = checks
+                .into_iter()
+                .filter(|(s, _)| seen.insert(*s))
+                .map(|(s, r)| (s, r.map(|d| s + d)))
+                .collect();
+            let now = 200_000;
+            let w = own_failure_windows(&checks, D, now);
+            for pair in w.windows(2) {
+                proptest::prop_assert!(pair[0].1 <= pair[1].0, "sorted and disjoint: {:?}", w);
+            }
+            // Restated per failed check, without merging: excluded iff some failed check's
+            // (last passing before, first passing after) interval holds the ping.
+            let passed = |c: &(i64, Option<i64>)| c.1.is_some_and(|r| r - c.0 <= D);
+            let expected = checks.iter().filter(|f| !passed(f)).any(|f| {
+                let start = checks
+                    .iter()
+                    .filter(|p| passed(p) && p.0 < f.0)
+                    .map(|p| p.0)
+                    .max()
+                    .unwrap_or(f.0 - D);
+                let end = checks
+                    .iter()
+                    .filter(|p| passed(p) && p.0 > f.0)
+                    .map(|p| p.0)
+                    .min()
+                    .unwrap_or(i64::MAX);
+                start < sent && sent < end
+            });
+            proptest::prop_assert_eq!(in_own_failure(&w, sent), expected);
         }
     }
 }

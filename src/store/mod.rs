@@ -10,12 +10,23 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use crate::stats::{ChainPing, Dataset, Ping, RemailerHistory};
+use crate::stats::{
+    ChainPing, Dataset, Ping, RemailerHistory, SECONDS_PER_DAY, SELF_CHECK_DEADLINE_SECS,
+    in_own_failure, own_failure_windows,
+};
 use crate::types::{ChainType, PingType};
 
+mod mail;
+mod outbox;
+
+pub use mail::{MailEffect, MailKind, MailRecord, QuarantinedMail, TagTarget, TaggedPing};
+pub use outbox::{OutboxHop, OutboxPing, SelfCheck};
+
 /// Embedded migrations, in order. The number is the `user_version` after applying it.
-const MIGRATIONS: &[(u32, &str, &str)] =
-    &[(1, "0001_initial", include_str!("../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (1, "0001_initial", include_str!("../../migrations/0001_initial.sql")),
+    (2, "0002_mail_path", include_str!("../../migrations/0002_mail_path.sql")),
+];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
@@ -142,6 +153,14 @@ pub struct PingCounts {
     pub sent: u64,
     pub returned: u64,
     pub not_sent: u64,
+}
+
+/// What [`Store::store_key`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyChange {
+    Added,
+    Updated,
+    Unchanged,
 }
 
 /// Key id used for a key whose id we never learnt (imported history).
@@ -290,6 +309,65 @@ impl Store {
         Ok(id)
     }
 
+    /// Stores a key with its material (from `import-keys` or a key reply). A key seen before
+    /// gets its material and dates refreshed; returns what changed.
+    #[allow(clippy::too_many_arguments)]
+    pub fn store_key(
+        &mut self,
+        address: &str,
+        ping_type: PingType,
+        key_id: &str,
+        material: &str,
+        valid_from: Option<i64>,
+        valid_until: Option<i64>,
+        now: i64,
+    ) -> Result<KeyChange> {
+        let tx = self.conn.transaction()?;
+        let remailer_id = remailer_id(&tx, address)?
+            .ok_or_else(|| StoreError::UnknownRemailer(address.to_owned()))?;
+        let before: Option<(Option<String>, Option<i64>, Option<i64>)> = tx
+            .query_row(
+                "SELECT material, valid_from, valid_until FROM keys
+                 WHERE remailer_id = ?1 AND ping_type = ?2 AND key_id = ?3",
+                params![remailer_id, ping_type.as_str(), key_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let (id, created) = upsert_key_tx(&tx, remailer_id, ping_type, key_id, now)?;
+        tx.execute(
+            "UPDATE keys SET material = ?2, valid_from = ?3, valid_until = ?4 WHERE id = ?1",
+            params![id, material, valid_from, valid_until],
+        )?;
+        tx.commit()?;
+        Ok(match before {
+            None if created => KeyChange::Added,
+            Some((m, f, u))
+                if m.as_deref() == Some(material) && f == valid_from && u == valid_until =>
+            {
+                KeyChange::Unchanged
+            }
+            _ => KeyChange::Updated,
+        })
+    }
+
+    /// Sets a remailer's nick and capability line when it has none yet (a key reply carries
+    /// both); returns whether anything changed.
+    pub fn fill_identity(
+        &mut self,
+        address: &str,
+        nick: &str,
+        caps: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let n = self.conn.execute(
+            "UPDATE remailers SET nick = COALESCE(nick, ?2), caps = COALESCE(caps, ?3),
+                                  updated_at = ?4
+             WHERE address = ?1 AND (nick IS NULL OR caps IS NULL)",
+            params![address, nick, caps, now],
+        )?;
+        Ok(n == 1)
+    }
+
     // ----- import ----------------------------------------------------------------------
 
     /// Loads a ping history in one transaction: remailer identities first, then single and
@@ -409,7 +487,17 @@ impl Store {
     /// Everything the statistics need as of `now`: remailers with their current key types,
     /// and the pings the MTA accepted that were sent in `(since, now]`. Returns delivered
     /// after `now` are reported as not yet returned.
+    ///
+    /// Pings sent while the pinger's own mail path was failing (a self-check did not come
+    /// back, decision 8) are left out: their loss would be ours, not the remailer's.
     pub fn dataset(&self, since: i64, now: i64) -> Result<Dataset> {
+        let checks: Vec<(i64, Option<i64>)> = self
+            .self_checks_since(since - SECONDS_PER_DAY)?
+            .into_iter()
+            .filter(|c| c.created_at <= now)
+            .filter_map(|c| c.sent_at.map(|s| (s, c.returned_at.filter(|&r| r <= now))))
+            .collect();
+        let excluded = own_failure_windows(&checks, SELF_CHECK_DEADLINE_SECS, now);
         let remailers = self.remailers()?;
         let mut index: BTreeMap<i64, usize> = BTreeMap::new();
         let mut histories: Vec<RemailerHistory> = Vec::with_capacity(remailers.len());
@@ -444,6 +532,9 @@ impl Store {
         for row in rows {
             let (rid, ping_type, sent, returned) = row?;
             let ping_type: PingType = ping_type.parse().map_err(StoreError::Corrupt)?;
+            if in_own_failure(&excluded, sent) {
+                continue;
+            }
             if let Some(&i) = index.get(&rid) {
                 histories[i].pings.push(Ping { ping_type, sent, returned });
             }
@@ -472,6 +563,9 @@ impl Store {
         for row in rows {
             let (chain_type, r1, r2, sent, returned) = row?;
             let chain_type: ChainType = chain_type.parse().map_err(StoreError::Corrupt)?;
+            if in_own_failure(&excluded, sent) {
+                continue;
+            }
             if let (Some(a1), Some(a2)) = (addresses.get(&r1), addresses.get(&r2)) {
                 chains.push(ChainPing {
                     chain_type,
@@ -482,7 +576,8 @@ impl Store {
                 });
             }
         }
-        Ok(Dataset { remailers: histories, chains })
+        let returns = self.return_counters(since)?;
+        Ok(Dataset { remailers: histories, chains, returns })
     }
 
     // ----- scheduling ------------------------------------------------------------------

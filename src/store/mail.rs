@@ -1,0 +1,368 @@
+//! What the ingester records: one row per mail, and the mail's effect on its ping, in one
+//! transaction (decision 7: the mail leaves the inbox only after this commit).
+
+use std::collections::BTreeMap;
+
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use super::{Result, Store, StoreError};
+use crate::stats::ReturnCounters;
+use crate::types::{ChainType, PingType};
+
+/// How a mail was classified (the `mails.kind` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MailKind {
+    Returned,
+    Duplicate,
+    Forged,
+    Corrupted,
+    Bounced,
+    SelfCheck,
+    Reply,
+    Unknown,
+}
+
+impl MailKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailKind::Returned => "returned",
+            MailKind::Duplicate => "duplicate",
+            MailKind::Forged => "forged",
+            MailKind::Corrupted => "corrupted",
+            MailKind::Bounced => "bounced",
+            MailKind::SelfCheck => "self_check",
+            MailKind::Reply => "reply",
+            MailKind::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MailKind> {
+        [
+            MailKind::Returned,
+            MailKind::Duplicate,
+            MailKind::Forged,
+            MailKind::Corrupted,
+            MailKind::Bounced,
+            MailKind::SelfCheck,
+            MailKind::Reply,
+            MailKind::Unknown,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+
+    /// Mail a person should look at: kept in the quarantine, with its reason.
+    pub fn is_quarantined(self) -> bool {
+        matches!(self, MailKind::Forged | MailKind::Corrupted | MailKind::Unknown)
+    }
+}
+
+/// A ping found by the tag of a return address.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaggedPing {
+    pub id: i64,
+    pub outcome: String,
+    pub sent_at: Option<i64>,
+    pub chain_type: Option<ChainType>,
+    /// (remailer row id, address, ping type, key id) per hop.
+    pub hops: Vec<(i64, String, PingType, Option<String>)>,
+    pub with_from: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TagTarget {
+    Ping(TaggedPing),
+    SelfCheck { id: i64, sent_at: Option<i64>, returned_at: Option<i64> },
+}
+
+/// The mail itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MailRecord {
+    /// SHA-256 of the raw bytes, hex: the same mail read twice has the same digest.
+    pub digest: String,
+    pub source: String,
+    pub delivered_at: Option<i64>,
+    pub processed_at: i64,
+    pub kind: MailKind,
+    pub ping_id: Option<i64>,
+    pub detail: Option<String>,
+    /// Kept only for quarantined mail and replies.
+    pub raw: Option<Vec<u8>>,
+}
+
+/// What a mail changes besides its own row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MailEffect {
+    /// A genuine return: `sent` is the authenticated send time from the payload.
+    Returned {
+        ping_id: i64,
+        sent: i64,
+        returned_at: i64,
+    },
+    Corrupted {
+        ping_id: i64,
+    },
+    Bounced {
+        ping_id: i64,
+        reason: String,
+    },
+    SelfCheckReturned {
+        id: i64,
+        returned_at: i64,
+    },
+    /// The From: header a return arrived with.
+    FromLine {
+        remailer_id: i64,
+        ping_type: PingType,
+        with_from: bool,
+        header: Option<String>,
+        seen_at: i64,
+    },
+}
+
+/// A mail kept for a person to look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantinedMail {
+    pub processed_at: i64,
+    /// Where it is: `maildir:<name>` (now in `.Quarantine/cur/`) or `imap:<validity>:<uid>`.
+    pub source: String,
+    pub kind: String,
+    pub reason: Option<String>,
+}
+
+impl Store {
+    /// How a mail with this digest was recorded, if it was (processed before a crash).
+    pub fn recorded_mail_kind(&self, digest: &str) -> Result<Option<MailKind>> {
+        let kind: Option<String> = self
+            .conn
+            .query_row("SELECT kind FROM mails WHERE digest = ?1", [digest], |r| r.get(0))
+            .optional()?;
+        kind.map(|k| {
+            MailKind::parse(&k).ok_or_else(|| StoreError::Corrupt(format!("mail kind {k}")))
+        })
+        .transpose()
+    }
+
+    /// The ping or self-check a return-address tag belongs to.
+    pub fn lookup_tag(&self, tag: &str) -> Result<Option<TagTarget>> {
+        let ping = self
+            .conn
+            .query_row(
+                "SELECT p.id, p.outcome, p.sent_at, p.chain_type, p.with_from,
+                        p.remailer1_id, r1.address, p.type1, k1.key_id,
+                        p.remailer2_id, r2.address, p.type2, k2.key_id
+                 FROM pings p
+                 JOIN remailers r1 ON r1.id = p.remailer1_id
+                 LEFT JOIN keys k1 ON k1.id = p.key1_id
+                 LEFT JOIN remailers r2 ON r2.id = p.remailer2_id
+                 LEFT JOIN keys k2 ON k2.id = p.key2_id
+                 WHERE p.tag = ?1",
+                [tag],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<i64>>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                        r.get::<_, bool>(4)?,
+                        (r.get::<_, i64>(5)?, r.get::<_, String>(6)?, r.get::<_, String>(7)?),
+                        r.get::<_, Option<String>>(8)?,
+                        (
+                            r.get::<_, Option<i64>>(9)?,
+                            r.get::<_, Option<String>>(10)?,
+                            r.get::<_, Option<String>>(11)?,
+                        ),
+                        r.get::<_, Option<String>>(12)?,
+                    ))
+                },
+            )
+            .optional()?;
+        if let Some((id, outcome, sent_at, chain_type, with_from, h1, k1, h2, k2)) = ping {
+            let mut hops = vec![(h1.0, h1.1, h1.2.parse().map_err(StoreError::Corrupt)?, k1)];
+            if let (Some(rid), Some(addr), Some(t)) = h2 {
+                hops.push((rid, addr, t.parse().map_err(StoreError::Corrupt)?, k2));
+            }
+            let chain_type = match chain_type {
+                Some(c) => Some(c.parse().map_err(StoreError::Corrupt)?),
+                None => None,
+            };
+            return Ok(Some(TagTarget::Ping(TaggedPing {
+                id,
+                outcome,
+                sent_at,
+                chain_type,
+                hops,
+                with_from,
+            })));
+        }
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, sent_at, returned_at FROM self_checks WHERE tag = ?1",
+                [tag],
+                |r| {
+                    Ok(TagTarget::SelfCheck {
+                        id: r.get(0)?,
+                        sent_at: r.get(1)?,
+                        returned_at: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Records a mail and its effects in one transaction. Returns the kind finally recorded
+    /// (a "return" whose ping is already returned becomes a duplicate), or None when this
+    /// mail was recorded before (read again after a crash): then nothing changes.
+    pub fn record_mail(
+        &mut self,
+        mail: &MailRecord,
+        effects: &[MailEffect],
+    ) -> Result<Option<MailKind>> {
+        let tx = self.conn.transaction()?;
+        let seen: bool = tx
+            .query_row("SELECT 1 FROM mails WHERE digest = ?1", [&mail.digest], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if seen {
+            return Ok(None);
+        }
+        let mut kind = mail.kind;
+        for effect in effects {
+            match effect {
+                MailEffect::Returned { ping_id, sent, returned_at } => {
+                    // The send time comes from the authenticated payload, so a return of a
+                    // ping whose 250 was never committed (crash) still gets its latency.
+                    let n = tx.execute(
+                        "UPDATE pings SET outcome = 'returned', returned_at = ?2,
+                                sent_at = COALESCE(sent_at, ?3), next_attempt_at = NULL
+                         WHERE id = ?1 AND outcome <> 'returned'",
+                        params![ping_id, returned_at, sent],
+                    )?;
+                    if n == 0 {
+                        kind = MailKind::Duplicate;
+                    }
+                }
+                MailEffect::Corrupted { ping_id } => {
+                    tx.execute(
+                        "UPDATE pings SET outcome = 'corrupted', last_error = 'returned altered'
+                         WHERE id = ?1 AND outcome = 'sent'",
+                        [ping_id],
+                    )?;
+                }
+                MailEffect::Bounced { ping_id, reason } => {
+                    tx.execute(
+                        "UPDATE pings SET outcome = 'bounced', last_error = ?2
+                         WHERE id = ?1 AND outcome = 'sent'",
+                        params![ping_id, reason],
+                    )?;
+                }
+                MailEffect::SelfCheckReturned { id, returned_at } => {
+                    let n = tx.execute(
+                        "UPDATE self_checks SET returned_at = ?2
+                         WHERE id = ?1 AND returned_at IS NULL",
+                        params![id, returned_at],
+                    )?;
+                    if n == 0 {
+                        kind = MailKind::Duplicate;
+                    }
+                }
+                MailEffect::FromLine { remailer_id, ping_type, with_from, header, seen_at } => {
+                    tx.execute(
+                        "INSERT INTO from_lines (remailer_id, ping_type, with_from, from_header,
+                                                 seen_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT (remailer_id, ping_type, with_from) DO UPDATE
+                         SET from_header = excluded.from_header, seen_at = excluded.seen_at
+                         WHERE excluded.seen_at >= from_lines.seen_at",
+                        params![remailer_id, ping_type.as_str(), with_from, header, seen_at],
+                    )?;
+                }
+            }
+        }
+        tx.execute(
+            "INSERT INTO mails (digest, source, delivered_at, processed_at, kind, ping_id,
+                                detail, raw)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                mail.digest,
+                mail.source,
+                mail.delivered_at,
+                mail.processed_at,
+                kind.as_str(),
+                mail.ping_id,
+                mail.detail,
+                mail.raw
+            ],
+        )?;
+        tx.commit()?;
+        Ok(Some(kind))
+    }
+
+    /// Counts of returned, duplicate, forged, corrupted and bounced mail per remailer address
+    /// (a chain's mail counts for both hops), for mail processed after `since`.
+    pub fn return_counters(&self, since: i64) -> Result<BTreeMap<String, ReturnCounters>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT r.address, m.kind, COUNT(*)
+             FROM mails m
+             JOIN pings p ON p.id = m.ping_id
+             JOIN remailers r ON r.id = p.remailer1_id OR r.id = p.remailer2_id
+             WHERE m.processed_at > ?1
+               AND m.kind IN ('returned', 'duplicate', 'forged', 'corrupted', 'bounced')
+             GROUP BY r.address, m.kind",
+        )?;
+        let rows = stmt.query_map([since], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+        })?;
+        let mut out: BTreeMap<String, ReturnCounters> = BTreeMap::new();
+        for row in rows {
+            let (address, kind, n) = row?;
+            let c = out.entry(address).or_default();
+            let n = n.max(0) as u64;
+            match kind.as_str() {
+                "returned" => c.returned += n,
+                "duplicate" => c.duplicate += n,
+                "forged" => c.forged += n,
+                "corrupted" => c.corrupted += n,
+                "bounced" => c.bounced += n,
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// Mail processed after `since`, by kind (all mail, attributed or not).
+    pub fn mail_counts(&self, since: i64) -> Result<BTreeMap<String, u64>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT kind, COUNT(*) FROM mails WHERE processed_at > ?1 GROUP BY kind")?;
+        let rows =
+            stmt.query_map([since], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            let (kind, n) = row?;
+            out.insert(kind, n.max(0) as u64);
+        }
+        Ok(out)
+    }
+
+    /// The quarantine, newest first.
+    pub fn quarantine(&self, limit: usize) -> Result<Vec<QuarantinedMail>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT processed_at, source, kind, detail FROM mails
+             WHERE kind IN ('forged', 'corrupted', 'unknown')
+             ORDER BY processed_at DESC, id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit as i64], |r| {
+            Ok(QuarantinedMail {
+                processed_at: r.get(0)?,
+                source: r.get(1)?,
+                kind: r.get(2)?,
+                reason: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
