@@ -1,0 +1,499 @@
+//! The ingester: reads returns from the mailbox, proves them genuine, and records them.
+//!
+//! Every mail is classified ([`classify`]) as one of: a genuine return (single or chain), a
+//! duplicate of one, forged (not made with our secret, or sent to a tag we never issued),
+//! corrupted (ours, altered on the way), a bounce naming a ping, a self-check, a remailer's
+//! reply to a request, or unknown. [`process`] records the verdict and its effect in one
+//! transaction; the mailbox edge ([`maildir`], [`imap`]) moves the mail only afterwards, so a
+//! crash at any instant loses nothing and counts nothing twice (decision 7).
+//!
+//! Mail from the network is hostile: nothing here panics on it, and whatever is not a genuine
+//! return or a known reply is quarantined with its reason.
+
+pub mod imap;
+pub mod maildir;
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use mail_parser::{Message, MessageParser};
+use tracing::{debug, info, warn};
+
+use maildir::Maildir;
+use sha2::{Digest, Sha256};
+
+use crate::openpgp::{self, DecryptError};
+use crate::payload::{self, PayloadError, PayloadFields, PayloadKind};
+use crate::sender::Identity;
+use crate::stats::{SECONDS_PER_DAY, STATS_DAYS};
+use crate::store::{MailEffect, MailKind, MailRecord, Store, StoreError, TagTarget, TaggedPing};
+use crate::types::PingType;
+
+/// Larger mail is not a ping return; it is quarantined unread.
+pub const MAX_MAIL_BYTES: usize = 4 << 20;
+/// Raw copies kept in the database (replies, quarantine) are cut at this size.
+const MAX_KEPT_BYTES: usize = 256 << 10;
+/// Tags expire after the statistics window: a later "return" cannot change any figure.
+pub const TAG_LIFETIME_SECS: i64 = STATS_DAYS as i64 * SECONDS_PER_DAY;
+
+/// Where a mail goes once its verdict is committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    Processed,
+    Quarantined,
+}
+
+impl Disposition {
+    fn of(kind: MailKind) -> Disposition {
+        if kind.is_quarantined() { Disposition::Quarantined } else { Disposition::Processed }
+    }
+}
+
+/// What the ingester decided about one mail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub kind: MailKind,
+    pub ping_id: Option<i64>,
+    /// The reason (quarantine), diagnostic (bounce) or request type (reply).
+    pub detail: Option<String>,
+    pub effects: Vec<MailEffect>,
+}
+
+impl Verdict {
+    fn new(kind: MailKind, detail: impl Into<String>) -> Verdict {
+        Verdict { kind, ping_id: None, detail: Some(detail.into()), effects: Vec::new() }
+    }
+
+    fn for_ping(kind: MailKind, ping: &TaggedPing, detail: impl Into<String>) -> Verdict {
+        Verdict { ping_id: Some(ping.id), ..Verdict::new(kind, detail) }
+    }
+}
+
+/// What the ingester needs to know about us.
+pub struct IngestContext<'a> {
+    pub secret: &'a [u8],
+    pub identity: &'a Identity,
+}
+
+/// The result of [`process`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Processed {
+    pub kind: MailKind,
+    pub detail: Option<String>,
+    pub disposition: Disposition,
+    /// False when this mail had been recorded before (seen again after a crash).
+    pub newly_recorded: bool,
+}
+
+/// Classifies and records one mail. `delivered_at` is the mailbox's delivery time (Maildir
+/// file time, IMAP INTERNALDATE); without it the local MTA's `Received:` date is used.
+pub fn process(
+    store: &mut Store,
+    ctx: &IngestContext<'_>,
+    raw: &[u8],
+    delivered_at: Option<i64>,
+    source: &str,
+    now: i64,
+) -> Result<Processed, StoreError> {
+    let digest = payload::hex(&Sha256::digest(raw));
+    if let Some(kind) = store.recorded_mail_kind(&digest)? {
+        return Ok(Processed {
+            kind,
+            detail: None,
+            disposition: Disposition::of(kind),
+            newly_recorded: false,
+        });
+    }
+    let parsed =
+        if raw.len() <= MAX_MAIL_BYTES { MessageParser::default().parse(raw) } else { None };
+    let delivered_at =
+        delivered_at.or_else(|| parsed.as_ref().and_then(received_time)).unwrap_or(now);
+    let verdict = match &parsed {
+        None if raw.len() > MAX_MAIL_BYTES => {
+            Verdict::new(MailKind::Unknown, format!("larger than {} MiB", MAX_MAIL_BYTES >> 20))
+        }
+        None => Verdict::new(MailKind::Unknown, "not a parseable mail message"),
+        Some(message) => classify(store, ctx, message, delivered_at, now)?,
+    };
+    let keep_raw = verdict.kind.is_quarantined() || verdict.kind == MailKind::Reply;
+    let record = MailRecord {
+        digest,
+        source: source.to_owned(),
+        delivered_at: Some(delivered_at),
+        processed_at: now,
+        kind: verdict.kind,
+        ping_id: verdict.ping_id,
+        detail: verdict.detail.clone(),
+        raw: keep_raw.then(|| raw[..raw.len().min(MAX_KEPT_BYTES)].to_vec()),
+    };
+    crash_point("ingest-before-commit");
+    let recorded = store.record_mail(&record, &verdict.effects)?;
+    crash_point("ingest-after-commit");
+    let kind = recorded.unwrap_or(verdict.kind);
+    Ok(Processed {
+        kind,
+        detail: verdict.detail,
+        disposition: Disposition::of(kind),
+        newly_recorded: recorded.is_some(),
+    })
+}
+
+/// Logs one processed mail at a level that matches what it means for the operator.
+pub fn log_processed(source: &str, p: &Processed) {
+    let detail = p.detail.as_deref().unwrap_or("");
+    match p.kind {
+        _ if !p.newly_recorded => debug!(source, "already recorded; settling it"),
+        MailKind::Returned | MailKind::SelfCheck => debug!(source, kind = p.kind.as_str(), "mail"),
+        MailKind::Reply => info!(source, request = detail, "remailer reply stored"),
+        MailKind::Duplicate | MailKind::Bounced => {
+            info!(source, kind = p.kind.as_str(), detail, "not counted as returned")
+        }
+        MailKind::Forged | MailKind::Corrupted | MailKind::Unknown => {
+            warn!(source, kind = p.kind.as_str(), reason = detail, "quarantined")
+        }
+    }
+}
+
+/// What one pass over a mailbox did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestSummary {
+    pub by_kind: BTreeMap<&'static str, usize>,
+    pub already_recorded: usize,
+}
+
+impl std::fmt::Display for IngestSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let total: usize = self.by_kind.values().sum::<usize>() + self.already_recorded;
+        write!(f, "{total} mails")?;
+        for (kind, n) in &self.by_kind {
+            write!(f, ", {n} {kind}")?;
+        }
+        if self.already_recorded > 0 {
+            write!(f, ", {} recorded before a restart", self.already_recorded)?;
+        }
+        Ok(())
+    }
+}
+
+impl IngestSummary {
+    pub fn add(&mut self, p: &Processed) {
+        if p.newly_recorded {
+            *self.by_kind.entry(p.kind.as_str()).or_default() += 1;
+        } else {
+            self.already_recorded += 1;
+        }
+    }
+}
+
+/// Processes everything in the Maildir's `new/` once.
+pub fn ingest_maildir(
+    store: &Mutex<Store>,
+    ctx: &IngestContext<'_>,
+    maildir: &Maildir,
+) -> anyhow::Result<IngestSummary> {
+    let mut summary = IngestSummary::default();
+    for mail in maildir.pending()? {
+        let (raw, delivered) = match maildir.read(&mail) {
+            Ok(r) => r,
+            // Moved away by someone else between listing and reading.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let source = format!("maildir:{}", mail.name);
+        let processed = {
+            let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
+            process(&mut store, ctx, &raw, delivered, &source, unix_now())?
+        };
+        log_processed(&source, &processed);
+        maildir.settle(&mail, processed.disposition)?;
+        summary.add(&processed);
+    }
+    Ok(summary)
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Test hook for the crash tests: `FATHOMETER_CRASH_POINT=<name>` aborts the process at
+/// that point, exactly as a SIGKILL would. Never set in production.
+pub fn crash_point(name: &str) {
+    if std::env::var_os("FATHOMETER_CRASH_POINT").is_some_and(|v| v == name) {
+        std::process::abort();
+    }
+}
+
+/// The verdict for a parsed mail.
+pub fn classify(
+    store: &Store,
+    ctx: &IngestContext<'_>,
+    message: &Message<'_>,
+    delivered_at: i64,
+    now: i64,
+) -> Result<Verdict, StoreError> {
+    let Some(tag) = find_tag(message, ctx.identity) else {
+        if let Some(request) = reply_type(message.subject().unwrap_or("")) {
+            return Ok(Verdict::new(MailKind::Reply, request));
+        }
+        if is_bounce(message) {
+            return Ok(Verdict::new(MailKind::Unknown, "bounce that names no ping"));
+        }
+        return Ok(Verdict::new(MailKind::Unknown, "not addressed to a ping return address"));
+    };
+    if !payload::looks_like_tag(&tag) {
+        return Ok(Verdict::new(
+            MailKind::Forged,
+            format!("`{}` is not a tag we issue", short(&tag)),
+        ));
+    }
+    let target = match store.lookup_tag(&tag)? {
+        Some(t) => t,
+        None => return Ok(Verdict::new(MailKind::Forged, format!("no ping has tag {tag}"))),
+    };
+    match target {
+        TagTarget::SelfCheck { id, sent_at, .. } => {
+            if is_bounce(message) {
+                return Ok(Verdict::new(
+                    MailKind::Bounced,
+                    format!("self-check bounced: {}", bounce_reason(message)),
+                ));
+            }
+            let fields = match open_payload(message, ctx.secret, &tag) {
+                Ok(f) => f,
+                Err((kind, why)) => return Ok(Verdict::new(kind, format!("self-check: {why}"))),
+            };
+            if fields.kind != PayloadKind::SelfCheck || fields.id != id || fields.tag != tag {
+                return Ok(Verdict::new(
+                    MailKind::Forged,
+                    "payload of another mail sent to a self-check tag",
+                ));
+            }
+            if sent_at.is_none() && fields.sent + TAG_LIFETIME_SECS < now {
+                return Ok(Verdict::new(MailKind::Unknown, "expired self-check tag"));
+            }
+            Ok(Verdict {
+                kind: MailKind::SelfCheck,
+                ping_id: None,
+                detail: None,
+                effects: vec![MailEffect::SelfCheckReturned {
+                    id,
+                    returned_at: delivered_at.max(fields.sent),
+                }],
+            })
+        }
+        TagTarget::Ping(ping) => classify_return(ctx, message, &ping, &tag, delivered_at, now),
+    }
+}
+
+fn classify_return(
+    ctx: &IngestContext<'_>,
+    message: &Message<'_>,
+    ping: &TaggedPing,
+    tag: &str,
+    delivered_at: i64,
+    now: i64,
+) -> Result<Verdict, StoreError> {
+    if ping.sent_at.is_some_and(|s| s + TAG_LIFETIME_SECS < now) {
+        return Ok(Verdict::for_ping(
+            MailKind::Unknown,
+            ping,
+            "tag expired (older than the statistics window)",
+        ));
+    }
+    if is_bounce(message) {
+        let reason = bounce_reason(message);
+        return Ok(Verdict {
+            effects: vec![MailEffect::Bounced { ping_id: ping.id, reason: reason.clone() }],
+            ..Verdict::for_ping(MailKind::Bounced, ping, reason)
+        });
+    }
+    let fields = match open_payload(message, ctx.secret, tag) {
+        Ok(f) => f,
+        Err((MailKind::Corrupted, why)) => {
+            return Ok(Verdict {
+                effects: vec![MailEffect::Corrupted { ping_id: ping.id }],
+                ..Verdict::for_ping(MailKind::Corrupted, ping, why)
+            });
+        }
+        Err((kind, why)) => return Ok(Verdict::for_ping(kind, ping, why)),
+    };
+    if let Some(why) = mismatch(&fields, ping, tag) {
+        // A genuine payload, but of another ping: a return replayed to a different address.
+        return Ok(Verdict::for_ping(MailKind::Forged, ping, why));
+    }
+    let mut effects = vec![MailEffect::Returned {
+        ping_id: ping.id,
+        sent: fields.sent,
+        // Clocks can disagree by a second: a return never arrives before it was sent.
+        returned_at: delivered_at.max(fields.sent),
+    }];
+    if ping.chain_type.is_none() {
+        let (remailer_id, _, ping_type, _) = &ping.hops[0];
+        if *ping_type != PingType::Mix {
+            effects.push(MailEffect::FromLine {
+                remailer_id: *remailer_id,
+                ping_type: *ping_type,
+                with_from: fields.with_from,
+                header: message.header_raw("From").map(|f| short_header(f.trim())),
+                seen_at: delivered_at,
+            });
+        }
+    }
+    Ok(Verdict { kind: MailKind::Returned, ping_id: Some(ping.id), detail: None, effects })
+}
+
+/// Why a verified payload does not belong to the ping its tag names, if it does not.
+fn mismatch(fields: &PayloadFields, ping: &TaggedPing, tag: &str) -> Option<String> {
+    if fields.tag != tag || fields.id != ping.id {
+        return Some(format!("payload of ping {} sent to the tag of ping {}", fields.id, ping.id));
+    }
+    let expected_kind =
+        if ping.chain_type.is_some() { PayloadKind::Chain } else { PayloadKind::Ping };
+    if fields.kind != expected_kind || fields.hops.len() != ping.hops.len() {
+        return Some("payload kind does not match the ping".into());
+    }
+    for (f, (_, address, ping_type, key_id)) in fields.hops.iter().zip(&ping.hops) {
+        let key_matches = key_id.as_deref().is_none_or(|k| k == f.key_id);
+        if &f.address != address || f.ping_type != *ping_type || !key_matches {
+            return Some(format!(
+                "payload names hop {} {}, the ping went to {address}",
+                f.address, f.ping_type
+            ));
+        }
+    }
+    None
+}
+
+/// Decrypts and verifies the payload of a mail body. The error carries the verdict kind.
+fn open_payload(
+    message: &Message<'_>,
+    secret: &[u8],
+    tag: &str,
+) -> Result<PayloadFields, (MailKind, String)> {
+    let password = payload::payload_password(secret);
+    let salt = payload::payload_salt(secret, tag);
+    let mut texts: Vec<Vec<u8>> = (0..message.text_body_count())
+        .filter_map(|i| message.body_text(i).map(|t| t.as_bytes().to_vec()))
+        .collect();
+    // The raw message too: a body whose MIME decoding failed may still hold the armour.
+    texts.push(message.raw_message().to_vec());
+    let mut outcome = Err((MailKind::Forged, "no OpenPGP message in the body".to_owned()));
+    for text in texts {
+        match openpgp::decrypt_symmetric_salted(password.as_bytes(), salt, &text) {
+            Ok(plain) => {
+                return payload::verify(&plain, secret).map_err(|e| match e {
+                    PayloadError::BadMac => (MailKind::Forged, e.to_string()),
+                    PayloadError::DigestMismatch | PayloadError::Malformed(_) => {
+                        (MailKind::Corrupted, e.to_string())
+                    }
+                });
+            }
+            Err(DecryptError::NoMessage) => {}
+            Err(DecryptError::WrongKey) => {
+                outcome =
+                    Err((MailKind::Forged, "payload not encrypted under this pinger's key".into()));
+            }
+            Err(DecryptError::Damaged(why)) => {
+                outcome = Err((MailKind::Corrupted, format!("payload damaged in transit: {why}")));
+            }
+        }
+    }
+    outcome
+}
+
+/// The tag of the first recipient header naming one of our return addresses. Postfix's
+/// `Delivered-To` / `X-Original-To` come first: they are what the MTA delivered to.
+pub fn find_tag(message: &Message<'_>, identity: &Identity) -> Option<String> {
+    let prefix = format!(
+        "{}{}",
+        identity.address.local_part().to_ascii_lowercase(),
+        identity.delimiter.as_str()
+    );
+    let domain = identity.address.domain().to_ascii_lowercase();
+    for name in ["Delivered-To", "X-Original-To", "To", "Cc"] {
+        for (header, value) in message.headers_raw() {
+            if !header.eq_ignore_ascii_case(name) {
+                continue;
+            }
+            let found = value
+                .split(|c: char| c == ',' || c == '<' || c == '>' || c == '"' || c.is_whitespace())
+                .filter_map(|token| token.rsplit_once('@'))
+                .find_map(|(local, dom)| {
+                    let local = local.to_ascii_lowercase();
+                    let tag = local.strip_prefix(&prefix)?;
+                    (dom.eq_ignore_ascii_case(&domain) && !tag.is_empty()).then(|| tag.to_owned())
+                });
+            if found.is_some() {
+                return found;
+            }
+        }
+    }
+    None
+}
+
+/// A delivery status notification (RFC 3464) or a classic MAILER-DAEMON bounce.
+pub fn is_bounce(message: &Message<'_>) -> bool {
+    let content_type = message.header_raw("Content-Type").unwrap_or("").to_ascii_lowercase();
+    if content_type.contains("multipart/report") && content_type.contains("delivery-status") {
+        return true;
+    }
+    let from = message.header_raw("From").unwrap_or("").to_ascii_lowercase();
+    let subject = message.subject().unwrap_or("").to_ascii_lowercase();
+    (from.contains("mailer-daemon") || from.contains("postmaster"))
+        && (subject.contains("undeliver")
+            || subject.contains("returned")
+            || subject.contains("failure")
+            || subject.contains("delivery"))
+}
+
+/// The most specific reason a bounce gives: `Diagnostic-Code`, else `Status`, else Subject.
+pub fn bounce_reason(message: &Message<'_>) -> String {
+    let raw = String::from_utf8_lossy(message.raw_message());
+    let field = |name: &str| {
+        raw.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+        })
+    };
+    field("Diagnostic-Code")
+        .or_else(|| field("Status").map(|s| format!("status {s}")))
+        .or_else(|| message.subject().map(str::to_owned))
+        .map(|s| short_header(&s))
+        .unwrap_or_else(|| "bounce without a reason".into())
+}
+
+/// The request a remailer answers with this Subject (`mixmaster.md` §5), if any.
+pub fn reply_type(subject: &str) -> Option<&'static str> {
+    let s = subject.trim().to_ascii_lowercase();
+    if s.starts_with("capabilities of the ") && s.ends_with(" remailer") {
+        Some("conf")
+    } else if s.starts_with("remailer key for ") {
+        Some("key")
+    } else if s.starts_with("statistics for the ") && s.ends_with(" remailer") {
+        Some("stats")
+    } else if s.starts_with("admin key for the ") {
+        Some("adminkey")
+    } else if s.starts_with("your help request") || s.starts_with("remailer-help") {
+        Some("help")
+    } else {
+        None
+    }
+}
+
+/// The local MTA's delivery time: the date of the topmost `Received:` header.
+fn received_time(message: &Message<'_>) -> Option<i64> {
+    message.received().and_then(|r| r.date()).map(|d| d.to_timestamp())
+}
+
+fn short(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+fn short_header(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(200).collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,138 @@
+//! The ingester's verdicts on genuine, altered, replayed, forged and random mail, against an
+//! in-memory store. The payloads are real (built and encrypted by the sender); the remailer's
+//! part is played by stripping the `::` layer as a cpunk-clear remailer would.
+
+use proptest::prelude::*;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use super::*;
+use crate::sender::{HopSpec, PingSpec, build_ping};
+use crate::store::DueSinglePing;
+
+const SECRET: &[u8] = &[9u8; 32];
+const NOW: i64 = 1_800_000_000;
+
+fn identity() -> Identity {
+    Identity {
+        address: "pinger@p.example".to_owned().try_into().unwrap(),
+        delimiter: "+".to_owned().try_into().unwrap(),
+        name: "fathometer".into(),
+    }
+}
+
+/// A store with one sent cpunk-clear ping; returns it with the return mail a remailer would
+/// deliver for it.
+fn sent_ping() -> (Store, String) {
+    let mut store = Store::open_in_memory().unwrap();
+    store.add_remailer("r@x.example", 0).unwrap();
+    let key = store.upsert_key("r@x.example", PingType::CpunkClear, "none", 0).unwrap();
+    store.queue_single_pings(&[DueSinglePing { key_row_id: key, slot_time: NOW }], NOW).unwrap();
+    let ping = store.outbox_due(NOW, 10).unwrap().remove(0);
+    let tag = "abcdefghijklmnop";
+    store.begin_attempt(ping.id, tag, false).unwrap();
+    store.mark_sent(ping.id, NOW).unwrap();
+    let spec = PingSpec {
+        id: ping.id,
+        hops: vec![HopSpec {
+            address: "r@x.example".into(),
+            ping_type: PingType::CpunkClear,
+            key_id: "none".into(),
+            material: None,
+        }],
+        with_from: false,
+    };
+    let built =
+        build_ping(&spec, SECRET, &identity(), tag, NOW, &mut StdRng::seed_from_u64(1)).unwrap();
+    let message = String::from_utf8(built.outgoing.message).unwrap();
+    // What the remailer delivers: our payload, below its own headers.
+    let armour_start = message.find("-----BEGIN PGP MESSAGE-----").unwrap();
+    let mail = format!(
+        "Delivered-To: pinger+{tag}@p.example\nFrom: Anonymous <nobody@x.example>\n\
+         To: pinger+{tag}@p.example\nSubject: hi\n\n{}",
+        &message[armour_start..]
+    );
+    (store, mail)
+}
+
+fn ingest(store: &mut Store, mail: &[u8]) -> Processed {
+    let identity = identity();
+    let ctx = IngestContext { secret: SECRET, identity: &identity };
+    process(store, &ctx, mail, Some(NOW + 60), "test", NOW + 120).unwrap()
+}
+
+#[test]
+fn a_genuine_return_counts_once_and_a_second_copy_is_a_duplicate() {
+    let (mut store, mail) = sent_ping();
+    let first = ingest(&mut store, mail.as_bytes());
+    assert_eq!((first.kind, first.disposition), (MailKind::Returned, Disposition::Processed));
+    // The same bytes again (re-read after a crash): recognised, nothing changes.
+    let again = ingest(&mut store, mail.as_bytes());
+    assert!(!again.newly_recorded);
+    // Another copy (a replay through another MTA hop): a duplicate.
+    let copy = format!("Received: from elsewhere\n{mail}");
+    assert_eq!(ingest(&mut store, copy.as_bytes()).kind, MailKind::Duplicate);
+    let d = store.dataset(0, NOW + 1000).unwrap();
+    assert_eq!(d.remailers[0].pings[0].returned, Some(NOW + 60), "latency ends at delivery");
+    assert_eq!(d.returns["r@x.example"].duplicate, 1);
+}
+
+#[test]
+fn a_payload_sent_to_another_tag_is_forged() {
+    let (mut store, mail) = sent_ping();
+    let moved = mail.replace("pinger+abcdefghijklmnop", "pinger+zzzzzzzzzzzzzzzz");
+    let p = ingest(&mut store, moved.as_bytes());
+    assert_eq!(p.kind, MailKind::Forged);
+    assert_eq!(p.disposition, Disposition::Quarantined);
+}
+
+#[test]
+fn replies_and_strangers_are_classified_with_a_reason() {
+    let (mut store, _) = sent_ping();
+    let reply = ingest(&mut store, b"From: r@x.example\nSubject: Remailer key for r\n\nkey...");
+    assert_eq!((reply.kind, reply.detail.as_deref()), (MailKind::Reply, Some("key")));
+    let spam = ingest(&mut store, b"To: someone@else.example\nSubject: buy\n\nnow");
+    assert_eq!(spam.kind, MailKind::Unknown);
+    assert!(spam.detail.unwrap().contains("not addressed"));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_mail_never_panics_and_is_never_a_return(
+        bytes in proptest::collection::vec(any::<u8>(), 0..2000),
+        addressed in any::<bool>(),
+    ) {
+        let (mut store, _) = sent_ping();
+        let mut mail = if addressed {
+            b"Delivered-To: pinger+abcdefghijklmnop@p.example\n\n".to_vec()
+        } else {
+            Vec::new()
+        };
+        mail.extend_from_slice(&bytes);
+        let p = ingest(&mut store, &mail);
+        prop_assert!(p.kind != MailKind::Returned && p.kind != MailKind::Duplicate);
+        if p.disposition == Disposition::Quarantined {
+            prop_assert!(p.detail.is_some_and(|d| !d.is_empty()));
+        }
+    }
+
+    #[test]
+    fn an_altered_body_is_never_a_return(pos in 0usize..10_000, delta in 1u8..=255) {
+        let (mut store, mail) = sent_ping();
+        let body_start = mail.find("-----BEGIN PGP MESSAGE-----").unwrap() + 30;
+        let body_end = mail.find("-----END PGP MESSAGE-----").unwrap();
+        let mut bytes = mail.into_bytes();
+        let i = body_start + pos % (body_end - body_start);
+        let original = bytes[i];
+        bytes[i] = original.wrapping_add(delta);
+        // Line breaks and whitespace inside base64 are not data.
+        prop_assume!(!original.is_ascii_whitespace() && !bytes[i].is_ascii_whitespace());
+        let p = ingest(&mut store, &bytes);
+        prop_assert!(
+            p.kind != MailKind::Returned,
+            "altered byte {} ({:?} -> {:?}) still counted", i, original as char, bytes[i] as char
+        );
+    }
+}
