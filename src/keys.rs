@@ -1,0 +1,360 @@
+//! Remailer keys from files: `fathometer import-keys`.
+//!
+//! Three kinds of input, often mixed in one file: ASCII-armoured OpenPGP keyrings (type I
+//! keys), `pubring.mix` / `key.txt` entries (type II keys, `mixmaster.md` §2.1), and saved
+//! `remailer-key` reply mails, which carry both after some prose (`mixmaster.md` §5.2). Keys
+//! are tied to remailers by address. Parsing is pure; [`import`] applies the result.
+
+use base64::Engine as _;
+use md5::{Digest, Md5};
+
+use crate::openpgp::{self, KeyKind};
+use crate::store::{KeyChange, Store, StoreError};
+use crate::types::PingType;
+
+/// A type II key entry as a remailer publishes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MixKey {
+    pub nick: String,
+    pub address: String,
+    /// 32 lowercase hex: MD5 of the modulus and exponent.
+    pub key_id: String,
+    pub version: String,
+    pub caps: String,
+    pub created: Option<String>,
+    pub expires: Option<String>,
+    /// RSA modulus size in bits.
+    pub bits: usize,
+    /// The whole entry (header line, blank line, key block), as pubring.mix carries it.
+    pub entry: String,
+}
+
+/// One key found in the input, ready to be stored, or the reason it cannot be.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FoundKey {
+    Key {
+        address: String,
+        ping_type: PingType,
+        key_id: String,
+        material: String,
+        valid_from: Option<i64>,
+        valid_until: Option<i64>,
+        /// Shown in the import report, e.g. "DSA/ElGamal, 1024 bits".
+        description: String,
+    },
+    Invalid {
+        reason: String,
+    },
+}
+
+/// Every Mix key entry in `text`: a header line of 5 to 7 fields followed (after optional blank
+/// lines) by a `-----Begin Mix Key-----` block whose key ID matches MD5(n ‖ e).
+pub fn parse_mix_keys(text: &str) -> Vec<Result<MixKey, String>> {
+    let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim() != "-----Begin Mix Key-----" {
+            continue;
+        }
+        let header = lines[..i].iter().rev().find(|l| !l.trim().is_empty()).copied();
+        let Some(end) = lines[i..].iter().position(|l| l.trim() == "-----End Mix Key-----") else {
+            out.push(Err(format!("Mix key block at line {} has no end marker", i + 1)));
+            continue;
+        };
+        let block = &lines[i + 1..i + end];
+        out.push(
+            parse_one_mix_key(header, block, &lines[i..=i + end])
+                .map_err(|e| format!("Mix key block at line {}: {e}", i + 1)),
+        );
+    }
+    out
+}
+
+fn parse_one_mix_key(header: Option<&str>, block: &[&str], raw: &[&str]) -> Result<MixKey, String> {
+    let header = header.ok_or("no header line before the key block")?;
+    let fields: Vec<&str> = header.split_whitespace().collect();
+    if !(5..=7).contains(&fields.len()) || fields[0].starts_with('#') {
+        return Err(format!("`{}` is not a Mix key header line", shorten(header)));
+    }
+    let (nick, address, key_id, version, caps) =
+        (fields[0], fields[1], fields[2].to_ascii_lowercase(), fields[3], fields[4]);
+    if !address.contains('@') {
+        return Err(format!("`{address}` is not an address"));
+    }
+    let [id_line, _length, body @ ..] = block else {
+        return Err("key block too short".into());
+    };
+    if !id_line.trim().eq_ignore_ascii_case(&key_id) {
+        return Err(format!("key block holds key {}, header says {key_id}", id_line.trim()));
+    }
+    let b64: String = body.iter().map(|l| l.trim()).collect();
+    let binary = base64::engine::general_purpose::STANDARD
+        .decode(b64.as_bytes())
+        .map_err(|e| format!("key is not valid base64: {e}"))?;
+    let bits = check_mix_key(&binary, &key_id)?;
+    let date = |s: Option<&&str>| s.map(|d| (*d).to_owned());
+    let mut entry = format!("{header}\n\n");
+    for l in raw {
+        entry.push_str(l.trim_end());
+        entry.push('\n');
+    }
+    Ok(MixKey {
+        nick: nick.to_owned(),
+        address: address.to_ascii_lowercase(),
+        key_id,
+        version: version.to_owned(),
+        caps: caps.to_owned(),
+        created: date(fields.get(5)),
+        expires: date(fields.get(6)),
+        bits,
+        entry,
+    })
+}
+
+/// Checks the binary public key (`mixmaster.md` §2.2): 2-byte LE size, n and e of that many
+/// bytes, MD5(n ‖ e) = key id. Returns the modulus size in bits.
+fn check_mix_key(binary: &[u8], key_id: &str) -> Result<usize, String> {
+    let [lo, hi, rest @ ..] = binary else {
+        return Err("key too short".into());
+    };
+    let bits = usize::from(*lo) | (usize::from(*hi) << 8);
+    if ![1024, 2048, 3072, 4096].contains(&bits) {
+        return Err(format!("unsupported RSA size {bits}"));
+    }
+    if rest.len() != 2 * (bits / 8) {
+        return Err(format!("{} key bytes for a {bits}-bit key", rest.len()));
+    }
+    let digest = Md5::digest(rest);
+    let actual: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    if actual != key_id {
+        return Err(format!("key ID {key_id} does not match the key (MD5 gives {actual})"));
+    }
+    Ok(bits)
+}
+
+/// Parses a `YYYY-MM-DD` date as the unix time of its midnight UTC.
+fn day_start(date: &str) -> Option<i64> {
+    let d = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+    Some(d.and_hms_opt(0, 0, 0)?.and_utc().timestamp())
+}
+
+/// The `$remailer{"nick"} = "<address> caps";` line of a key or conf reply, if any.
+pub fn capability_line(text: &str) -> Option<(String, String, String)> {
+    text.lines().map(str::trim).find_map(|l| {
+        let rest = l.strip_prefix("$remailer{\"")?;
+        let (nick, rest) = rest.split_once("\"}")?;
+        let lt = rest.find('<')?;
+        let gt = rest[lt..].find('>')? + lt;
+        let address = rest[lt + 1..gt].to_ascii_lowercase();
+        Some((nick.to_owned(), address, l.to_owned()))
+    })
+}
+
+/// Every key in `text`, OpenPGP and Mix.
+pub fn find_keys(text: &[u8]) -> Vec<FoundKey> {
+    let mut out = Vec::new();
+    for cert in openpgp::parse_certs(text) {
+        match cert {
+            Err(e) => out.push(FoundKey::Invalid { reason: format!("OpenPGP key: {e}") }),
+            Ok(c) => {
+                let (ping_type, algo) = match c.kind {
+                    KeyKind::Rsa => (PingType::CpunkRsa, "RSA"),
+                    KeyKind::DsaElGamal => (PingType::CpunkDsa, "DSA/ElGamal"),
+                };
+                let bits = c.bits.map(|b| format!(", {b} bits")).unwrap_or_default();
+                if c.emails.is_empty() {
+                    out.push(FoundKey::Invalid {
+                        reason: format!("OpenPGP key {} has no address in its user IDs", c.key_id),
+                    });
+                }
+                for address in &c.emails {
+                    out.push(FoundKey::Key {
+                        address: address.clone(),
+                        ping_type,
+                        key_id: c.key_id.clone(),
+                        material: c.armored.clone(),
+                        valid_from: Some(c.created),
+                        valid_until: c.expires,
+                        description: format!("{algo}{bits}"),
+                    });
+                }
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(text);
+    for mix in parse_mix_keys(&text) {
+        out.push(match mix {
+            Err(reason) => FoundKey::Invalid { reason },
+            Ok(k) => FoundKey::Key {
+                address: k.address.clone(),
+                ping_type: PingType::Mix,
+                key_id: k.key_id.clone(),
+                valid_from: k.created.as_deref().and_then(day_start),
+                // A key is valid through its expiry day.
+                valid_until: k.expires.as_deref().and_then(day_start).map(|t| t + 86_400),
+                description: format!("Mix, {} bits, {} {}", k.bits, k.version, k.caps),
+                material: k.entry,
+            },
+        });
+    }
+    out
+}
+
+/// What happened to one key of an import.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportLine {
+    pub outcome: &'static str,
+    pub text: String,
+}
+
+/// Stores the keys found in `text`. Keys of unknown remailers are skipped unless `add` is
+/// set (then the remailer is added). Returns one line per key for the operator.
+pub fn import(
+    store: &mut Store,
+    text: &[u8],
+    add: bool,
+    now: i64,
+) -> Result<Vec<ImportLine>, StoreError> {
+    let mut lines = Vec::new();
+    let identity = capability_line(&String::from_utf8_lossy(text));
+    for found in find_keys(text) {
+        let FoundKey::Key {
+            address,
+            ping_type,
+            key_id,
+            material,
+            valid_from,
+            valid_until,
+            description,
+        } = found
+        else {
+            if let FoundKey::Invalid { reason } = found {
+                lines.push(ImportLine { outcome: "skipped", text: reason });
+            }
+            continue;
+        };
+        let what = format!("{ping_type} key {key_id} ({description}) for {address}");
+        if store.find_remailer(&address).is_err() {
+            if !add {
+                lines.push(ImportLine {
+                    outcome: "skipped",
+                    text: format!(
+                        "{what}: not a known remailer (add it with `fathometer add {address}` \
+                         or import with --add)"
+                    ),
+                });
+                continue;
+            }
+            store.add_remailer(&address, now)?;
+            lines.push(ImportLine { outcome: "added", text: format!("remailer {address}") });
+        }
+        if valid_until.is_some_and(|u| u <= now) {
+            lines.push(ImportLine { outcome: "skipped", text: format!("{what}: expired") });
+            continue;
+        }
+        let change = store.store_key(
+            &address,
+            ping_type,
+            &key_id,
+            &material,
+            valid_from,
+            valid_until,
+            now,
+        )?;
+        let outcome = match change {
+            KeyChange::Added => "added",
+            KeyChange::Updated => "updated",
+            KeyChange::Unchanged => "unchanged",
+        };
+        lines.push(ImportLine { outcome, text: what });
+    }
+    if let Some((nick, address, caps)) = identity
+        && store.find_remailer(&address).is_ok()
+        && store.fill_identity(&address, &nick, &caps, now)?
+    {
+        lines.push(ImportLine {
+            outcome: "updated",
+            text: format!("remailer {address}: nick {nick} and capabilities from the key reply"),
+        });
+    }
+    Ok(lines)
+}
+
+fn shorten(s: &str) -> String {
+    s.chars().take(60).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vector(name: &str) -> String {
+        let path = format!("{}/tests/vectors/mixmaster/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn pubring_mix_entries_parse_and_verify() {
+        let keys = parse_mix_keys(&vector("keys/pubring.mix"));
+        assert_eq!(keys.len(), 4, "{keys:?}");
+        let first = keys[0].as_ref().unwrap();
+        assert_eq!(first.nick, "testmix1");
+        assert_eq!(first.address, "testmix1@localhost");
+        assert_eq!(first.key_id, "400c909fdd158b5b69ca52eef13b1d60");
+        assert_eq!(first.bits, 1024);
+        assert_eq!(first.created.as_deref(), Some("2024-01-01"));
+        assert!(first.entry.starts_with("testmix1 testmix1@localhost 400c"));
+        assert!(first.entry.ends_with("-----End Mix Key-----\n"));
+        let sizes: Vec<usize> = keys.iter().map(|k| k.as_ref().unwrap().bits).collect();
+        assert!(sizes.iter().any(|&b| b > 1024), "the vectors include large keys: {sizes:?}");
+    }
+
+    #[test]
+    fn a_tampered_mix_key_is_refused_with_the_reason() {
+        let text = vector("keys/pubring.mix").replacen("AAS7k356", "AAS7k357", 1);
+        let keys = parse_mix_keys(&text);
+        let err = keys[0].as_ref().unwrap_err();
+        assert!(err.contains("does not match"), "{err}");
+        assert!(keys[1].is_ok());
+    }
+
+    #[test]
+    fn key_reply_mail_gives_both_kinds_and_the_identity() {
+        let text = vector("replies/testmix1.remailer-key.eml");
+        let found = find_keys(text.as_bytes());
+        let types: Vec<PingType> = found
+            .iter()
+            .map(|k| match k {
+                FoundKey::Key { ping_type, address, .. } => {
+                    assert_eq!(address, "testmix1@localhost");
+                    *ping_type
+                }
+                FoundKey::Invalid { reason } => panic!("{reason}"),
+            })
+            .collect();
+        assert!(types.contains(&PingType::CpunkDsa) && types.contains(&PingType::Mix));
+        let (nick, address, line) = capability_line(&text).unwrap();
+        assert_eq!((nick.as_str(), address.as_str()), ("testmix1", "testmix1@localhost"));
+        assert!(line.starts_with("$remailer{\"testmix1\"}"));
+    }
+
+    #[test]
+    fn import_ties_keys_to_known_remailers_and_is_idempotent() {
+        let mut store = Store::open_in_memory().unwrap();
+        store.add_remailer("testmix1@localhost", 0).unwrap();
+        let text = vector("keys/pubring.mix");
+        let now = day_start("2026-11-21").unwrap();
+        let first = import(&mut store, text.as_bytes(), false, now).unwrap();
+        let added: Vec<_> = first.iter().filter(|l| l.outcome == "added").collect();
+        assert_eq!(added.len(), 1, "{first:?}");
+        assert!(first.iter().any(|l| l.outcome == "skipped" && l.text.contains("testmix2")));
+        let again = import(&mut store, text.as_bytes(), false, now).unwrap();
+        assert!(again.iter().any(|l| l.outcome == "unchanged"), "{again:?}");
+        let r = store.find_remailer("testmix1@localhost").unwrap();
+        assert_eq!(r.keys.len(), 1);
+        assert_eq!(r.keys[0].ping_type, PingType::Mix);
+        assert_eq!(r.keys[0].valid_from, day_start("2024-01-01"));
+        let with_add = import(&mut store, text.as_bytes(), true, now).unwrap();
+        assert_eq!(store.remailers().unwrap().len(), 4, "{with_add:?}");
+    }
+}
