@@ -7,10 +7,14 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, DEFAULT_CONFIG_PATH, MailAddress};
-use crate::import;
+use crate::ingest::{self, IngestContext, IngestSummary, maildir::Maildir};
 use crate::publisher::{self, ListFile};
+use crate::sender::{self, HopSpec, PingSpec};
 use crate::stats::{self, Model, Report, StatsOptions};
+use crate::store::KeyRow;
 use crate::store::Store;
+use crate::types::{ChainType, PingType};
+use crate::{daemon, import, keys, payload, secret};
 
 #[derive(Debug, Parser)]
 #[command(name = "fathometer", version, about = "Measures how reliable anonymous remailers are")]
@@ -59,6 +63,44 @@ pub enum Command {
         /// chaintype,addr1,addr2,sent_unix,received_unix
         #[arg(long)]
         chains: Option<PathBuf>,
+    },
+    /// Import remailer keys: OpenPGP keyrings, pubring.mix files, saved remailer-key replies.
+    ImportKeys {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Add remailers that are not known yet instead of skipping their keys.
+        #[arg(long)]
+        add: bool,
+    },
+    /// Send one ping now, through the configured MTA.
+    Ping {
+        /// Remailer nick or address (omit with --chain).
+        #[arg(required_unless_present = "chain", conflicts_with = "chain")]
+        target: Option<String>,
+        /// Ping type; default: the best type I key the remailer has (dsa, rsa, clear).
+        #[arg(long = "type", value_parser = parse_ping_type)]
+        ping_type: Option<PingType>,
+        /// A two-hop chain instead: first hop, second hop.
+        #[arg(long, value_delimiter = ',', value_name = "A,B")]
+        chain: Option<Vec<String>>,
+        /// Print the full message and record nothing.
+        #[arg(long, conflicts_with = "stdout")]
+        dry_run: bool,
+        /// Print the message instead of sending it, and record the ping as sent now (for
+        /// piping into another MTA).
+        #[arg(long)]
+        stdout: bool,
+    },
+    /// Process the configured mailbox (Maildir or IMAP).
+    Ingest {
+        /// Process what is there once and exit.
+        #[arg(long, required = true)]
+        once: bool,
+    },
+    /// Show the quarantine: mail that was forged, corrupted or not understood, with reasons.
+    Quarantine {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
     },
     /// Print the statistics as of an instant.
     Stats {
@@ -157,6 +199,52 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::ImportPings { pings, remailers, chains } => {
             let (mut store, _) = open_store(&cli)?;
             import_pings(&mut store, pings, remailers.as_deref(), chains.as_deref())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ImportKeys { files, add } => {
+            let (mut store, _) = open_store(&cli)?;
+            let mut code = ExitCode::SUCCESS;
+            for file in files {
+                let text = match std::fs::read(file) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        eprintln!("fathometer: {}: {e}", file.display());
+                        code = ExitCode::FAILURE;
+                        continue;
+                    }
+                };
+                let lines = keys::import(&mut store, &text, *add, unix_now())?;
+                if lines.is_empty() {
+                    println!("{}: no keys found", file.display());
+                }
+                for line in lines {
+                    println!("{}: {}: {}", file.display(), line.outcome, line.text);
+                }
+            }
+            Ok(code)
+        }
+        Command::Ping { target, ping_type, chain, dry_run, stdout } => {
+            let hops: Vec<String> = match (target, chain) {
+                (Some(t), None) => vec![t.clone()],
+                (None, Some(c)) if c.len() == 2 => c.clone(),
+                (None, Some(_)) => anyhow::bail!("--chain takes two remailers: --chain A,B"),
+                _ => anyhow::bail!("give a TARGET or --chain A,B"),
+            };
+            ping_now(&cli, &hops, *ping_type, *dry_run, *stdout)
+        }
+        Command::Ingest { once: _ } => ingest_once(&cli),
+        Command::Quarantine { limit } => {
+            let (store, _) = open_store(&cli)?;
+            let rows = store.quarantine(*limit)?;
+            if rows.is_empty() {
+                println!("the quarantine is empty");
+            }
+            for q in rows {
+                let when = chrono::DateTime::from_timestamp(q.processed_at, 0)
+                    .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                    .unwrap_or_default();
+                println!("{when}  {:<9}  {}  {}", q.kind, q.source, q.reason.unwrap_or_default());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Stats { now, model, format, private } => {
@@ -343,4 +431,171 @@ pub fn list_table(store: &Store, now: i64, options: &StatsOptions) -> Result<Str
         ));
     }
     Ok(out)
+}
+
+fn parse_ping_type(s: &str) -> Result<PingType, String> {
+    s.parse()
+}
+
+/// The key a manual ping uses: of the requested type, or the best type I type the remailer
+/// has (as chains choose hops), the newest current one.
+fn pick_key(keys: &[KeyRow], wanted: Option<PingType>, now: i64) -> Option<KeyRow> {
+    let types: Vec<PingType> = match wanted {
+        Some(t) => vec![t],
+        None => ChainType::Cpunk.preferred_hop_types().to_vec(),
+    };
+    types.iter().find_map(|t| {
+        keys.iter().filter(|k| k.ping_type == *t && k.is_current(now)).max_by_key(|k| k.id).cloned()
+    })
+}
+
+/// `fathometer ping`.
+fn ping_now(
+    cli: &Cli,
+    names: &[String],
+    wanted: Option<PingType>,
+    dry_run: bool,
+    stdout: bool,
+) -> Result<ExitCode> {
+    let config = Config::load(&cli.config)?;
+    let (mut store, _) = open_store(cli)?;
+    std::fs::create_dir_all(&config.pinger.state_dir)
+        .with_context(|| format!("creating {}", config.pinger.state_dir.display()))?;
+    let secret = secret::load_or_create(&config.secret_path())?;
+    let identity = daemon::identity(&config);
+    let now = unix_now();
+    let mut hops = Vec::new();
+    let mut key_rows = Vec::new();
+    for name in names {
+        let r = store.find_remailer(name)?;
+        let key = pick_key(&r.keys, wanted, now).with_context(|| {
+            let what = wanted.map_or("type I".to_owned(), |t| t.to_string());
+            format!(
+                "{} has no current {what} key; import one with `fathometer import-keys`",
+                r.address
+            )
+        })?;
+        hops.push(HopSpec {
+            address: r.address.clone(),
+            ping_type: key.ping_type,
+            key_id: key.key_id.clone(),
+            material: store.key_material(key.id)?,
+        });
+        key_rows.push(key.id);
+    }
+    let tag = payload::new_tag(&mut rand::rngs::OsRng);
+    let mut spec = PingSpec { id: 0, hops, with_from: false };
+    if dry_run {
+        let built = sender::build_ping(
+            &spec,
+            secret.as_bytes(),
+            &identity,
+            &tag,
+            now,
+            &mut rand::rngs::OsRng,
+        )?;
+        print!("{}", String::from_utf8_lossy(&built.outgoing.message).replace("\r\n", "\n"));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let hop2 = key_rows.get(1).map(|&k| (ChainType::Cpunk, k));
+    spec.id = store.record_manual_ping(key_rows[0], hop2, now, &tag, false, None)?;
+    let built = match sender::build_ping(
+        &spec,
+        secret.as_bytes(),
+        &identity,
+        &tag,
+        now,
+        &mut rand::rngs::OsRng,
+    ) {
+        Ok(b) => b,
+        Err(e) => {
+            store.mark_not_sent(spec.id, &e.to_string())?;
+            return Err(e.into());
+        }
+    };
+    if stdout {
+        store.mark_sent(spec.id, now)?;
+        print!("{}", String::from_utf8_lossy(&built.outgoing.message).replace("\r\n", "\n"));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let smtp = daemon::smtp_sender(&config)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    match runtime.block_on(smtp.send(&built.outgoing)) {
+        Ok(()) => {
+            store.mark_sent(spec.id, now)?;
+            println!(
+                "ping {} to {} accepted by the MTA; it returns to {}",
+                spec.id,
+                names.join(" -> "),
+                identity.return_address(&tag)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            store.mark_not_sent(spec.id, &e.to_string())?;
+            Err(anyhow::anyhow!("ping {} not sent (not charged to the remailer): {e}", spec.id))
+        }
+    }
+}
+
+/// `fathometer ingest --once`.
+fn ingest_once(cli: &Cli) -> Result<ExitCode> {
+    let config = Config::load(&cli.config)?;
+    let (store, _) = open_store(cli)?;
+    let secret = secret::load_or_create(&config.secret_path())?;
+    let identity = daemon::identity(&config);
+    let ctx = IngestContext { secret: secret.as_bytes(), identity: &identity };
+    let store = std::sync::Mutex::new(store);
+    let summary = if let Some(imap_config) = &config.mailbox.imap {
+        let settings = daemon::imap_settings(imap_config)?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        runtime.block_on(ingest_imap_once(&settings, &store, &ctx))?
+    } else if let Some(path) = &config.mailbox.maildir {
+        let maildir = Maildir::open(path)
+            .with_context(|| format!("opening the Maildir {}", path.display()))?;
+        ingest::ingest_maildir(&store, &ctx, &maildir)?
+    } else {
+        anyhow::bail!("no [mailbox] configured (maildir or [mailbox.imap])");
+    };
+    println!("{summary}");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn ingest_imap_once(
+    settings: &ingest::imap::ImapSettings,
+    store: &std::sync::Mutex<Store>,
+    ctx: &IngestContext<'_>,
+) -> Result<IngestSummary> {
+    use ingest::imap::{Disposition as ImapDisposition, ImapMailbox};
+    let mut mailbox = ImapMailbox::connect(settings).await?;
+    let mut summary = IngestSummary::default();
+    loop {
+        let batch = mailbox.fetch_unseen().await?;
+        if batch.is_empty() {
+            break;
+        }
+        for mail in batch {
+            let source = format!("imap:{}:{}", mail.uid_validity, mail.uid);
+            let processed = {
+                let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
+                ingest::process(
+                    &mut store,
+                    ctx,
+                    &mail.raw,
+                    mail.internal_date,
+                    &source,
+                    unix_now(),
+                )?
+            };
+            ingest::log_processed(&source, &processed);
+            let disposition = match processed.disposition {
+                ingest::Disposition::Processed => ImapDisposition::Processed,
+                ingest::Disposition::Quarantined => ImapDisposition::Quarantined,
+            };
+            mailbox.settle(mail.uid, disposition).await?;
+            summary.add(&processed);
+        }
+    }
+    mailbox.logout().await;
+    Ok(summary)
 }

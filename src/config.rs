@@ -65,6 +65,10 @@ pub struct SmtpConfig {
     /// be world-readable.
     #[serde(default)]
     pub password_file: Option<PathBuf>,
+    /// First wait after a temporary failure (the MTA down, a 4xx); doubled on each further
+    /// failure, up to 30 minutes, while the ping's 2-hour slot lasts.
+    #[serde(default = "default_retry")]
+    pub retry_secs: PositiveSecs,
 }
 
 impl Default for SmtpConfig {
@@ -75,6 +79,7 @@ impl Default for SmtpConfig {
             tls: TlsMode::None,
             user: None,
             password_file: None,
+            retry_secs: default_retry(),
         }
     }
 }
@@ -88,7 +93,7 @@ pub enum TlsMode {
     Tls,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MailboxConfig {
     /// Maildir that receives our returns (ignored when `[mailbox.imap]` is present).
@@ -96,6 +101,10 @@ pub struct MailboxConfig {
     pub maildir: Option<PathBuf>,
     #[serde(default)]
     pub imap: Option<ImapConfig>,
+    /// How often a Maildir is scanned, or IMAP polled when the server lacks IDLE. Latency
+    /// does not depend on it: it is measured at delivery.
+    #[serde(default = "default_poll")]
+    pub poll_secs: PositiveSecs,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -180,6 +189,9 @@ pub struct ScheduleConfig {
     /// Ping types this pinger sends; a subset of mix, cpunk-rsa, cpunk-dsa, cpunk-clear.
     #[serde(default = "all_ping_types")]
     pub ping_types: Vec<crate::types::PingType>,
+    /// How often the pinger mails itself a control message (decision 8).
+    #[serde(default = "default_self_check")]
+    pub self_check_secs: PositiveSecs,
 }
 
 impl Default for ScheduleConfig {
@@ -189,6 +201,7 @@ impl Default for ScheduleConfig {
             max_lateness_secs: default_lateness(),
             chain_pings: true,
             ping_types: all_ping_types(),
+            self_check_secs: default_self_check(),
         }
     }
 }
@@ -222,6 +235,20 @@ fn default_listen() -> ListenAddr {
 }
 fn default_build_interval() -> PositiveSecs {
     PositiveSecs(300)
+}
+impl Default for MailboxConfig {
+    fn default() -> Self {
+        MailboxConfig { maildir: None, imap: None, poll_secs: default_poll() }
+    }
+}
+fn default_retry() -> PositiveSecs {
+    PositiveSecs(60)
+}
+fn default_poll() -> PositiveSecs {
+    PositiveSecs(10)
+}
+fn default_self_check() -> PositiveSecs {
+    PositiveSecs(900)
 }
 fn default_tick() -> PositiveSecs {
     PositiveSecs(30)

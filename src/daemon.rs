@@ -1,22 +1,33 @@
 //! `fathometer run`: the long-running pinger.
 //!
-//! Each tick asks the [`scheduler`] which slots fell due since the last tick and queues those
-//! pings in the store (sending them is the sender's job); every statistics interval it
-//! rebuilds the statistics and publishes the lists. SIGTERM or SIGINT stops it between two
-//! steps; every step is one store transaction, so stopping or crashing loses nothing.
+//! Four activities share one store (each step is one transaction, taken under a mutex that is
+//! never held across network I/O):
+//! - the tick: the [`scheduler`] queues pings whose slots fell due, a self-check is created
+//!   every `self_check_secs`, and every statistics interval the lists are rebuilt and
+//!   published;
+//! - the [`sender`] drains the outbox to the MTA;
+//! - the [`ingest`]er reads the mailbox (Maildir scan or IMAP IDLE);
+//! - the HTTP server publishes the results.
+//!
+//! SIGTERM or SIGINT stops all of them between two steps; stopping or crashing loses nothing.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use tokio::sync::{Notify, watch};
 use tracing::{error, info, warn};
 
 use crate::cli::{compute_report, same_operator_text, stats_options, unix_now};
-use crate::config::Config;
+use crate::config::{Config, ImapConfig, TlsMode};
+use crate::ingest::{self, IngestContext, imap, maildir::Maildir};
+use crate::payload;
 use crate::publisher::{self, http::Published};
 use crate::scheduler::{self, plan};
 use crate::secret::{self, Secret};
+use crate::sender::{self, Identity, SmtpSender};
+use crate::stats::SELF_CHECK_DEADLINE_SECS;
 use crate::store::{Store, StoreError};
 use crate::types::ChainType;
 
@@ -24,6 +35,66 @@ const LAST_TICK: &str = "scheduler.last_tick";
 
 /// Chains pinged daily because they are broken or under-sampled: (addr1, addr2, family).
 type IntensiveCareSet = HashSet<(String, String, ChainType)>;
+
+/// What every task of the daemon shares.
+struct Daemon {
+    config: Config,
+    secret: Secret,
+    identity: Identity,
+    store: Mutex<Store>,
+    smtp: SmtpSender,
+    /// Wakes the sender when the tick queued something.
+    outbox: Notify,
+}
+
+impl Daemon {
+    fn store(&self) -> MutexGuard<'_, Store> {
+        // Every store change is a transaction: a panic elsewhere cannot leave it half done.
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The identity mail is sent and recognised under.
+pub fn identity(config: &Config) -> Identity {
+    Identity {
+        address: config.pinger.address.clone(),
+        delimiter: config.pinger.recipient_delimiter.clone(),
+        name: config.pinger.name.clone(),
+    }
+}
+
+/// The first line of a password file.
+pub fn read_password(path: &std::path::Path) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the password file {}", path.display()))?;
+    Ok(text.lines().next().unwrap_or("").to_owned())
+}
+
+/// The configured SMTP transport, with its password read.
+pub fn smtp_sender(config: &Config) -> Result<SmtpSender> {
+    let password = match &config.smtp.password_file {
+        Some(p) => Some(read_password(p)?),
+        None => None,
+    };
+    SmtpSender::new(&config.smtp, password).context("setting up SMTP ([smtp])")
+}
+
+/// IMAP settings from the config, with the password read.
+pub fn imap_settings(imap: &ImapConfig) -> Result<imap::ImapSettings> {
+    let mut settings = imap::ImapSettings::new(
+        imap.host.clone(),
+        imap.port.0,
+        imap.user.clone(),
+        read_password(&imap.password_file)?,
+    );
+    settings.tls = match imap.tls {
+        TlsMode::None => imap::ImapTls::None,
+        TlsMode::Starttls => imap::ImapTls::Starttls,
+        TlsMode::Tls => imap::ImapTls::Tls,
+    };
+    settings.folder = imap.folder.clone();
+    Ok(settings)
+}
 
 /// Runs the daemon until a termination signal arrives.
 pub fn run(config: Config) -> Result<()> {
@@ -34,28 +105,44 @@ pub fn run(config: Config) -> Result<()> {
     let secret = secret::load_or_create(&config.secret_path())?;
     let db = config.database_path();
     let store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
+    let smtp = smtp_sender(&config)?;
     info!(database = %db.display(), listen = %config.http.listen.0, "fathometer started");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(main_loop(config, secret, store))
+    let daemon = Arc::new(Daemon {
+        identity: identity(&config),
+        config,
+        secret,
+        store: Mutex::new(store),
+        smtp,
+        outbox: Notify::new(),
+    });
+    runtime.block_on(main_loop(daemon))
 }
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only on a terminal: under systemd the journal would store escape codes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     // A second init (tests calling run twice in one process) is harmless: keep the first.
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
-async fn main_loop(config: Config, secret: Secret, mut store: Store) -> Result<()> {
-    let mut shutdown = Box::pin(shutdown_signal());
+async fn main_loop(daemon: Arc<Daemon>) -> Result<()> {
+    let config = &daemon.config;
+    let mut signal = Box::pin(shutdown_signal());
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let tick_every = Duration::from_secs(config.schedule.tick_secs.0);
     let build_every = config.stats.build_interval_secs.0 as i64;
-    let (published_tx, published_rx) = tokio::sync::watch::channel(Published::default());
+    let (published_tx, published_rx) = watch::channel(Published::default());
     let listener = tokio::net::TcpListener::bind(config.http.listen.0)
         .await
         .with_context(|| format!("cannot listen on {} ([http] listen)", config.http.listen.0))?;
@@ -67,23 +154,26 @@ async fn main_loop(config: Config, secret: Secret, mut store: Store) -> Result<(
             error!("HTTP server stopped: {e}");
         }
     });
+    let sender_task = tokio::spawn(sender_loop(daemon.clone(), shutdown_rx.clone()));
+    let ingest_task = tokio::spawn(ingest_loop(daemon.clone(), shutdown_rx.clone()));
     let mut ticker = tokio::time::interval(tick_every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut intensive_care = IntensiveCareSet::new();
     let mut last_build: Option<i64> = None;
     loop {
         tokio::select! {
-            _ = &mut shutdown => {
+            _ = &mut signal => {
                 info!("termination signal received; stopping");
                 break;
             }
             _ = ticker.tick() => {
                 let now = unix_now();
-                let tick = schedule_tick(&config, &secret, &mut store, &intensive_care, now);
+                let tick = tick(&daemon, &intensive_care, now);
                 if let Err(e) = &tick {
                     error!("scheduler tick failed: {e:#}");
                 }
-                let counts = store.ping_counts();
+                daemon.outbox.notify_one();
+                let counts = daemon.store().ping_counts();
                 published_tx.send_modify(|p| {
                     p.problem = tick.as_ref().err().map(|e| format!("scheduler: {e}"));
                     if tick.is_ok() {
@@ -94,7 +184,7 @@ async fn main_loop(config: Config, secret: Secret, mut store: Store) -> Result<(
                     }
                 });
                 if last_build.is_none_or(|t| now - t >= build_every) {
-                    match build_and_publish(&config, &store, now) {
+                    match build_and_publish(config, &daemon.store(), now) {
                         Ok((report, ic)) => {
                             intensive_care = ic;
                             published_tx.send_modify(|p| {
@@ -109,8 +199,146 @@ async fn main_loop(config: Config, secret: Secret, mut store: Store) -> Result<(
             }
         }
     }
+    let _ = shutdown_tx.send(true);
+    // Both loops stop between two steps; a send or IMAP wait in progress is abandoned (its
+    // ping stays queued and is retried by the next run).
+    let stop = async {
+        let _ = sender_task.await;
+        let _ = ingest_task.await;
+    };
+    if tokio::time::timeout(Duration::from_secs(3), stop).await.is_err() {
+        warn!("sender or ingester did not stop within 3 s; leaving them");
+    }
     info!("stopped");
     Ok(())
+}
+
+/// One scheduler tick: queue due pings, start a self-check when one is due.
+fn tick(daemon: &Daemon, intensive_care: &IntensiveCareSet, now: i64) -> Result<(), StoreError> {
+    let mut store = daemon.store();
+    schedule_tick(&daemon.config, &daemon.secret, &mut store, intensive_care, now)?;
+    let every = daemon.config.schedule.self_check_secs.0 as i64;
+    if store.last_self_check_created()?.is_none_or(|t| now - t >= every) {
+        let tag = payload::new_tag(&mut rand::rngs::OsRng);
+        store.create_self_check(&tag, now)?;
+    }
+    report_failed_self_checks(&store, now)?;
+    Ok(())
+}
+
+/// Logs, once, each self-check whose deadline just passed without its return: the pinger's
+/// own fault, and why the statistics leave that window out.
+fn report_failed_self_checks(store: &Store, now: i64) -> Result<(), StoreError> {
+    for check in store.self_checks_since(now - SELF_CHECK_DEADLINE_SECS - 3600)? {
+        let Some(sent) = check.sent_at else { continue };
+        let due = sent + SELF_CHECK_DEADLINE_SECS;
+        let late = check.returned_at.is_none_or(|r| r > due);
+        // Report in the tick right after the deadline only.
+        if late && due < now && now - due <= 60 {
+            error!(
+                sent,
+                "our own control mail did not come back within {} minutes: the pinger's mail \
+                 path failed; pings sent around then are excluded from every remailer's \
+                 statistics",
+                SELF_CHECK_DEADLINE_SECS / 60
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn sender_loop(daemon: Arc<Daemon>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let d = &daemon;
+        if let Err(e) =
+            sender::drain_outbox(&d.store, &d.smtp, d.secret.as_bytes(), &d.identity).await
+        {
+            error!("sender: {e}");
+        }
+        if let Err(e) = sender::send_self_checks(
+            &d.store,
+            &d.smtp,
+            d.secret.as_bytes(),
+            &d.identity,
+            SELF_CHECK_DEADLINE_SECS,
+        )
+        .await
+        {
+            error!("self-check: {e}");
+        }
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = daemon.outbox.notified() => {}
+            // Deferred pings come due without a tick.
+            _ = tokio::time::sleep(Duration::from_secs(15)) => {}
+        }
+    }
+}
+
+async fn ingest_loop(daemon: Arc<Daemon>, mut shutdown: watch::Receiver<bool>) {
+    let config = &daemon.config;
+    let poll = Duration::from_secs(config.mailbox.poll_secs.0);
+    if let Some(imap_config) = &config.mailbox.imap {
+        let settings = match imap_settings(imap_config) {
+            Ok(s) => imap::ImapSettings { poll_interval: poll, ..s },
+            Err(e) => {
+                error!("IMAP ingestion disabled: {e:#}");
+                return;
+            }
+        };
+        let d = daemon.clone();
+        imap::run(
+            settings,
+            move |mail| {
+                let d = d.clone();
+                async move {
+                    let ctx = IngestContext { secret: d.secret.as_bytes(), identity: &d.identity };
+                    let source = format!("imap:{}:{}", mail.uid_validity, mail.uid);
+                    let processed = ingest::process(
+                        &mut d.store(),
+                        &ctx,
+                        &mail.raw,
+                        mail.internal_date,
+                        &source,
+                        unix_now(),
+                    )
+                    .map_err(|e| e.to_string())?;
+                    ingest::log_processed(&source, &processed);
+                    Ok::<_, String>(match processed.disposition {
+                        ingest::Disposition::Processed => imap::Disposition::Processed,
+                        ingest::Disposition::Quarantined => imap::Disposition::Quarantined,
+                    })
+                }
+            },
+            shutdown,
+        )
+        .await;
+        return;
+    }
+    let Some(path) = &config.mailbox.maildir else {
+        warn!("no [mailbox] configured: returns are not read");
+        return;
+    };
+    let maildir = match Maildir::open(path) {
+        Ok(m) => m,
+        Err(e) => {
+            error!("cannot open the Maildir {}: {e}; returns are not read", path.display());
+            return;
+        }
+    };
+    loop {
+        let ctx = IngestContext { secret: daemon.secret.as_bytes(), identity: &daemon.identity };
+        if let Err(e) = ingest::ingest_maildir(&daemon.store, &ctx, &maildir) {
+            error!("ingest: {e:#}");
+        }
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(poll) => {}
+        }
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.
