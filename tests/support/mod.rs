@@ -1,6 +1,10 @@
 //! Helpers shared by the integration tests: they run the real `fathometer` binary.
 #![allow(dead_code)]
 
+pub mod gpg;
+pub mod mail;
+pub mod remailer;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output};
 use std::time::{Duration, Instant};

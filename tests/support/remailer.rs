@@ -1,0 +1,639 @@
+//! A type I (cypherpunk) remailer double for integration tests.
+//!
+//! A real type I remailer (Mixmaster 3 with `PGP y`, or an old cypherpunk remailer) cannot run in
+//! the test environment, so this double stands in for one. It is meant to be FAITHFUL to the
+//! protocol as Mixmaster 3 implements it (see the project's spec `mixmaster.md` §4 and §4.1, and
+//! `echolot.md` §3.2 for what a pinger sends), so that a pinger that works against it also works
+//! against the real network:
+//!
+//! - Header names are case-insensitive. A mail is type I when the mail header, or a `::`
+//!   pseudo-header block at the start of the body, carries one of the trigger headers (`Anon-To`,
+//!   `Request-Remailing-To`, `Remail-To`, `Anon-Send-To`, `Send-To`, `Encrypted`, `Test-To`,
+//!   `Anon-Post-To`, `Post-To`, `Remix-To`, `Encrypt-To`).
+//! - `Encrypted:` (any value): the first `-----BEGIN PGP MESSAGE-----` .. `-----END PGP
+//!   MESSAGE-----` block is decrypted with this remailer's key (real GnuPG, which, like
+//!   Mixmaster, accepts RSA and ElGamal session keys and 3DES/CAST5/Blowfish/AES), whatever
+//!   followed the armour is appended, and the result is parsed again as headers (it may begin
+//!   with a `::` line). This repeats for nested encryption to the same remailer.
+//! - `Anon-To:`, `Request-Remailing-To:`, `Remail-To:`, `Anon-Send-To:` give the recipients
+//!   (comma-separated lists and several headers are joined). Only ONE pseudo-header block is
+//!   read per layer: in a chain hop the decrypted text is `::\nAnon-To: next\n\n::\nEncrypted:
+//!   PGP\n\n<armour>`, and everything after the first block (here, the next hop's `::` block and
+//!   armour, which this remailer cannot decrypt) is the body that is forwarded.
+//! - After the header block, a `##` line starts lines (up to an empty line) that are pasted into
+//!   the outgoing header. Without a pasted `From:` the mail comes `From: Anonymous
+//!   <nobody@<domain>>`.
+//! - The outgoing mail is `From`, `To`, `Date`, `Message-ID`, the pasted headers, an empty line
+//!   and the remaining body, sent by SMTP with the remailer's address as envelope sender.
+//! - `Null:` makes the message a dummy that is discarded silently.
+//!
+//! Simplifications (documented deviations from Mixmaster, none of which a pinger relies on):
+//! `Latent-Time` is ignored (delivery is immediate); no remixing into type II, no `Comments:`
+//! disclaimer, no `Sender:` when a From is pasted, no header/destination block lists;
+//! `Test-To`, `Anon-Post-To`, `Post-To`, `Remix-To`, `Encrypt-To`, `Cutmarks` and the
+//! `Encrypt-Key`-style reply-block headers are not implemented and are reported in `errors()`;
+//! plaintext (cpunk-clear) messages are accepted (as with `UNENCRYPTED y`). Empty lines before
+//! the body's `::` line are tolerated. Messages already in `new/` when the double starts are
+//! left alone (they belong to an earlier run), so a test only sees its own mail.
+//!
+//! Test-only behaviours (`Behaviour`) let tests simulate a replaying, corrupting or dead
+//! remailer. They apply to "final deliveries", i.e. outgoing mail whose body is not itself a
+//! type I message for a next hop (does not begin with a `::` line).
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::gpg::GpgHome;
+
+/// What the double does with the mail it would deliver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    /// A well-behaved remailer.
+    Forward,
+    /// Forwards every final delivery twice (a replay).
+    Duplicate,
+    /// Alters one base64 character inside the PGP MESSAGE armour of the final payload before
+    /// delivering (so the armour checksum no longer matches).
+    Corrupt,
+    /// Swallows everything (still counted in `handled()`).
+    Drop,
+}
+
+#[derive(Default)]
+struct Shared {
+    handled: usize,
+    errors: Vec<String>,
+    forwarded: Vec<String>,
+}
+
+/// A running remailer double; dropping it stops (and joins) its thread.
+pub struct TestRemailer {
+    address: String,
+    shared: Arc<Mutex<Shared>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TestRemailer {
+    /// Starts a thread that polls `maildir/new` every ~50 ms and handles each message like a
+    /// type I remailer, then moves it to `cur/`. Messages present in `new/` at start are ignored.
+    pub fn start(
+        address: &str,
+        maildir: PathBuf,
+        gpg: GpgHome,
+        smtp: SocketAddr,
+        behaviour: Behaviour,
+    ) -> Self {
+        let new_dir = maildir.join("new");
+        assert!(new_dir.is_dir(), "{} is not a Maildir (no new/)", maildir.display());
+        let backlog: HashSet<OsString> = std::fs::read_dir(&new_dir)
+            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker = Worker {
+            address: address.to_string(),
+            domain: address.rsplit_once('@').map_or("localhost", |(_, d)| d).to_string(),
+            maildir,
+            gpg,
+            smtp,
+            behaviour,
+            shared: Arc::clone(&shared),
+        };
+        let stop2 = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name(format!("remailer-double {address}"))
+            .spawn(move || worker.run(&stop2, backlog))
+            .expect("spawn remailer thread");
+        Self { address: address.to_string(), shared, stop, thread: Some(thread) }
+    }
+
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Messages processed (including ones that failed or were dropped).
+    pub fn handled(&self) -> usize {
+        self.lock().handled
+    }
+
+    /// Everything it could not handle, as "<maildir file>: <reason>".
+    pub fn errors(&self) -> Vec<String> {
+        self.lock().errors.clone()
+    }
+
+    /// Raw text (LF line ends, as handed to SMTP before CRLF conversion) of every message sent.
+    pub fn forwarded(&self) -> Vec<String> {
+        self.lock().forwarded.clone()
+    }
+
+    /// Waits until `handled() >= n`; false on timeout.
+    pub fn wait_handled(&self, n: usize, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if self.handled() >= n {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.handled() >= n
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for TestRemailer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Worker {
+    address: String,
+    domain: String,
+    maildir: PathBuf,
+    gpg: GpgHome,
+    smtp: SocketAddr,
+    behaviour: Behaviour,
+    shared: Arc<Mutex<Shared>>,
+}
+
+/// One outgoing mail.
+struct Outgoing {
+    rcpts: Vec<String>,
+    text: String,
+    /// Body is a type I message for a further hop (not a final delivery).
+    hop: bool,
+}
+
+impl Worker {
+    fn run(self, stop: &AtomicBool, backlog: HashSet<OsString>) {
+        let new_dir = self.maildir.join("new");
+        let cur_dir = self.maildir.join("cur");
+        while !stop.load(Ordering::SeqCst) {
+            let mut names: Vec<OsString> = match std::fs::read_dir(&new_dir) {
+                Ok(rd) => rd
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.file_name())
+                    .filter(|n| !backlog.contains(n) && !n.to_string_lossy().starts_with('.'))
+                    .collect(),
+                Err(e) => {
+                    self.error("new/", format!("cannot read {}: {e}", new_dir.display()));
+                    Vec::new()
+                }
+            };
+            names.sort();
+            for name in names {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let path = new_dir.join(&name);
+                let label = name.to_string_lossy().into_owned();
+                let raw = match std::fs::read(&path) {
+                    Ok(b) => b,
+                    Err(_) => continue, // taken away meanwhile
+                };
+                let mut dest_name = name.clone();
+                if !label.contains(":2,") {
+                    dest_name.push(":2,S");
+                }
+                // Move first, so a message is never handled twice.
+                if std::fs::rename(&path, cur_dir.join(&dest_name)).is_err() {
+                    continue;
+                }
+                let text = String::from_utf8_lossy(&raw).replace("\r\n", "\n");
+                let result =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handle(&text)));
+                match result {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => self.error(&label, e),
+                    Err(p) => {
+                        let msg = p
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_default();
+                        self.error(&label, format!("panic while handling: {msg}"));
+                    }
+                }
+                self.lock().handled += 1;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn error(&self, label: &str, reason: String) {
+        self.lock().errors.push(format!("{label}: {reason}"));
+    }
+
+    fn handle(&self, text: &str) -> Result<(), String> {
+        let Some(out) = self.process(text)? else {
+            return Ok(()); // Null: dummy message
+        };
+        if self.behaviour == Behaviour::Drop {
+            return Ok(());
+        }
+        let final_delivery = !out.hop;
+        let mut text = out.text;
+        if final_delivery && self.behaviour == Behaviour::Corrupt {
+            text = corrupt_armour(&text)
+                .ok_or("Corrupt: no PGP MESSAGE armour in the final payload; not delivered")?;
+        }
+        let copies = if final_delivery && self.behaviour == Behaviour::Duplicate { 2 } else { 1 };
+        for _ in 0..copies {
+            smtp_send(self.smtp, &self.address, &out.rcpts, &text)?;
+            self.lock().forwarded.push(text.clone());
+        }
+        Ok(())
+    }
+
+    /// Type I processing (mixmaster.md §4.1). `Ok(None)` for a `Null:` dummy.
+    fn process(&self, mail: &str) -> Result<Option<Outgoing>, String> {
+        let mail =
+            mail.strip_prefix("From ").map_or(mail, |r| r.split_once('\n').map_or("", |x| x.1));
+        let (mail_fields, _, body) = parse_block(mail);
+        let mut req = Request::default();
+        for (name, value) in &mail_fields {
+            req.apply(name, value);
+        }
+        // The body may start with a `::` pseudo-header block.
+        let mut text = body.to_string();
+        {
+            let trimmed = text.trim_start_matches('\n');
+            if let Some(rest) = strip_line(trimmed, "::") {
+                let (fields, _, rest) = parse_block(rest);
+                for (name, value) in &fields {
+                    req.apply(name, value);
+                }
+                text = rest.to_string();
+            }
+        }
+        if !req.type1 {
+            return Err("not a type I message: no Anon-To/Encrypted/... header in the mail \
+                        header or in a :: block"
+                .into());
+        }
+        let mut layers = 0;
+        while req.encrypted {
+            req.encrypted = false;
+            layers += 1;
+            if layers > 16 {
+                return Err("more than 16 nested Encrypted layers".into());
+            }
+            let (armour, rest) = find_armour(&text)
+                .ok_or("Encrypted: header but no -----BEGIN PGP MESSAGE----- block")?;
+            let dec = self
+                .gpg
+                .decrypt(armour.as_bytes())
+                .map_err(|e| format!("cannot decrypt the PGP message: {e}"))?;
+            let mut plain = String::from_utf8_lossy(&dec.plaintext).replace("\r\n", "\n");
+            if !rest.is_empty() && !plain.ends_with('\n') {
+                plain.push('\n');
+            }
+            plain.push_str(rest);
+            // Parsed again as headers; it may begin with a `::` line.
+            let after = strip_line(&plain, "::").unwrap_or(&plain);
+            let (fields, _, rest) = parse_block(after);
+            for (name, value) in &fields {
+                req.apply(name, value);
+            }
+            text = rest.to_string();
+        }
+        if req.null {
+            return Ok(None);
+        }
+        if !req.unsupported.is_empty() {
+            return Err(format!(
+                "unsupported type I header(s) for this double: {}",
+                req.unsupported.join(", ")
+            ));
+        }
+        if req.dests.is_empty() {
+            return Err("type I message without a destination (Anon-To etc.)".into());
+        }
+        // `##`: header lines pasted into the outgoing mail.
+        let mut pasted: Vec<String> = Vec::new();
+        let mut pasted_from = None;
+        if let Some(rest) = strip_line(&text, "##") {
+            let (fields, lines, rest) = parse_block(rest);
+            for (name, value) in &fields {
+                if name.eq_ignore_ascii_case("from") {
+                    pasted_from = Some(value.clone());
+                }
+            }
+            pasted = lines
+                .into_iter()
+                .filter(|l| !l.split(':').next().unwrap_or("").trim().eq_ignore_ascii_case("from"))
+                .collect();
+            text = rest.to_string();
+        }
+        let hop = line_is(text.lines().next().unwrap_or(""), "::");
+        let mut out = String::new();
+        match pasted_from {
+            Some(f) => out.push_str(&format!("From: {f}\n")),
+            None => out.push_str(&format!("From: Anonymous <nobody@{}>\n", self.domain)),
+        }
+        out.push_str(&format!("To: {}\n", req.dests.join(", ")));
+        out.push_str(&format!("Date: {}\n", rfc2822_now()));
+        out.push_str(&format!("Message-ID: <{}@{}>\n", message_id(&text), self.domain));
+        for l in &pasted {
+            out.push_str(l);
+            out.push('\n');
+        }
+        out.push('\n');
+        out.push_str(&text);
+        Ok(Some(Outgoing { rcpts: req.dests, text: out, hop }))
+    }
+}
+
+#[derive(Default)]
+struct Request {
+    type1: bool,
+    encrypted: bool,
+    null: bool,
+    dests: Vec<String>,
+    unsupported: Vec<String>,
+}
+
+impl Request {
+    fn apply(&mut self, name: &str, value: &str) {
+        let n = name.to_ascii_lowercase();
+        match n.as_str() {
+            "anon-to" | "request-remailing-to" | "remail-to" | "anon-send-to" => {
+                self.type1 = true;
+                self.dests.extend(
+                    value.split(',').map(|s| s.trim()).filter(|s| !s.is_empty()).map(clean_addr),
+                );
+            }
+            "encrypted" => {
+                self.type1 = true;
+                self.encrypted = true;
+            }
+            "send-to" => self.type1 = true,
+            "test-to" | "anon-post-to" | "post-to" | "remix-to" | "encrypt-to" => {
+                self.type1 = true;
+                self.unsupported.push(name.to_string());
+            }
+            "null" => self.null = true,
+            "cutmarks" | "encrypt-key" | "encrypt-idea" | "encrypt-des" | "encrypt-3des"
+            | "encrypt-cast" | "encrypt-cast5" => self.unsupported.push(name.to_string()),
+            _ => {} // Latent-Time and anything else: ignored
+        }
+    }
+}
+
+/// `Name <a@b>` or `<a@b>` -> `a@b`.
+fn clean_addr(s: &str) -> String {
+    match (s.find('<'), s.rfind('>')) {
+        (Some(a), Some(b)) if a < b => s[a + 1..b].trim().to_string(),
+        _ => s.to_string(),
+    }
+}
+
+fn line_is(line: &str, what: &str) -> bool {
+    line.trim_end() == what
+}
+
+/// If `text` starts with the line `what`, the text after that line.
+fn strip_line<'a>(text: &'a str, what: &str) -> Option<&'a str> {
+    let (first, rest) = text.split_once('\n').unwrap_or((text, ""));
+    line_is(first, what).then_some(rest)
+}
+
+/// Reads a header block: "Name: value" lines (with folded continuation lines) up to and
+/// including an empty line. A line that is not a header ends the block (it stays in the rest).
+/// Returns the fields, the raw (unfolded-as-written) lines, and the rest of the text.
+fn parse_block(text: &str) -> (Vec<(String, String)>, Vec<String>, &str) {
+    let mut fields: Vec<(String, String)> = Vec::new();
+    let mut raw: Vec<String> = Vec::new();
+    let mut pos = 0;
+    while pos < text.len() {
+        let end = text[pos..].find('\n').map_or(text.len(), |i| pos + i + 1);
+        let line = text[pos..end].trim_end_matches('\n');
+        if line.trim().is_empty() {
+            return (fields, raw, &text[end..]);
+        }
+        if line.starts_with([' ', '\t']) && !fields.is_empty() {
+            if let Some(last) = fields.last_mut() {
+                last.1.push(' ');
+                last.1.push_str(line.trim());
+            }
+            if let Some(l) = raw.last_mut() {
+                l.push('\n');
+                l.push_str(line);
+            }
+        } else if let Some((name, value)) = line.split_once(':').filter(|(n, _)| is_field_name(n)) {
+            fields.push((name.to_string(), value.trim().to_string()));
+            raw.push(line.to_string());
+        } else {
+            return (fields, raw, &text[pos..]);
+        }
+        pos = end;
+    }
+    (fields, raw, "")
+}
+
+fn is_field_name(n: &str) -> bool {
+    !n.is_empty() && n.bytes().all(|b| b.is_ascii_graphic() && b != b':')
+}
+
+const BEGIN: &str = "-----BEGIN PGP MESSAGE-----";
+const END: &str = "-----END PGP MESSAGE-----";
+
+/// The first armoured PGP message (through the END line) and the text after its line.
+fn find_armour(text: &str) -> Option<(&str, &str)> {
+    let start = text.find(BEGIN)?;
+    let end_rel = text[start..].find(END)?;
+    let end = start + end_rel + END.len();
+    let line_end = text[end..].find('\n').map_or(text.len(), |i| end + i + 1);
+    Some((&text[start..line_end], &text[line_end..]))
+}
+
+/// Changes one base64 character in the middle of the first data line of the first PGP MESSAGE
+/// armour of `mail`. None when there is no armour.
+pub fn corrupt_armour(mail: &str) -> Option<String> {
+    let start = mail.find(BEGIN)?;
+    let end = start + mail[start..].find(END)?;
+    // Skip the BEGIN line and the armour headers, up to the empty line.
+    let mut pos = start + mail[start..].find('\n')? + 1;
+    let mut in_headers = true;
+    while pos < end {
+        let line_end = pos + mail[pos..].find('\n')?;
+        let line = mail[pos..line_end].trim_end();
+        if in_headers {
+            if line.is_empty() {
+                in_headers = false;
+            } else if !line.contains(": ") {
+                in_headers = false;
+                continue; // armour without a header section: this is data
+            }
+        } else if line.len() > 2 && !line.starts_with('=') {
+            let i = pos + line.len() / 2;
+            let c = mail.as_bytes()[i];
+            let new = if c == b'A' { 'B' } else { 'A' };
+            let mut s = String::with_capacity(mail.len());
+            s.push_str(&mail[..i]);
+            s.push(new);
+            s.push_str(&mail[i + 1..]);
+            return Some(s);
+        }
+        pos = line_end + 1;
+    }
+    None
+}
+
+/// A minimal blocking SMTP client (no TLS, no auth), enough for the local Postfix: EHLO, MAIL
+/// FROM, RCPT TO (each), DATA with CRLF line ends and dot-stuffing, QUIT.
+pub fn smtp_send(smtp: SocketAddr, from: &str, rcpts: &[String], text: &str) -> Result<(), String> {
+    let ctx = |what: &str, e: std::io::Error| format!("SMTP {smtp} {what}: {e}");
+    let stream =
+        TcpStream::connect_timeout(&smtp, Duration::from_secs(5)).map_err(|e| ctx("connect", e))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| ctx("timeout", e))?;
+    stream.set_write_timeout(Some(Duration::from_secs(30))).map_err(|e| ctx("timeout", e))?;
+    let mut reader = BufReader::new(stream.try_clone().map_err(|e| ctx("clone", e))?);
+    let mut w = stream;
+
+    fn reply(r: &mut BufReader<TcpStream>) -> Result<(u16, String), String> {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            let n = r.read_line(&mut line).map_err(|e| format!("SMTP read: {e}"))?;
+            if n == 0 {
+                return Err(format!("SMTP connection closed; got so far: {all:?}"));
+            }
+            all.push_str(&line);
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                let code = line.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
+                return Ok((code, all));
+            }
+        }
+    }
+    let mut expect = |w: &mut TcpStream, cmd: Option<&str>, ok: &[u16]| -> Result<(), String> {
+        if let Some(c) = cmd {
+            w.write_all(format!("{c}\r\n").as_bytes()).map_err(|e| format!("SMTP write: {e}"))?;
+        }
+        let (code, text) = reply(&mut reader)?;
+        if ok.contains(&code) {
+            Ok(())
+        } else {
+            Err(format!("SMTP {}: unexpected reply {}", cmd.unwrap_or("greeting"), text.trim()))
+        }
+    };
+    expect(&mut w, None, &[220])?;
+    expect(&mut w, Some("EHLO localhost"), &[250])?;
+    expect(&mut w, Some(&format!("MAIL FROM:<{from}>")), &[250])?;
+    for r in rcpts {
+        expect(&mut w, Some(&format!("RCPT TO:<{r}>")), &[250, 251])?;
+    }
+    expect(&mut w, Some("DATA"), &[354])?;
+    let mut data = String::with_capacity(text.len() + 64);
+    for line in text.replace("\r\n", "\n").split_inclusive('\n') {
+        let line = line.strip_suffix('\n').unwrap_or(line);
+        if line.starts_with('.') {
+            data.push('.');
+        }
+        data.push_str(line);
+        data.push_str("\r\n");
+    }
+    data.push_str(".\r\n");
+    w.write_all(data.as_bytes()).map_err(|e| format!("SMTP write: {e}"))?;
+    expect(&mut w, None, &[250])?;
+    let _ = expect(&mut w, Some("QUIT"), &[221]);
+    Ok(())
+}
+
+/// Messages in `maildir`'s `new/` and `cur/` whose content contains `marker`.
+pub fn maildir_messages_containing(maildir: &Path, marker: &str) -> Vec<(PathBuf, String)> {
+    let mut found = Vec::new();
+    for sub in ["new", "cur"] {
+        let Ok(rd) = std::fs::read_dir(maildir.join(sub)) else { continue };
+        for e in rd.filter_map(|e| e.ok()) {
+            if let Ok(b) = std::fs::read(e.path()) {
+                let s = String::from_utf8_lossy(&b).into_owned();
+                if s.contains(marker) {
+                    found.push((e.path(), s));
+                }
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Waits until at least `n` messages containing `marker` are in `maildir`; returns them (maybe
+/// fewer, on timeout).
+pub fn wait_for_messages(
+    maildir: &Path,
+    marker: &str,
+    n: usize,
+    timeout: Duration,
+) -> Vec<(PathBuf, String)> {
+    let end = Instant::now() + timeout;
+    loop {
+        let found = maildir_messages_containing(maildir, marker);
+        if found.len() >= n || Instant::now() >= end {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Deletes the messages in `maildir` that contain `marker`; returns how many.
+pub fn remove_messages_containing(maildir: &Path, marker: &str) -> usize {
+    let found = maildir_messages_containing(maildir, marker);
+    found.iter().filter(|(p, _)| std::fs::remove_file(p).is_ok()).count()
+}
+
+fn message_id(body: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut h);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
+    format!("{:016x}.{nanos:x}", h.finish())
+}
+
+/// Current time as an RFC 2822 date in UTC.
+fn rfc2822_now() -> String {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MON: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} +0000",
+        WD[days.rem_euclid(7) as usize],
+        d,
+        MON[(m - 1) as usize],
+        y,
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    )
+}
