@@ -170,6 +170,13 @@ pub enum DecryptError {
 /// self-signature), and only validly self-signed user ids are reported, so that a user id
 /// appended by a third party cannot claim a remailer address.
 pub fn parse_certs(text: &[u8]) -> Vec<Result<RemailerCert, PgpError>> {
+    // As in decrypt_symmetric: a parser panic on hostile input becomes an error entry.
+    std::panic::catch_unwind(|| parse_certs_unguarded(text)).unwrap_or_else(|_| {
+        vec![Err(PgpError::Malformed("the OpenPGP parser failed on this input".into()))]
+    })
+}
+
+fn parse_certs_unguarded(text: &[u8]) -> Vec<Result<RemailerCert, PgpError>> {
     let mut out = Vec::new();
     let mut pos = 0;
     let mut found = false;
@@ -324,6 +331,15 @@ pub fn encrypt_symmetric_salted(
 /// Residual ambiguity: a message made with another password passes the 16-bit quick check
 /// with probability 1/65536 and would then be reported as Damaged. Never panics.
 pub fn decrypt_symmetric(password: &[u8], text: &[u8]) -> Result<Vec<u8>, DecryptError> {
+    // sequoia 2.4.2 can panic on some damaged SEIPD packets (an `unwrap` in parse.rs while
+    // setting up the MDC reader; found by `mutated_messages_never_panic`). Mail from the
+    // network must never take the daemon down: such a message is damaged, nothing more.
+    std::panic::catch_unwind(|| decrypt_symmetric_unguarded(password, text)).unwrap_or_else(|_| {
+        Err(DecryptError::Damaged("the OpenPGP parser failed on this message".into()))
+    })
+}
+
+fn decrypt_symmetric_unguarded(password: &[u8], text: &[u8]) -> Result<Vec<u8>, DecryptError> {
     let block = next_armor_block(text, MESSAGE_BLOCK, 0).ok_or(DecryptError::NoMessage)?;
     let binary = block.data.map_err(DecryptError::Damaged)?;
     if binary.is_empty() {
@@ -898,36 +914,23 @@ fn decode_body(base64: &[u8], crc_line: Option<&[u8]>) -> Result<Vec<u8>, String
 /// Strict standard base64: '=' padding only at the end, and the unused low bits of a final
 /// partial group must be zero, so that every changed character is noticed.
 fn base64_decode(input: &[u8]) -> Option<Vec<u8>> {
-    fn value(c: u8) -> Option<u32> {
-        match c {
-            b'A'..=b'Z' => Some(u32::from(c - b'A')),
-            b'a'..=b'z' => Some(u32::from(c - b'a') + 26),
-            b'0'..=b'9' => Some(u32::from(c - b'0') + 52),
-            b'+' => Some(62),
-            b'/' => Some(63),
-            _ => None,
-        }
+    use base64::Engine as _;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    // Strict about the unused bits of the last character (no encoder sets them: a set bit
+    // is a changed character). Padding, when present, must be exact; some armour writers
+    // leave it out altogether.
+    const fn engine(padding: DecodePaddingMode) -> GeneralPurpose {
+        GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            GeneralPurposeConfig::new()
+                .with_decode_allow_trailing_bits(false)
+                .with_decode_padding_mode(padding),
+        )
     }
-    let unpadded = input.strip_suffix(b"==").or_else(|| input.strip_suffix(b"=")).unwrap_or(input);
-    if unpadded.len() % 4 == 1 || (unpadded.len() != input.len() && !input.len().is_multiple_of(4))
-    {
-        return None;
-    }
-    let mut out = Vec::with_capacity(unpadded.len() / 4 * 3 + 2);
-    for chunk in unpadded.chunks(4) {
-        let mut acc = 0u32;
-        for &c in chunk {
-            acc = (acc << 6) | value(c)?;
-        }
-        match chunk.len() {
-            4 => out.extend_from_slice(&acc.to_be_bytes()[1..]),
-            // Non-zero unused bits never come from an encoder: a changed character.
-            3 if acc & 0b11 == 0 => out.extend_from_slice(&(acc >> 2).to_be_bytes()[2..]),
-            2 if acc & 0b1111 == 0 => out.push((acc >> 4) as u8),
-            _ => return None,
-        }
-    }
-    Some(out)
+    const PADDED: GeneralPurpose = engine(DecodePaddingMode::RequireCanonical);
+    const UNPADDED: GeneralPurpose = engine(DecodePaddingMode::RequireNone);
+    let engine = if input.ends_with(b"=") { &PADDED } else { &UNPADDED };
+    engine.decode(input).ok()
 }
 
 /// OpenPGP's CRC-24 (RFC 4880 §6.1).

@@ -217,3 +217,40 @@ fn every_command_has_help() {
         assert!(out.contains("Usage:"), "{cmd}: {out}");
     }
 }
+
+#[test]
+fn ping_dry_run_prints_a_complete_encrypted_message_and_records_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "127.0.0.1:0", "");
+    let gpg = support::gpg::GpgHome::new();
+    let key = gpg.generate(
+        support::gpg::KeyShape::OldDsaElg1024,
+        "Test Remailer",
+        "rem@x.example",
+        "S3 S7 S2",
+    );
+    let key_file = dir.path().join("key.asc");
+    std::fs::write(&key_file, key).unwrap();
+    let with = |args: &[&str]| {
+        let mut c = bin();
+        c.arg("--config").arg(&config).args(args);
+        c
+    };
+    run_ok(&mut with(&["add", "rem@x.example"]));
+    let out = run_ok(&mut with(&["import-keys", key_file.to_str().unwrap()]));
+    assert!(out.contains("added: cpunk-dsa key"), "{out}");
+    let message = run_ok(&mut with(&["ping", "rem@x.example", "--dry-run"]));
+    for header in ["Date: ", "Message-ID: <", "From: ", "To: rem@x.example"] {
+        assert!(message.contains(header), "missing {header}: {message}");
+    }
+    assert!(message.contains("::\nEncrypted: PGP\n\n-----BEGIN PGP MESSAGE-----"), "{message}");
+    // The remailer's key opens it, and inside is the Anon-To layer with our tagged address.
+    let body = &message[message.find("-----BEGIN PGP MESSAGE-----").unwrap()..];
+    let inner = gpg.decrypt(body.as_bytes()).expect("gpg decrypts the ping");
+    let inner = String::from_utf8_lossy(&inner.plaintext).replace("\r\n", "\n");
+    assert!(inner.starts_with("::\nAnon-To: pinger+"), "{inner}");
+    assert!(inner.contains("-----BEGIN PGP MESSAGE-----"), "the payload is encrypted: {inner}");
+    let conn = rusqlite::Connection::open(dir.path().join("state/fathometer.sqlite")).unwrap();
+    let n: i64 = conn.query_row("SELECT COUNT(*) FROM pings", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 0, "--dry-run records nothing");
+}

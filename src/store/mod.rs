@@ -816,6 +816,47 @@ mod tests {
     }
 
     #[test]
+    fn pings_sent_while_our_own_mail_path_failed_are_left_out() {
+        let mut s = Store::open_in_memory().unwrap();
+        let p = |sent, returned| ImportedPing {
+            address: "a@x.example".into(),
+            ping_type: PingType::Mix,
+            key_id: None,
+            sent,
+            returned,
+        };
+        let pings = [p(10_000, Some(10_100)), p(20_000, None), p(30_000, Some(30_050))];
+        s.import(&[], &pings, &[], 0).unwrap();
+        // Self-checks at 5000 (back), 15000 (never back), 25000 (back).
+        for (tag, sent, returned) in
+            [("a", 5_000, Some(5_001)), ("b", 15_000, None), ("c", 25_000, Some(25_002))]
+        {
+            let id = s.create_self_check(tag, sent).unwrap();
+            s.self_check_sent(id, sent).unwrap();
+            if let Some(r) = returned {
+                s.record_mail(
+                    &MailRecord {
+                        digest: tag.into(),
+                        source: "test".into(),
+                        delivered_at: Some(r),
+                        processed_at: r,
+                        kind: MailKind::SelfCheck,
+                        ping_id: None,
+                        detail: None,
+                        raw: None,
+                    },
+                    &[MailEffect::SelfCheckReturned { id, returned_at: r }],
+                )
+                .unwrap();
+            }
+        }
+        let d = s.dataset(0, 40_000).unwrap();
+        let sent: Vec<i64> = d.remailers[0].pings.iter().map(|p| p.sent).collect();
+        // The window (5000, 25000) around the failed check is the pinger's fault.
+        assert_eq!(sent, vec![30_000]);
+    }
+
+    #[test]
     fn daemon_state_round_trips() {
         let mut s = Store::open_in_memory().unwrap();
         assert_eq!(s.state("last_tick").unwrap(), None);
