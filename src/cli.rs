@@ -485,28 +485,20 @@ fn ping_now(
     }
     let tag = payload::new_tag(&mut rand::rngs::OsRng);
     let mut spec = PingSpec { id: 0, hops, with_from: false };
+    let build = |spec: &PingSpec| {
+        sender::build_ping(spec, secret.as_bytes(), &identity, &tag, now, &mut rand::rngs::OsRng)
+    };
+    // For a terminal or a pipe into sendmail: LF line ends.
+    let print = |b: &sender::BuiltPing| {
+        print!("{}", String::from_utf8_lossy(&b.outgoing.message).replace("\r\n", "\n"));
+    };
     if dry_run {
-        let built = sender::build_ping(
-            &spec,
-            secret.as_bytes(),
-            &identity,
-            &tag,
-            now,
-            &mut rand::rngs::OsRng,
-        )?;
-        print!("{}", String::from_utf8_lossy(&built.outgoing.message).replace("\r\n", "\n"));
+        print(&build(&spec)?);
         return Ok(ExitCode::SUCCESS);
     }
     let hop2 = key_rows.get(1).map(|&k| (ChainType::Cpunk, k));
     spec.id = store.record_manual_ping(key_rows[0], hop2, now, &tag, false, None)?;
-    let built = match sender::build_ping(
-        &spec,
-        secret.as_bytes(),
-        &identity,
-        &tag,
-        now,
-        &mut rand::rngs::OsRng,
-    ) {
+    let built = match build(&spec) {
         Ok(b) => b,
         Err(e) => {
             store.mark_not_sent(spec.id, &e.to_string())?;
@@ -515,7 +507,7 @@ fn ping_now(
     };
     if stdout {
         store.mark_sent(spec.id, now)?;
-        print!("{}", String::from_utf8_lossy(&built.outgoing.message).replace("\r\n", "\n"));
+        print(&built);
         return Ok(ExitCode::SUCCESS);
     }
     let smtp = daemon::smtp_sender(&config)?;

@@ -118,6 +118,20 @@ fn message_id(identity: &Identity, rng: &mut impl RngCore) -> String {
     format!("<{}@{}>", payload::hex(&bytes), identity.address.domain())
 }
 
+/// The payload, rendered and encrypted under the secret with its tag-bound salt.
+fn seal(
+    fields: &PayloadFields,
+    secret: &[u8],
+    rng: &mut impl RngCore,
+) -> Result<String, BuildError> {
+    let text = payload::render(fields, secret, rng);
+    Ok(openpgp::encrypt_symmetric_salted(
+        payload::payload_password(secret).as_bytes(),
+        payload::payload_salt(secret, &fields.tag),
+        text.as_bytes(),
+    )?)
+}
+
 /// Builds the mail for a ping sent at `sent` with return tag `tag`.
 pub fn build_ping(
     spec: &PingSpec,
@@ -146,12 +160,7 @@ pub fn build_ping(
         sent,
         tag: tag.to_owned(),
     };
-    let text = payload::render(&fields, secret, rng);
-    let armoured = openpgp::encrypt_symmetric_salted(
-        payload::payload_password(secret).as_bytes(),
-        payload::payload_salt(secret, tag),
-        text.as_bytes(),
-    )?;
+    let armoured = seal(&fields, secret, rng)?;
     let hops: Vec<CpunkHop<'_>> = spec
         .hops
         .iter()
@@ -204,12 +213,7 @@ pub fn build_self_check(
         sent,
         tag: tag.to_owned(),
     };
-    let text = payload::render(&fields, secret, rng);
-    let armoured = openpgp::encrypt_symmetric_salted(
-        payload::payload_password(secret).as_bytes(),
-        payload::payload_salt(secret, tag),
-        text.as_bytes(),
-    )?;
+    let armoured = seal(&fields, secret, rng)?;
     let to = identity.return_address(tag);
     let message = smtp::format_message(
         &identity.name,
