@@ -132,6 +132,25 @@ fn seal(
     )?)
 }
 
+/// An RFC 5322 message from us to `to`, dated `sent`, with a fresh Message-ID.
+fn format_from_us(
+    identity: &Identity,
+    to: &str,
+    body: String,
+    sent: i64,
+    rng: &mut impl RngCore,
+) -> Result<Vec<u8>, BuildError> {
+    smtp::format_message(
+        &identity.name,
+        identity.address.as_str(),
+        to,
+        body,
+        &message_id(identity, rng),
+        unix_to_system(sent),
+    )
+    .map_err(|e| BuildError::Format(e.to_string()))
+}
+
 /// Builds the mail for a ping sent at `sent` with return tag `tag`.
 pub fn build_ping(
     spec: &PingSpec,
@@ -180,15 +199,7 @@ pub fn build_ping(
         unix_to_system(sent),
     )?;
     let to = spec.hops[0].address.clone();
-    let message = smtp::format_message(
-        &identity.name,
-        identity.address.as_str(),
-        &to,
-        body,
-        &message_id(identity, rng),
-        unix_to_system(sent),
-    )
-    .map_err(|e| BuildError::Format(e.to_string()))?;
+    let message = format_from_us(identity, &to, body, sent, rng)?;
     Ok(BuiltPing {
         outgoing: Outgoing { envelope_from: return_address, to, message },
         tag: tag.to_owned(),
@@ -215,15 +226,7 @@ pub fn build_self_check(
     };
     let armoured = seal(&fields, secret, rng)?;
     let to = identity.return_address(tag);
-    let message = smtp::format_message(
-        &identity.name,
-        identity.address.as_str(),
-        &to,
-        armoured,
-        &message_id(identity, rng),
-        unix_to_system(sent),
-    )
-    .map_err(|e| BuildError::Format(e.to_string()))?;
+    let message = format_from_us(identity, &to, armoured, sent, rng)?;
     Ok(Outgoing { envelope_from: identity.address.to_string(), to, message })
 }
 
