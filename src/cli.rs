@@ -14,7 +14,7 @@ use crate::stats::{self, Model, Report, StatsOptions};
 use crate::store::KeyRow;
 use crate::store::Store;
 use crate::types::{ChainType, PingType};
-use crate::{daemon, import, keys, payload, secret};
+use crate::{daemon, import, keys, payload, scheduler, secret};
 
 #[derive(Debug, Parser)]
 #[command(name = "fathometer", version, about = "Measures how reliable anonymous remailers are")]
@@ -51,6 +51,10 @@ pub enum Command {
         /// The instant to compute the statistics for (unix seconds; default: now).
         #[arg(long)]
         now: Option<i64>,
+        /// Also show each remailer's capability line, keys with their validity and history,
+        /// and the addresses other remailers vouch for.
+        #[arg(long, short)]
+        verbose: bool,
     },
     /// Load a ping history from CSV files.
     ImportPings {
@@ -164,14 +168,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Add { addresses } => {
-            let (mut store, _) = open_store(&cli)?;
+            let (mut store, config) = open_store(&cli)?;
+            let ask = config.as_ref().is_some_and(|c| c.discovery.requests);
             let now = unix_now();
             for a in addresses {
                 check_address(a)?;
-                if store.add_remailer(a, now)? {
-                    println!("added {a}");
-                } else {
+                let a = a.to_ascii_lowercase();
+                if !store.add_remailer(&a, now)? {
                     println!("{a} is already known; left unchanged");
+                    continue;
+                }
+                if ask {
+                    daemon::ask_at_once(&mut store, &a, now)?;
+                    println!(
+                        "added {a}; remailer-conf, -key, -help, -stats and -adminkey requests \
+                         queued (the running daemon sends them)"
+                    );
+                } else {
+                    println!("added {a}");
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -189,11 +203,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(code)
         }
-        Command::List { now } => {
+        Command::List { now, verbose } => {
             let (store, config) = open_store(&cli)?;
             let now = now.unwrap_or_else(unix_now);
             let options = stats_options(config.as_ref(), None)?;
             print!("{}", list_table(&store, now, &options)?);
+            if *verbose {
+                // The schedule needs the secret; with --db and no config it is not shown.
+                let secret = match &config {
+                    Some(c) if c.secret_path().exists() => {
+                        Some(secret::load_or_create(&c.secret_path())?)
+                    }
+                    _ => None,
+                };
+                let types = config.as_ref().map(|c| c.schedule.ping_types.clone());
+                let schedule = secret.as_ref().zip(types.as_deref());
+                print!("{}", list_details(&store, now, schedule)?);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::ImportPings { pings, remailers, chains } => {
@@ -418,7 +444,13 @@ pub fn list_table(store: &Store, now: i64, options: &StatsOptions) -> Result<Str
         let mut types: Vec<&str> =
             r.keys.iter().filter(|k| k.is_current(now)).map(|k| k.ping_type.as_str()).collect();
         types.dedup();
-        let status = if r.hidden { format!("{} hidden", r.status) } else { r.status.clone() };
+        let mut status = r.status.clone();
+        if r.is_hidden() {
+            status.push_str(if r.hidden { " hidden" } else { " hidden(testing)" });
+        }
+        if let Some(reason) = &r.status_reason {
+            status.push_str(&format!(" ({reason})"));
+        }
         out.push_str(&format!(
             "{:<14} {:<32} {:<24} {:>4} {:<18} {:<18} {}\n",
             r.nick.as_deref().unwrap_or("-"),
@@ -429,6 +461,82 @@ pub fn list_table(store: &Store, now: i64, options: &StatsOptions) -> Result<Str
             find(&report.cpunk, &r.address).unwrap_or_else(|| "-".into()),
             status
         ));
+    }
+    Ok(out)
+}
+
+/// `list --verbose`: per remailer its capabilities, keys (validity, retirement, next ping when
+/// the schedule is known) and key history; then the candidates.
+pub fn list_details(
+    store: &Store,
+    now: i64,
+    schedule: Option<(&secret::Secret, &[PingType])>,
+) -> Result<String> {
+    let date = |t: Option<i64>| {
+        t.and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+            .map(|d| d.format("%Y-%m-%d").to_string())
+            .unwrap_or_else(|| "-".into())
+    };
+    let mut out = String::new();
+    for r in store.remailers()? {
+        out.push_str(&format!("\n{}", r.address));
+        if let Some(nick) = &r.nick {
+            out.push_str(&format!(" ({nick})"));
+        }
+        out.push('\n');
+        if let Some(t) = &r.remailer_type {
+            out.push_str(&format!("  software: {t}\n"));
+        }
+        out.push_str(&format!("  caps: {}\n", r.caps.as_deref().unwrap_or("-")));
+        out.push_str(&format!("  last answer: {}\n", date(r.last_answer_at)));
+        for k in &r.keys {
+            let state = if k.retired_at.is_some() {
+                format!("retired {}", date(k.retired_at))
+            } else if k.is_current(now) && r.status != "disabled" {
+                match schedule.filter(|(_, types)| types.contains(&k.ping_type)) {
+                    Some((secret, _)) => {
+                        let next = scheduler::next_single_slot(
+                            secret.as_bytes(),
+                            &r.address,
+                            k.ping_type,
+                            &k.key_id,
+                            now,
+                        );
+                        let when = chrono::DateTime::from_timestamp(next, 0)
+                            .map(|d| d.format("%Y-%m-%d %H:%M:%S").to_string())
+                            .unwrap_or_default();
+                        format!("current, next ping {when}")
+                    }
+                    None => "current".into(),
+                }
+            } else {
+                "not valid now".into()
+            };
+            out.push_str(&format!(
+                "  key {:<11} {:<32} valid {} .. {}  {state}\n",
+                k.ping_type.as_str(),
+                k.key_id,
+                date(k.valid_from),
+                date(k.valid_until)
+            ));
+        }
+        for e in store.key_history(r.id)? {
+            out.push_str(&format!(
+                "  history {} {} {} {}{}\n",
+                date(Some(e.at)),
+                e.event,
+                e.ping_type,
+                e.key_id,
+                e.detail.map(|d| format!(": {d}")).unwrap_or_default()
+            ));
+        }
+    }
+    let candidates = store.candidates()?;
+    if !candidates.is_empty() {
+        out.push_str("\ncandidates (address, remailers vouching for it):\n");
+        for (address, n) in candidates {
+            out.push_str(&format!("  {address} {n}\n"));
+        }
     }
     Ok(out)
 }

@@ -30,6 +30,8 @@ pub struct Config {
     pub stats: StatsConfig,
     #[serde(default)]
     pub schedule: ScheduleConfig,
+    #[serde(default)]
+    pub discovery: DiscoveryConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -206,6 +208,46 @@ impl Default for ScheduleConfig {
     }
 }
 
+/// Learning about remailers from their replies (`echolot.md` §5).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoveryConfig {
+    /// Send remailer-conf, -key, -help, -stats and -adminkey requests (daily, and at once
+    /// after `fathometer add`).
+    #[serde(default = "yes")]
+    pub requests: bool,
+    /// Add an address named in the supported-remailer lists of at least this many distinct
+    /// remailers (Echolot's `reliable_auto_add_min`). 0 turns automatic adding off.
+    #[serde(default = "default_auto_add_min")]
+    pub auto_add_min: u32,
+    /// Days a remailer's recommendation counts.
+    #[serde(default = "default_candidate_days")]
+    pub candidate_days: u32,
+    /// After this many unanswered daily conf requests a remailer is marked unresponsive.
+    #[serde(default = "default_unanswered_limit")]
+    pub unanswered_limit: u32,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        DiscoveryConfig {
+            requests: true,
+            auto_add_min: default_auto_add_min(),
+            candidate_days: default_candidate_days(),
+            unanswered_limit: default_unanswered_limit(),
+        }
+    }
+}
+
+fn default_auto_add_min() -> u32 {
+    6
+}
+fn default_candidate_days() -> u32 {
+    5
+}
+fn default_unanswered_limit() -> u32 {
+    5
+}
 fn yes() -> bool {
     true
 }

@@ -2,10 +2,11 @@
 //!
 //! Four activities share one store (each step is one transaction, taken under a mutex that is
 //! never held across network I/O):
-//! - the tick: the [`scheduler`] queues pings whose slots fell due, a self-check is created
+//! - the tick: the [`scheduler`] queues pings and information requests whose slots fell due,
+//!   candidates vouched for by enough remailers become remailers, a self-check is created
 //!   every `self_check_secs`, and every statistics interval the lists are rebuilt and
 //!   published;
-//! - the [`sender`] drains the outbox to the MTA;
+//! - the [`sender`] drains the outbox (pings, self-checks, requests) to the MTA;
 //! - the [`ingest`]er reads the mailbox (Maildir scan or IMAP IDLE);
 //! - the HTTP server publishes the results.
 //!
@@ -21,6 +22,7 @@ use tracing::{error, info, warn};
 
 use crate::cli::{compute_report, same_operator_text, stats_options, unix_now};
 use crate::config::{Config, ImapConfig, TlsMode};
+use crate::discovery::RequestKind;
 use crate::ingest::{self, IngestContext, imap, maildir::Maildir};
 use crate::payload;
 use crate::publisher::{self, http::Published};
@@ -28,7 +30,7 @@ use crate::scheduler::{self, plan};
 use crate::secret::{self, Secret};
 use crate::sender::{self, Identity, SmtpSender};
 use crate::stats::SELF_CHECK_DEADLINE_SECS;
-use crate::store::{Store, StoreError};
+use crate::store::{DueRequest, Store, StoreError};
 use crate::types::ChainType;
 
 const LAST_TICK: &str = "scheduler.last_tick";
@@ -258,6 +260,13 @@ async fn sender_loop(daemon: Arc<Daemon>, mut shutdown: watch::Receiver<bool>) {
         {
             error!("sender: {e}");
         }
+        let limit = d.config.discovery.unanswered_limit;
+        let operator = d.config.pinger.operator_address.as_ref().map(|a| a.as_str());
+        if let Err(e) =
+            sender::drain_requests(&d.store, &d.smtp, &d.identity, operator, limit).await
+        {
+            error!("sender (requests): {e}");
+        }
         if let Err(e) = sender::send_self_checks(
             &d.store,
             &d.smtp,
@@ -388,9 +397,40 @@ fn schedule_tick(
     );
     let singles = store.queue_single_pings(&due.singles, now)?;
     let chains = store.queue_chain_pings(&due.chains, now)?;
-    store.set_state(LAST_TICK, &now.to_string())?;
     if singles + chains > 0 {
         info!(single = singles, chain = chains, "pings queued");
+    }
+    if config.discovery.requests {
+        let mut queued = 0;
+        for request in plan::due_requests(secret.as_bytes(), &store.remailers()?, &window) {
+            let tag = payload::new_tag(&mut rand::rngs::OsRng);
+            queued += usize::from(store.queue_request(&request, false, &tag, now)?);
+        }
+        if queued > 0 {
+            info!(requests = queued, "information requests queued");
+        }
+    }
+    if config.discovery.auto_add_min > 0 {
+        let ttl = i64::from(config.discovery.candidate_days) * 86_400;
+        for address in store.commit_candidates(now, ttl, config.discovery.auto_add_min)? {
+            info!(%address, "new remailer: vouched for by other remailers' replies");
+            if config.discovery.requests {
+                ask_at_once(store, &address, now)?;
+            }
+        }
+    }
+    store.set_state(LAST_TICK, &now.to_string())?;
+    Ok(())
+}
+
+/// Queues every information request to `address` for sending now (after `fathometer add`
+/// or a discovery), outside the daily schedule.
+pub fn ask_at_once(store: &mut Store, address: &str, now: i64) -> Result<(), StoreError> {
+    let remailer = store.find_remailer(address)?;
+    for kind in RequestKind::ALL {
+        let tag = payload::new_tag(&mut rand::rngs::OsRng);
+        let due = DueRequest { remailer_id: remailer.id, kind, slot_time: now };
+        store.queue_request(&due, true, &tag, now)?;
     }
     Ok(())
 }

@@ -3,12 +3,15 @@
 //! The pipeline, one module per stage (see docs/ARCHITECTURE.md):
 //! [`scheduler`] decides when each remailer and chain is pinged; the daemon ([`daemon`])
 //! records due pings in the [`store`]; [`stats`] turns the ping history into reliability and
-//! latency; [`publisher`] renders the files clients scrape. [`config`] reads the operator's
+//! latency; [`publisher`] renders the files clients scrape. [`sender`] builds and mails pings
+//! (type I via [`openpgp`], type II via [`mixmaster`]), [`ingest`] matches what comes back,
+//! and [`discovery`] learns remailers' capabilities and keys from their replies. [`config`] reads the operator's
 //! TOML, [`import`] reads ping histories from CSV, [`secret`] keeps the pinger's secret.
 
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod discovery;
 pub mod import;
 pub mod ingest;
 pub mod keys;

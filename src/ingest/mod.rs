@@ -22,11 +22,15 @@ use tracing::{debug, info, warn};
 use maildir::Maildir;
 use sha2::{Digest, Sha256};
 
+use crate::discovery::{self, RequestKind};
 use crate::openpgp::{self, DecryptError};
 use crate::payload::{self, PayloadError, PayloadFields, PayloadKind};
 use crate::sender::Identity;
 use crate::stats::{SECONDS_PER_DAY, STATS_DAYS};
-use crate::store::{MailEffect, MailKind, MailRecord, Store, StoreError, TagTarget, TaggedPing};
+use crate::store::{
+    DiscoveryEffect, MailEffect, MailKind, MailRecord, Store, StoreError, TagTarget, TaggedPing,
+    TaggedRequest,
+};
 use crate::types::PingType;
 
 /// Larger mail is not a ping return; it is quarantined unread.
@@ -235,7 +239,12 @@ pub fn classify(
 ) -> Result<Verdict, StoreError> {
     let Some(tag) = find_tag(message, ctx.identity) else {
         if let Some(request) = reply_type(message.subject().unwrap_or("")) {
-            return Ok(Verdict::new(MailKind::Reply, request));
+            // Only a reply to one of our tagged requests is believed: anyone can send mail
+            // that looks like a remailer's answer.
+            return Ok(Verdict::new(
+                MailKind::Unknown,
+                format!("{request} reply sent to no request of ours"),
+            ));
         }
         if is_bounce(message) {
             return Ok(Verdict::new(MailKind::Unknown, "bounce that names no ping"));
@@ -284,7 +293,102 @@ pub fn classify(
             })
         }
         TagTarget::Ping(ping) => classify_return(ctx, message, &ping, &tag, delivered_at, now),
+        TagTarget::Request(request) => Ok(classify_reply(message, &request, delivered_at, now)),
     }
+}
+
+/// A reply to one of our requests: what it teaches us, or the reason it is quarantined.
+fn classify_reply(
+    message: &Message<'_>,
+    request: &TaggedRequest,
+    delivered_at: i64,
+    now: i64,
+) -> Verdict {
+    let kind = request.kind;
+    if is_bounce(message) {
+        return Verdict::new(
+            MailKind::Unknown,
+            format!("{kind} request to {} bounced: {}", request.address, bounce_reason(message)),
+        );
+    }
+    if request.sent_at.is_some_and(|s| s + TAG_LIFETIME_SECS < now) {
+        return Verdict::new(MailKind::Unknown, format!("{kind} reply to an expired request"));
+    }
+    let body = reply_text(message);
+    let findings = match discovery::read_reply(kind, &request.address, &body, now) {
+        Ok(f) => f,
+        Err(why) => {
+            return Verdict::new(MailKind::Unknown, format!("{why} (from {})", request.address));
+        }
+    };
+    let remailer_id = request.remailer_id;
+    let request_time = request.sent_at.unwrap_or(delivered_at);
+    let mut effects = Vec::new();
+    let mut effect = |e: DiscoveryEffect| effects.push(MailEffect::Discovery(e));
+    effect(DiscoveryEffect::Answered {
+        request_id: request.id,
+        remailer_id,
+        at: delivered_at,
+        restores: matches!(kind, RequestKind::Conf | RequestKind::Key)
+            && (findings.caps.is_some() || !findings.keys.is_empty()),
+    });
+    effect(DiscoveryEffect::Thesaurus { remailer_id, kind, body: body.clone(), at: delivered_at });
+    if findings.not_a_remailer {
+        effect(DiscoveryEffect::NotARemailer { remailer_id, at: delivered_at });
+    }
+    // Key replies carry the capability line too (without the Remailer-Type).
+    if let Some(caps) = findings.caps.clone() {
+        effect(DiscoveryEffect::Capabilities {
+            remailer_id,
+            caps,
+            remailer_type: findings.remailer_type.clone(),
+            request_time,
+        });
+    }
+    if kind == RequestKind::Key && !findings.complete_key_types.is_empty() {
+        effect(DiscoveryEffect::Keys {
+            remailer_id,
+            keys: findings.keys.clone(),
+            complete_types: findings.complete_key_types.clone(),
+            at: delivered_at,
+        });
+    }
+    if !findings.candidates.is_empty() {
+        effect(DiscoveryEffect::Candidates {
+            recommender: request.address.clone(),
+            candidates: findings.candidates.clone(),
+            at: delivered_at,
+        });
+    }
+    let mut detail = kind.as_str().to_owned();
+    for p in findings.problems.iter().take(5) {
+        detail.push_str("; ");
+        detail.push_str(&short_header(p));
+    }
+    for p in &findings.problems {
+        warn!(remailer = %request.address, request = %kind, "reply: {p}");
+    }
+    Verdict { kind: MailKind::Reply, ping_id: None, detail: Some(detail), effects }
+}
+
+/// The text of a reply: its text parts, else the raw message after the header. Cut at
+/// [`discovery::MAX_REPLY_BYTES`].
+fn reply_text(message: &Message<'_>) -> String {
+    let mut text: String = (0..message.text_body_count())
+        .filter_map(|i| message.body_text(i))
+        .collect::<Vec<_>>()
+        .join("\n");
+    if text.trim().is_empty() {
+        let raw = message.raw_message();
+        let start = message.root_part().raw_body_offset() as usize;
+        text = String::from_utf8_lossy(raw.get(start..).unwrap_or_default()).into_owned();
+    }
+    let mut cut = text.len().min(discovery::MAX_REPLY_BYTES);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+    text
 }
 
 fn classify_return(

@@ -86,11 +86,64 @@ fn a_payload_sent_to_another_tag_is_forged() {
     assert_eq!(p.disposition, Disposition::Quarantined);
 }
 
+fn vector_reply(name: &str) -> String {
+    let path = format!("{}/tests/vectors/mixmaster/replies/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(path).unwrap()
+}
+
+/// A store that asked testmix1 for `kind` under tag `tag`; returns the reply mail to it.
+fn asked(store: &mut Store, kind: RequestKind, tag: &str, vector: &str) -> String {
+    store.add_remailer("testmix1@localhost", 0).ok();
+    let id = store.find_remailer("testmix1@localhost").unwrap().id;
+    let due = crate::store::DueRequest { remailer_id: id, kind, slot_time: NOW };
+    store.queue_request(&due, true, tag, NOW).unwrap();
+    let request = store.requests_due(NOW, 10).unwrap().into_iter().find(|r| r.tag == tag).unwrap();
+    store.mark_request_sent(request.id, NOW, 5).unwrap();
+    vector_reply(vector).replace("To: vecreq@localhost", &format!("To: pinger+{tag}@p.example"))
+}
+
 #[test]
-fn replies_and_strangers_are_classified_with_a_reason() {
+fn replies_to_our_requests_teach_capabilities_and_keys() {
+    let mut store = Store::open_in_memory().unwrap();
+    let conf =
+        asked(&mut store, RequestKind::Conf, "confconfconfconf", "testmix1.remailer-conf.eml");
+    let p = ingest(&mut store, conf.as_bytes());
+    assert_eq!((p.kind, p.disposition), (MailKind::Reply, Disposition::Processed));
+    let r = store.find_remailer("testmix1@localhost").unwrap();
+    assert_eq!(r.nick.as_deref(), Some("testmix1"));
+    assert_eq!(r.remailer_type.as_deref(), Some("Mixmaster 3.0.2d"));
+    assert!(r.caps.unwrap().contains(" mix "));
+    assert!(r.last_answer_at.is_some());
+    let key = asked(&mut store, RequestKind::Key, "keykeykeykeykeyk", "testmix1.remailer-key.eml");
+    assert_eq!(ingest(&mut store, key.as_bytes()).kind, MailKind::Reply);
+    let r = store.find_remailer("testmix1@localhost").unwrap();
+    let mut types: Vec<PingType> = r.keys.iter().map(|k| k.ping_type).collect();
+    types.sort();
+    assert_eq!(types, [PingType::Mix, PingType::CpunkDsa]);
+    assert_eq!(store.replies_of(r.id).unwrap().len(), 2);
+    assert_eq!(store.key_history(r.id).unwrap().len(), 2);
+    // The same reply sent to no request of ours, or to a ping tag, teaches nothing.
+    let stray = vector_reply("testmix1.remailer-conf.eml");
+    let p = ingest(&mut store, stray.as_bytes());
+    assert_eq!((p.kind, p.disposition), (MailKind::Unknown, Disposition::Quarantined));
+    assert!(p.detail.unwrap().contains("no request of ours"));
+}
+
+#[test]
+fn a_broken_reply_is_quarantined_and_changes_nothing() {
+    let mut store = Store::open_in_memory().unwrap();
+    let conf =
+        asked(&mut store, RequestKind::Conf, "brokenbrokenbrok", "testmix1.remailer-conf.eml")
+            .replace("$remailer{", "$remailer[");
+    let p = ingest(&mut store, conf.as_bytes());
+    assert_eq!((p.kind, p.disposition), (MailKind::Unknown, Disposition::Quarantined));
+    assert!(p.detail.unwrap().contains("capability line"));
+    assert!(store.find_remailer("testmix1@localhost").unwrap().caps.is_none());
+}
+
+#[test]
+fn strangers_are_classified_with_a_reason() {
     let (mut store, _) = sent_ping();
-    let reply = ingest(&mut store, b"From: r@x.example\nSubject: Remailer key for r\n\nkey...");
-    assert_eq!((reply.kind, reply.detail.as_deref()), (MailKind::Reply, Some("key")));
     let spam = ingest(&mut store, b"To: someone@else.example\nSubject: buy\n\nnow");
     assert_eq!(spam.kind, MailKind::Unknown);
     assert!(spam.detail.unwrap().contains("not addressed"));

@@ -27,6 +27,9 @@
 //!   [`ChainType::as_str`] and the week is the ISO week label (ISO year, zero-padded week,
 //!   e.g. `2026-W47`).
 //! * chain, daily: `secret 00 addr1 00 addr2 00 chaintype 00 YYYY-MM-DD`.
+//! * information request (remailer-conf, -key, ...), daily:
+//!   `secret 00 address 00 "request" 00 kind 00 YYYY-MM-DD` (Echolot sends each request once
+//!   a day at a hashed time, `echolot.md` §2.2).
 //!
 //! The first 8 bytes of the digest, read as a big-endian `u64`, are reduced modulo the period
 //! length (7200, 604800 or 86400 s). The modulo bias is below 2^-40 and irrelevant here.
@@ -262,6 +265,35 @@ pub fn single_slots_due(
         .map(|n| single_slot(secret, address, ping_type, key_id, n))
         .filter(|&t| window.contains(t))
         .collect()
+}
+
+/// Unix time of the daily `kind` request to `address` on the UTC day containing `day_start`.
+pub fn request_slot(secret: &[u8], address: &str, kind: &str, day_start: i64) -> i64 {
+    let start = self::day_start(day_start);
+    let date = date_label(utc_date(start));
+    start
+        + keyed_offset(
+            secret,
+            &[address.as_bytes(), b"request", kind.as_bytes(), date.as_bytes()],
+            DAY_SECS,
+        )
+}
+
+/// Every daily slot of the `kind` request to `address` inside `window`.
+pub fn request_slots_due(secret: &[u8], address: &str, kind: &str, window: &DueWindow) -> Vec<i64> {
+    if window.is_empty() {
+        return Vec::new();
+    }
+    let mut due = Vec::new();
+    let mut day = day_start(window.after);
+    while day <= window.until {
+        let t = request_slot(secret, address, kind, day);
+        if window.contains(t) {
+            due.push(t);
+        }
+        day += DAY_SECS;
+    }
+    due
 }
 
 /// Which schedule a chain slot comes from.

@@ -3,10 +3,11 @@
 
 use std::collections::HashSet;
 
-use crate::store::{DueChainPing, DueSinglePing, RemailerRow};
+use crate::discovery::RequestKind;
+use crate::store::{DueChainPing, DueRequest, DueSinglePing, RemailerRow};
 use crate::types::{ChainType, PingType};
 
-use super::{DueWindow, chain_slots_due, single_slots_due};
+use super::{DueWindow, chain_slots_due, request_slots_due, single_slots_due};
 
 /// A key the scheduler may ping.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,6 +105,25 @@ pub fn due_pings(
     plan
 }
 
+/// Every information request due in `window`: each kind, once a day, to every remailer that
+/// has not been disabled (an unresponsive one keeps being asked: an answer revives it).
+pub fn due_requests(
+    secret: &[u8],
+    remailers: &[RemailerRow],
+    window: &DueWindow,
+) -> Vec<DueRequest> {
+    let mut due = Vec::new();
+    for r in remailers.iter().filter(|r| r.status != "disabled") {
+        for kind in RequestKind::ALL {
+            for slot_time in request_slots_due(secret, &r.address, kind.as_str(), window) {
+                due.push(DueRequest { remailer_id: r.id, kind, slot_time });
+            }
+        }
+    }
+    due.sort_by_key(|d| d.slot_time);
+    due
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,5 +204,46 @@ mod tests {
         let plan = due_pings(secret, &rems, &[PingType::Mix], false, &HashSet::new(), &w);
         assert!(plan.singles.iter().all(|d| d.key_row_id == 1));
         assert_eq!(plan.singles.len(), 12);
+    }
+
+    #[test]
+    fn each_request_kind_is_due_once_a_day_and_disabled_remailers_are_not_asked() {
+        let row = |id: i64, address: &str, status: &str| RemailerRow {
+            id,
+            address: address.into(),
+            nick: None,
+            caps: None,
+            status: status.into(),
+            status_reason: None,
+            remailer_type: None,
+            last_answer_at: None,
+            hidden: false,
+            first_seen: 0,
+            keys: Vec::new(),
+        };
+        let rows =
+            vec![row(1, "a@x", "active"), row(2, "b@x", "unresponsive"), row(3, "c@x", "disabled")];
+        let start = 1_800_000_000 - 1_800_000_000 % 86_400;
+        let mut due = Vec::new();
+        for tick in 0..(3 * 86_400 / 300) {
+            let window = DueWindow { after: start + tick * 300, until: start + (tick + 1) * 300 };
+            due.extend(due_requests(b"secret", &rows, &window));
+        }
+        // 3 days, 5 kinds, 2 remailers (the disabled one is never asked).
+        assert_eq!(due.len(), 3 * 5 * 2);
+        for kind in RequestKind::ALL {
+            let per_day: HashSet<i64> = due
+                .iter()
+                .filter(|d| d.kind == kind && d.remailer_id == 1)
+                .map(|d| d.slot_time.div_euclid(86_400))
+                .collect();
+            assert_eq!(per_day.len(), 3);
+        }
+        assert!(due.iter().all(|d| d.remailer_id != 3));
+        // Offsets differ between kinds and secrets (they are hashed, not fixed).
+        let other =
+            due_requests(b"other", &rows, &DueWindow { after: start, until: start + 86_400 });
+        let ours: Vec<i64> = due.iter().take(10).map(|d| d.slot_time).collect();
+        assert_ne!(other.iter().map(|d| d.slot_time).take(10).collect::<Vec<_>>(), ours);
     }
 }

@@ -15,9 +15,10 @@ use rand::RngCore;
 use tracing::{debug, info, warn};
 
 use crate::config::{Delimiter, MailAddress};
+use crate::discovery;
 use crate::openpgp;
 use crate::payload::{self, Hop, PayloadFields, PayloadKind};
-use crate::store::{OutboxPing, Store, StoreError};
+use crate::store::{OutboxPing, OutboxRequest, Store, StoreError};
 use crate::types::PingType;
 
 use cpunk::CpunkHop;
@@ -144,6 +145,7 @@ fn format_from_us(
         &identity.name,
         identity.address.as_str(),
         to,
+        None,
         body,
         &message_id(identity, rng),
         unix_to_system(sent),
@@ -247,6 +249,98 @@ pub fn spec_of(ping: &OutboxPing) -> Result<PingSpec, BuildError> {
         with_from: asks_for_from_line(ping.slot_time, ping.chain_type.is_some()),
         hops,
     })
+}
+
+/// Builds a request for information: Subject `remailer-<kind>`, From our address tagged
+/// for this request (remailers answer to From), a short explanation as the body.
+pub fn build_request(
+    request: &OutboxRequest,
+    identity: &Identity,
+    operator: Option<&str>,
+    sent: i64,
+    rng: &mut impl RngCore,
+) -> Result<Outgoing, BuildError> {
+    let from = identity.return_address(&request.tag);
+    let body = discovery::request_body(&request.address, &identity.name, operator);
+    let message = smtp::format_message(
+        &identity.name,
+        &from,
+        &request.address,
+        Some(&request.kind.subject()),
+        body,
+        &message_id(identity, rng),
+        unix_to_system(sent),
+    )
+    .map_err(|e| BuildError::Format(e.to_string()))?;
+    Ok(Outgoing { envelope_from: from, to: request.address.clone(), message })
+}
+
+/// Sends every due information request once, with the same retry rule as pings.
+pub async fn drain_requests(
+    store: &Mutex<Store>,
+    smtp: &SmtpSender,
+    identity: &Identity,
+    operator: Option<&str>,
+    unanswered_limit: u32,
+) -> Result<DrainSummary, StoreError> {
+    let mut summary = DrainSummary::default();
+    let due = lock(store).requests_due(now_unix(), 100)?;
+    for request in due {
+        let now = now_unix();
+        if now >= request.slot_time + SLOT_SECS {
+            lock(store).mark_request_not_sent(request.id, "not accepted by the MTA in time")?;
+            summary.not_sent += 1;
+            continue;
+        }
+        let outgoing =
+            match build_request(&request, identity, operator, now, &mut rand::rngs::OsRng) {
+                Ok(o) => o,
+                Err(e) => {
+                    warn!(to = %request.address, "request not sent: {e}");
+                    lock(store).mark_request_not_sent(request.id, &e.to_string())?;
+                    summary.not_sent += 1;
+                    continue;
+                }
+            };
+        match smtp.send(&outgoing).await {
+            Ok(()) => {
+                lock(store).mark_request_sent(request.id, now, unanswered_limit)?;
+                debug!(to = %request.address, kind = %request.kind, "request sent");
+                summary.sent += 1;
+            }
+            Err(SendError::Transient(e)) => {
+                match retry_at(
+                    smtp.retry_secs(),
+                    request.attempts + 1,
+                    now_unix(),
+                    request.slot_time,
+                ) {
+                    Some(next) => {
+                        lock(store).defer_request(request.id, next, &e)?;
+                        summary.deferred += 1;
+                    }
+                    None => {
+                        lock(store).mark_request_not_sent(request.id, &e)?;
+                        summary.not_sent += 1;
+                    }
+                }
+            }
+            Err(SendError::Permanent(e)) => {
+                warn!(to = %request.address, kind = %request.kind, "MTA refused the request: {e}");
+                lock(store).mark_request_not_sent(request.id, &e)?;
+                summary.not_sent += 1;
+            }
+        }
+    }
+    if summary != DrainSummary::default() {
+        info!(
+            sent = summary.sent,
+            deferred = summary.deferred,
+            not_sent = summary.not_sent,
+            "requests"
+        );
+    }
+    Ok(summary)
 }
 
 /// What one pass over the outbox did.

@@ -30,20 +30,26 @@ pub enum SendError {
     Permanent(String),
 }
 
-/// Formats a message with `Date`, `Message-ID`, `From` and `To`. The body is plain text.
+/// Formats a message with `Date`, `Message-ID`, `From`, `To` and, for requests to remailers,
+/// a `Subject` (pings have none). The body is plain text.
 pub fn format_message(
     from_name: &str,
     from: &str,
     to: &str,
+    subject: Option<&str>,
     body: String,
     message_id: &str,
     date: SystemTime,
 ) -> anyhow::Result<Vec<u8>> {
     let from: Address = from.parse()?;
     let to: Address = to.parse()?;
-    let message = Message::builder()
+    let mut builder = Message::builder()
         .from(Mailbox::new(Some(from_name.to_owned()), from))
-        .to(Mailbox::new(None, to))
+        .to(Mailbox::new(None, to));
+    if let Some(subject) = subject {
+        builder = builder.subject(subject);
+    }
+    let message = builder
         .date(date)
         .message_id(Some(message_id.to_owned()))
         .header(ContentType::TEXT_PLAIN)

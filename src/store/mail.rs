@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::{Result, Store, StoreError};
+use super::{DiscoveryEffect, Result, Store, StoreError, TaggedRequest, discovery};
 use crate::stats::ReturnCounters;
 use crate::types::{ChainType, PingType};
 
@@ -74,7 +74,13 @@ pub struct TaggedPing {
 #[derive(Debug, Clone, PartialEq)]
 pub enum TagTarget {
     Ping(TaggedPing),
-    SelfCheck { id: i64, sent_at: Option<i64>, returned_at: Option<i64> },
+    SelfCheck {
+        id: i64,
+        sent_at: Option<i64>,
+        returned_at: Option<i64>,
+    },
+    /// A request for information (remailer-conf, ...): the reply comes to its tag.
+    Request(TaggedRequest),
 }
 
 /// The mail itself.
@@ -112,6 +118,8 @@ pub enum MailEffect {
         id: i64,
         returned_at: i64,
     },
+    /// What a remailer's reply to a request teaches us.
+    Discovery(DiscoveryEffect),
     /// The From: header a return arrived with.
     FromLine {
         remailer_id: i64,
@@ -197,6 +205,9 @@ impl Store {
                 with_from,
             })));
         }
+        if let Some(request) = self.lookup_request(tag)? {
+            return Ok(Some(TagTarget::Request(request)));
+        }
         Ok(self
             .conn
             .query_row(
@@ -269,6 +280,7 @@ impl Store {
                         kind = MailKind::Duplicate;
                     }
                 }
+                MailEffect::Discovery(effect) => discovery::apply(&tx, effect)?,
                 MailEffect::FromLine { remailer_id, ping_type, with_from, header, seen_at } => {
                     tx.execute(
                         "INSERT INTO from_lines (remailer_id, ping_type, with_from, from_header,

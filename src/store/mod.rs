@@ -16,9 +16,13 @@ use crate::stats::{
 };
 use crate::types::{ChainType, PingType};
 
+mod discovery;
 mod mail;
 mod outbox;
 
+pub use discovery::{
+    DiscoveryEffect, DueRequest, KeyEvent, OutboxRequest, StoredReply, TaggedRequest,
+};
 pub use mail::{MailEffect, MailKind, MailRecord, QuarantinedMail, TagTarget, TaggedPing};
 pub use outbox::{OutboxHop, OutboxPing, SelfCheck};
 
@@ -26,6 +30,7 @@ pub use outbox::{OutboxHop, OutboxPing, SelfCheck};
 const MIGRATIONS: &[(u32, &str, &str)] = &[
     (1, "0001_initial", include_str!("../../migrations/0001_initial.sql")),
     (2, "0002_mail_path", include_str!("../../migrations/0002_mail_path.sql")),
+    (3, "0003_discovery", include_str!("../../migrations/0003_discovery.sql")),
 ];
 
 /// The schema version this binary writes.
@@ -66,9 +71,22 @@ pub struct RemailerRow {
     pub nick: Option<String>,
     pub caps: Option<String>,
     pub status: String,
+    /// Why the status is what it is ("replied: not a remailer", ...).
+    pub status_reason: Option<String>,
+    /// `Remailer-Type:` of its latest conf reply.
+    pub remailer_type: Option<String>,
+    /// The last accepted conf or key reply.
+    pub last_answer_at: Option<i64>,
     pub hidden: bool,
     pub first_seen: i64,
     pub keys: Vec<KeyRow>,
+}
+
+impl RemailerRow {
+    /// Only in the private lists: hidden by the operator, or `testing` in its capabilities.
+    pub fn is_hidden(&self) -> bool {
+        self.hidden || self.caps.as_deref().is_some_and(crate::discovery::caps_say_testing)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -81,12 +99,20 @@ pub struct KeyRow {
     pub retired_at: Option<i64>,
 }
 
+/// Clocks differ: a Mix key is used only from this long after its creation date until this
+/// long before its expiry, so a remailer whose clock is a little behind or ahead of ours never
+/// sees a packet for a key it considers "created in the future" (its secring check) or
+/// expired. OpenPGP keys carry exact times and remailers do not check them on decryption.
+pub const KEY_CLOCK_TOLERANCE_SECS: i64 = 3600;
+
 impl KeyRow {
-    /// Usable for pinging at `now`: not retired and within its validity dates.
+    /// Usable for pinging at `now`: not retired and within its validity dates (with the
+    /// clock tolerance for Mix keys).
     pub fn is_current(&self, now: i64) -> bool {
+        let tolerance = if self.ping_type == PingType::Mix { KEY_CLOCK_TOLERANCE_SECS } else { 0 };
         self.retired_at.is_none()
-            && self.valid_from.is_none_or(|f| f <= now)
-            && self.valid_until.is_none_or(|u| now < u)
+            && self.valid_from.is_none_or(|f| f + tolerance <= now)
+            && self.valid_until.is_none_or(|u| now < u - tolerance)
     }
 }
 
@@ -242,8 +268,9 @@ impl Store {
     /// Every remailer with its keys, ordered by address.
     pub fn remailers(&self) -> Result<Vec<RemailerRow>> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, address, nick, caps, status, hidden, first_seen FROM remailers
-             ORDER BY address",
+            "SELECT id, address, nick, caps, status, hidden, first_seen, status_reason,
+                    remailer_type, last_answer_at
+             FROM remailers ORDER BY address",
         )?;
         let mut rows: Vec<RemailerRow> = stmt
             .query_map([], |r| {
@@ -253,6 +280,9 @@ impl Store {
                     nick: r.get(2)?,
                     caps: r.get(3)?,
                     status: r.get(4)?,
+                    status_reason: r.get(7)?,
+                    remailer_type: r.get(8)?,
+                    last_answer_at: r.get(9)?,
                     hidden: r.get(5)?,
                     first_seen: r.get(6)?,
                     keys: Vec::new(),
@@ -325,29 +355,18 @@ impl Store {
         let tx = self.conn.transaction()?;
         let remailer_id = remailer_id(&tx, address)?
             .ok_or_else(|| StoreError::UnknownRemailer(address.to_owned()))?;
-        let before: Option<(Option<String>, Option<i64>, Option<i64>)> = tx
-            .query_row(
-                "SELECT material, valid_from, valid_until FROM keys
-                 WHERE remailer_id = ?1 AND ping_type = ?2 AND key_id = ?3",
-                params![remailer_id, ping_type.as_str(), key_id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()?;
-        let (id, created) = upsert_key_tx(&tx, remailer_id, ping_type, key_id, now)?;
-        tx.execute(
-            "UPDATE keys SET material = ?2, valid_from = ?3, valid_until = ?4 WHERE id = ?1",
-            params![id, material, valid_from, valid_until],
+        let change = discovery::store_key_tx(
+            &tx,
+            remailer_id,
+            ping_type,
+            key_id,
+            material,
+            valid_from,
+            valid_until,
+            now,
         )?;
         tx.commit()?;
-        Ok(match before {
-            None if created => KeyChange::Added,
-            Some((m, f, u))
-                if m.as_deref() == Some(material) && f == valid_from && u == valid_until =>
-            {
-                KeyChange::Unchanged
-            }
-            _ => KeyChange::Updated,
-        })
+        Ok(change)
     }
 
     /// Sets a remailer's nick and capability line when it has none yet (a key reply carries
@@ -503,6 +522,7 @@ impl Store {
         let mut histories: Vec<RemailerHistory> = Vec::with_capacity(remailers.len());
         for r in remailers {
             index.insert(r.id, histories.len());
+            let showit = !r.is_hidden();
             let mut key_types: Vec<PingType> =
                 r.keys.iter().filter(|k| k.is_current(now)).map(|k| k.ping_type).collect();
             key_types.sort();
@@ -511,7 +531,7 @@ impl Store {
                 address: r.address,
                 nick: r.nick,
                 caps: r.caps,
-                showit: !r.hidden,
+                showit,
                 key_types,
                 pings: Vec::new(),
             });

@@ -78,8 +78,12 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     cond()
 }
 
-/// A pinger config for mailbox user `user` (Maildir unless `imap` is set), in `dir`.
+/// A pinger config for mailbox user `user` (Maildir unless `imap` is set), in `dir`. It sends
+/// no information requests unless `extra` has a `[discovery]` table: the mail-path tests give
+/// their remailers' keys by hand.
 pub fn pinger_config(dir: &Path, user: &str, imap: bool, extra: &str) -> PathBuf {
+    let discovery =
+        if extra.contains("[discovery]") { "" } else { "[discovery]\nrequests = false\n" };
     let mailbox = if imap {
         std::fs::write(dir.join("imap-password"), format!("{user}-pass\n")).unwrap();
         format!(
@@ -97,7 +101,7 @@ pub fn pinger_config(dir: &Path, user: &str, imap: bool, extra: &str) -> PathBuf
             "[pinger]\naddress = \"{user}@localhost\"\nstate_dir = \"state\"\n\
              name = \"fathometer test\"\n\
              [smtp]\nhost = \"{}\"\nport = {}\nretry_secs = 1\n\
-             [http]\nlisten = \"127.0.0.1:0\"\n{mailbox}{extra}",
+             [http]\nlisten = \"127.0.0.1:0\"\n{discovery}{mailbox}{extra}",
             smtp_addr().ip(),
             smtp_addr().port()
         ),

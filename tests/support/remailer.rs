@@ -71,6 +71,76 @@ struct Shared {
     handled: usize,
     errors: Vec<String>,
     forwarded: Vec<String>,
+    profile: Option<Profile>,
+}
+
+/// What the double says about itself when asked (`mixmaster.md` §5): with a profile it
+/// answers `remailer-conf`, `-key`, `-help`, `-stats` and `-adminkey` requests as Mixmaster
+/// 3.0.2d does (immediately, to Reply-To or else From, `From: <name> <address>`).
+#[derive(Debug, Clone, Default)]
+pub struct Profile {
+    pub nick: String,
+    /// Capability words after the address, e.g. "cpunk max mix pgp pgponly".
+    pub caps: String,
+    /// The armoured type I key (the DSA/ElGamal key), if any.
+    pub pgp_key: Option<String>,
+    /// `pubring.mix` entries (header line, blank line, key block) of its Mix keys.
+    pub mix_entries: Vec<String>,
+    /// Header lines of the type II remailers it lists as supported.
+    pub supported_type2: Vec<String>,
+}
+
+impl Profile {
+    fn caps_line(&self, address: &str) -> String {
+        format!("$remailer{{\"{}\"}} = \"<{address}> {}\";", self.nick, self.caps)
+    }
+
+    /// The subject and body of the answer to `request` (help, stats, ...), None if unknown.
+    fn answer(&self, request: &str, address: &str) -> Option<(String, String)> {
+        let nick = &self.nick;
+        let caps = self.caps_line(address);
+        Some(match request {
+            "remailer-conf" => {
+                let mut body = format!(
+                    "Remailer-Type: Mixmaster 3.0.2d\nSupported formats:\n   Mixmaster\n   \
+                     Cypherpunk with PGP encryption\nPool size: 0\n\n{caps}\n\n\
+                     SUPPORTED CPUNK (TYPE I) REMAILERS\n\n\
+                     SUPPORTED MIXMASTER (TYPE II) REMAILERS\n"
+                );
+                for line in &self.supported_type2 {
+                    body.push_str(line);
+                    body.push('\n');
+                }
+                (format!("Capabilities of the {nick} remailer"), body)
+            }
+            "remailer-key" => {
+                let mut body = format!("{caps}\n\n");
+                if let Some(key) = &self.pgp_key {
+                    body.push_str(&format!("Here is the DSA PGP key:\n\n{key}\n"));
+                }
+                body.push_str("Here is the Mixmaster key:\n\n=-=-=-=-=-=-=-=-=-=-=-=\n");
+                for entry in &self.mix_entries {
+                    body.push_str(entry);
+                    body.push('\n');
+                }
+                (format!("Remailer key for {nick}"), body)
+            }
+            "remailer-stats" => (
+                format!("Statistics for the {nick} remailer"),
+                "Number of messages in the past 24 hours:\n    4h:    Mix:   0     PGP:    0\n"
+                    .to_owned(),
+            ),
+            "remailer-help" | "help" => (
+                format!("Your help request for the {nick} remailer"),
+                format!("Help for the {nick} test remailer.\n"),
+            ),
+            "remailer-adminkey" => (
+                format!("Admin key for the {nick} remailer"),
+                format!("Remailer Administrator key for {nick} would go here (test).\n"),
+            ),
+            _ => return None,
+        })
+    }
 }
 
 /// A running remailer double; dropping it stops (and joins) its thread.
@@ -132,6 +202,11 @@ impl TestRemailer {
     /// Raw text (LF line ends, as handed to SMTP before CRLF conversion) of every message sent.
     pub fn forwarded(&self) -> Vec<String> {
         self.lock().forwarded.clone()
+    }
+
+    /// Makes it answer information requests (`remailer-conf`, ...) with `profile`.
+    pub fn set_profile(&self, profile: Profile) {
+        self.lock().profile = Some(profile);
     }
 
     /// Waits until `handled() >= n`; false on timeout.
@@ -268,6 +343,9 @@ impl Worker {
         let mail =
             mail.strip_prefix("From ").map_or(mail, |r| r.split_once('\n').map_or("", |x| x.1));
         let (mail_fields, _, body) = parse_block(mail);
+        if let Some(answer) = self.answer_request(&mail_fields)? {
+            return Ok(Some(answer));
+        }
         let mut req = Request::default();
         for (name, value) in &mail_fields {
             req.apply(name, value);
@@ -359,6 +437,36 @@ impl Worker {
         out.push('\n');
         out.push_str(&text);
         Ok(Some(Outgoing { rcpts: req.dests, text: out, hop }))
+    }
+}
+
+impl Worker {
+    /// An information request (Subject equal to `remailer-conf` etc.): the answer mail.
+    fn answer_request(&self, fields: &[(String, String)]) -> Result<Option<Outgoing>, String> {
+        let field = |name: &str| {
+            fields.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        };
+        let subject = field("subject").unwrap_or("").trim().to_ascii_lowercase();
+        if !subject.starts_with("remailer-") && subject != "help" {
+            return Ok(None);
+        }
+        let profile = self.lock().profile.clone();
+        let Some((subject_out, body)) =
+            profile.as_ref().and_then(|p| p.answer(&subject, &self.address))
+        else {
+            return Err(format!("no answer to a `{subject}` request"));
+        };
+        let to = clean_addr(field("reply-to").or(field("from")).ok_or("request without From")?);
+        let name = format!("Test Remailer {}", profile.map(|p| p.nick).unwrap_or_default());
+        let text = format!(
+            "From: {name} <{}>\nTo: {to}\nSubject: {subject_out}\nDate: {}\n\
+             Message-ID: <{}@{}>\n\n{body}",
+            self.address,
+            rfc2822_now(),
+            message_id(&body),
+            self.domain
+        );
+        Ok(Some(Outgoing { rcpts: vec![to], text, hop: true }))
     }
 }
 
