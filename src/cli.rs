@@ -46,6 +46,12 @@ pub enum Command {
         #[arg(required = true)]
         addresses: Vec<String>,
     },
+    /// Rebuild every published file now: the lists and the keyrings.
+    Publish {
+        /// The instant to compute the statistics for (unix seconds; default: now).
+        #[arg(long)]
+        now: Option<i64>,
+    },
     /// Show every remailer with its keys, reliability, latency and status.
     List {
         /// The instant to compute the statistics for (unix seconds; default: now).
@@ -202,6 +208,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
             Ok(code)
+        }
+        Command::Publish { now } => {
+            let config = Config::load(&cli.config)?;
+            let (store, _) = open_store(&cli)?;
+            let now = now.unwrap_or_else(unix_now);
+            let (report, _) = daemon::build_and_publish(&config, &store, now, true)?;
+            println!(
+                "published {} Mixmaster and {} Cypherpunk remailers with their keyrings to {}",
+                report.mix.iter().filter(|e| e.listed).count(),
+                report.cpunk.iter().filter(|e| e.listed).count(),
+                config.results_dir().display()
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::List { now, verbose } => {
             let (store, config) = open_store(&cli)?;

@@ -32,6 +32,27 @@ pub struct Config {
     pub schedule: ScheduleConfig,
     #[serde(default)]
     pub discovery: DiscoveryConfig,
+    #[serde(default)]
+    pub publish: PublishConfig,
+}
+
+/// What is published, and how often (the lists follow `[stats] build_interval_secs`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishConfig {
+    /// Seconds between keyring rebuilds (pubring.mix, type2.list, pgp-*.asc); Echolot's 8 h.
+    #[serde(default = "default_keyring_interval")]
+    pub keyring_interval_secs: PositiveSecs,
+}
+
+impl Default for PublishConfig {
+    fn default() -> Self {
+        PublishConfig { keyring_interval_secs: default_keyring_interval() }
+    }
+}
+
+fn default_keyring_interval() -> PositiveSecs {
+    PositiveSecs(8 * 3600)
 }
 
 #[derive(Debug, Clone, Deserialize)]

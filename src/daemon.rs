@@ -36,7 +36,7 @@ use crate::types::ChainType;
 const LAST_TICK: &str = "scheduler.last_tick";
 
 /// Chains pinged daily because they are broken or under-sampled: (addr1, addr2, family).
-type IntensiveCareSet = HashSet<(String, String, ChainType)>;
+pub type IntensiveCareSet = HashSet<(String, String, ChainType)>;
 
 /// What every task of the daemon shares.
 struct Daemon {
@@ -162,6 +162,8 @@ async fn main_loop(daemon: Arc<Daemon>) -> Result<()> {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut intensive_care = IntensiveCareSet::new();
     let mut last_build: Option<i64> = None;
+    let mut last_keyrings: Option<i64> = None;
+    let keyrings_every = config.publish.keyring_interval_secs.0 as i64;
     loop {
         tokio::select! {
             _ = &mut signal => {
@@ -186,8 +188,12 @@ async fn main_loop(daemon: Arc<Daemon>) -> Result<()> {
                     }
                 });
                 if last_build.is_none_or(|t| now - t >= build_every) {
-                    match build_and_publish(config, &daemon.store(), now) {
+                    let keyrings_due = last_keyrings.is_none_or(|t| now - t >= keyrings_every);
+                    match build_and_publish(config, &daemon.store(), now, keyrings_due) {
                         Ok((report, ic)) => {
+                            if keyrings_due {
+                                last_keyrings = Some(now);
+                            }
                             intensive_care = ic;
                             published_tx.send_modify(|p| {
                                 p.report = Some(Arc::new(report));
@@ -435,12 +441,13 @@ pub fn ask_at_once(store: &mut Store, address: &str, now: i64) -> Result<(), Sto
     Ok(())
 }
 
-/// Rebuilds the statistics, publishes the lists, and returns the report with the chains to
-/// ping daily.
-fn build_and_publish(
+/// Rebuilds the statistics, publishes the lists (and the keyrings when `keyrings` is set),
+/// and returns the report with the chains to ping daily.
+pub fn build_and_publish(
     config: &Config,
     store: &Store,
     now: i64,
+    keyrings: bool,
 ) -> Result<(crate::stats::Report, IntensiveCareSet)> {
     let options = stats_options(Some(config), None)?;
     let report = compute_report(store, now, &options)?;
@@ -452,6 +459,15 @@ fn build_and_publish(
         same_operator.as_deref(),
     )
     .context("writing the lists")?;
+    if keyrings {
+        publisher::write_keyrings(
+            &report,
+            &store.publishable_keys(now)?,
+            &config.results_dir(),
+            &config.private_results_dir(),
+        )
+        .context("writing the keyrings")?;
+    }
     let mut ic = IntensiveCareSet::new();
     for (chain_type, broken) in
         [(ChainType::Cpunk, &report.broken_type1), (ChainType::Mix, &report.broken_type2)]

@@ -194,6 +194,23 @@ fn parse_certs_unguarded(text: &[u8]) -> Vec<Result<RemailerCert, PgpError>> {
     out
 }
 
+/// One armoured keyring holding every cert of `armored_certs` (each as stored: an armoured
+/// public key block), in order. The certs are copied as they are, packet for packet; a block
+/// that does not decode is an error, never silently left out or replaced.
+pub fn keyring<'a>(armored_certs: impl IntoIterator<Item = &'a str>) -> Result<String, PgpError> {
+    let mut binary = Vec::new();
+    for armored in armored_certs {
+        let block = next_armor_block(armored.as_bytes(), PUBLIC_KEY_BLOCK, 0)
+            .ok_or_else(|| PgpError::Malformed("no public key block".into()))?;
+        binary.extend(block.data.map_err(PgpError::Malformed)?);
+    }
+    let mut sink = armor::Writer::new(Vec::new(), armor::Kind::PublicKey)
+        .map_err(|e| PgpError::Malformed(e.to_string()))?;
+    sink.write_all(&binary).map_err(|e| PgpError::Malformed(e.to_string()))?;
+    let armored = sink.finalize().map_err(|e| PgpError::Malformed(e.to_string()))?;
+    String::from_utf8(armored).map_err(|e| PgpError::Malformed(e.to_string()))
+}
+
 /// Encrypts `plaintext` (a literal data packet in text mode, as `gpg --textmode` makes it) to
 /// the cert's encryption key so that real remailers can read it:
 ///

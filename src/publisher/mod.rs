@@ -5,6 +5,7 @@
 
 pub mod http;
 pub mod json;
+pub mod keyrings;
 pub mod lists;
 pub mod metrics;
 
@@ -78,6 +79,35 @@ pub fn write_lists(
         for file in ListFile::ALL {
             let text = render_list(report, file, private, same_operator);
             write_atomic(&dir.join(file.file_name()), text.as_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the keyrings into `public_dir` (keys of publicly listed remailers only) and
+/// `private_dir` (every remailer's current key), each file atomically.
+pub fn write_keyrings(
+    report: &Report,
+    keys: &[crate::store::PublishableKey],
+    public_dir: &Path,
+    private_dir: &Path,
+) -> anyhow::Result<()> {
+    let listed = |entries: &'_ [ListEntry]| -> std::collections::HashSet<String> {
+        entries.iter().filter(|e| e.listed).map(|e| e.address.clone()).collect()
+    };
+    let (mix, cpunk) = (listed(&report.mix), listed(&report.cpunk));
+    let public = keyrings::render(
+        keys,
+        &mix.iter().map(String::as_str).collect(),
+        &cpunk.iter().map(String::as_str).collect(),
+    )?;
+    let everyone: std::collections::HashSet<&str> =
+        keys.iter().map(|k| k.address.as_str()).collect();
+    let private = keyrings::render(keys, &everyone, &everyone)?;
+    for (dir, rings) in [(public_dir, &public), (private_dir, &private)] {
+        std::fs::create_dir_all(dir)?;
+        for (name, text) in rings.files() {
+            write_atomic(&dir.join(name), text.as_bytes())?;
         }
     }
     Ok(())

@@ -7,6 +7,17 @@ use super::{KeyChange, Result, Store, StoreError, remailer_id, upsert_key_tx};
 use crate::discovery::{Candidate, Capabilities, OfferedKey, RequestKind};
 use crate::types::PingType;
 
+/// A remailer's current key, as the keyrings publish it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishableKey {
+    pub address: String,
+    pub nick: String,
+    pub ping_type: PingType,
+    pub key_id: String,
+    /// The Mix key entry (header line, blank line, key block) or the armoured OpenPGP key.
+    pub material: String,
+}
+
 /// A request the scheduler wants sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueRequest {
@@ -293,6 +304,46 @@ impl Store {
         }
         tx.commit()?;
         Ok(ready)
+    }
+
+    /// The key to publish per remailer and type: of the current keys (valid at `now`, not
+    /// retired) of remailers that have a nick and are not disabled, the newest. Ordered by
+    /// address and type.
+    pub fn publishable_keys(&self, now: i64) -> Result<Vec<PublishableKey>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT r.address, r.nick, k.id, k.ping_type, k.key_id, k.material, k.valid_from,
+                    k.valid_until
+             FROM keys k JOIN remailers r ON r.id = k.remailer_id
+             WHERE r.nick IS NOT NULL AND r.status <> 'disabled' AND k.retired_at IS NULL
+               AND k.material IS NOT NULL AND k.ping_type IN ('mix', 'cpunk-rsa', 'cpunk-dsa')
+             ORDER BY r.address, k.ping_type, COALESCE(k.valid_from, 0) DESC, k.id DESC",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, Option<i64>>(6)?,
+                r.get::<_, Option<i64>>(7)?,
+            ))
+        })?;
+        let mut out: Vec<PublishableKey> = Vec::new();
+        for row in rows {
+            let (address, nick, id, ping_type, key_id, material, valid_from, valid_until) = row?;
+            let ping_type: PingType = ping_type.parse().map_err(StoreError::Corrupt)?;
+            let key =
+                super::KeyRow { id, ping_type, key_id, valid_from, valid_until, retired_at: None };
+            let taken =
+                out.last().is_some_and(|k| k.address == address && k.ping_type == ping_type);
+            if taken || !key.is_current(now) {
+                continue;
+            }
+            out.push(PublishableKey { address, nick, ping_type, key_id: key.key_id, material });
+        }
+        Ok(out)
     }
 
     /// Candidates not yet added: address and the number of distinct vouchers.

@@ -21,7 +21,8 @@ mod mail;
 mod outbox;
 
 pub use discovery::{
-    DiscoveryEffect, DueRequest, KeyEvent, OutboxRequest, StoredReply, TaggedRequest,
+    DiscoveryEffect, DueRequest, KeyEvent, OutboxRequest, PublishableKey, StoredReply,
+    TaggedRequest,
 };
 pub use mail::{MailEffect, MailKind, MailRecord, QuarantinedMail, TagTarget, TaggedPing};
 pub use outbox::{OutboxHop, OutboxPing, SelfCheck};
