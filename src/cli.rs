@@ -623,7 +623,9 @@ fn ping_now(
         print(&build(&spec)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let hop2 = key_rows.get(1).map(|&k| (ChainType::Cpunk, k));
+    let chain_type =
+        if spec.hops[0].ping_type == PingType::Mix { ChainType::Mix } else { ChainType::Cpunk };
+    let hop2 = key_rows.get(1).map(|&k| (chain_type, k));
     spec.id = store.record_manual_ping(key_rows[0], hop2, now, &tag, false, None)?;
     let built = match build(&spec) {
         Ok(b) => b,

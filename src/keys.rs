@@ -6,7 +6,6 @@
 //! are tied to remailers by address. Parsing is pure; [`import`] applies the result.
 
 use base64::Engine as _;
-use md5::{Digest, Md5};
 
 use crate::openpgp::{self, KeyKind};
 use crate::store::{KeyChange, Store, StoreError};
@@ -111,25 +110,15 @@ fn parse_one_mix_key(header: Option<&str>, block: &[&str], raw: &[&str]) -> Resu
     })
 }
 
-/// Checks the binary public key (`mixmaster.md` §2.2): 2-byte LE size, n and e of that many
-/// bytes, MD5(n ‖ e) = key id. Returns the modulus size in bits.
+/// Checks the binary public key (`mixmaster.md` §2.2): its layout, and that MD5(n ‖ e) is the
+/// key id the entry claims. Returns the modulus size in bits.
 fn check_mix_key(binary: &[u8], key_id: &str) -> Result<usize, String> {
-    let [lo, hi, rest @ ..] = binary else {
-        return Err("key too short".into());
-    };
-    let bits = usize::from(*lo) | (usize::from(*hi) << 8);
-    if ![1024, 2048, 3072, 4096].contains(&bits) {
-        return Err(format!("unsupported RSA size {bits}"));
-    }
-    if rest.len() != 2 * (bits / 8) {
-        return Err(format!("{} key bytes for a {bits}-bit key", rest.len()));
-    }
-    let digest = Md5::digest(rest);
-    let actual: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let key = crate::mixmaster::PublicKey::from_binary(binary).map_err(|e| e.to_string())?;
+    let actual = key.key_id_hex();
     if actual != key_id {
         return Err(format!("key ID {key_id} does not match the key (MD5 gives {actual})"));
     }
-    Ok(bits)
+    Ok(key.bits())
 }
 
 /// Parses a `YYYY-MM-DD` date as the unix time of its midnight UTC.
@@ -267,6 +256,17 @@ pub fn import(
             KeyChange::Unchanged => "unchanged",
         };
         lines.push(ImportLine { outcome, text: what });
+        // A Mix entry's header line names the remailer: a nick for `ping`, `list` and lists.
+        let nick = material.split_whitespace().next().filter(|n| crate::discovery::valid_nick(n));
+        if ping_type == PingType::Mix
+            && let Some(nick) = nick
+            && store.fill_nick(&address, nick, now)?
+        {
+            lines.push(ImportLine {
+                outcome: "updated",
+                text: format!("remailer {address}: nick {nick} from its Mix key"),
+            });
+        }
     }
     if let Some((nick, address, caps)) = identity
         && store.find_remailer(&address).is_ok()

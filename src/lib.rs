@@ -15,6 +15,7 @@ pub mod discovery;
 pub mod import;
 pub mod ingest;
 pub mod keys;
+pub mod mixmaster;
 pub mod openpgp;
 pub mod payload;
 pub mod publisher;

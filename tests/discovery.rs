@@ -66,6 +66,7 @@ fn add_leads_to_capabilities_keys_and_scheduled_pings() {
             mix_entry(user, &address).lines().next().unwrap().to_owned(),
             "remailer10 remailer10@localhost 51a026b896e310a73eaae735c8895577 2:3.0.2d C".into(),
         ],
+        mix_secret: Vec::new(),
     });
     let dir = tempfile::tempdir().unwrap();
     let config = pinger_config(

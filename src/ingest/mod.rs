@@ -31,7 +31,6 @@ use crate::store::{
     DiscoveryEffect, MailEffect, MailKind, MailRecord, Store, StoreError, TagTarget, TaggedPing,
     TaggedRequest,
 };
-use crate::types::PingType;
 
 /// Larger mail is not a ping return; it is quarantined unread.
 pub const MAX_MAIL_BYTES: usize = 4 << 20;
@@ -435,15 +434,13 @@ fn classify_return(
     }];
     if ping.chain_type.is_none() {
         let (remailer_id, _, ping_type, _) = &ping.hops[0];
-        if *ping_type != PingType::Mix {
-            effects.push(MailEffect::FromLine {
-                remailer_id: *remailer_id,
-                ping_type: *ping_type,
-                with_from: fields.with_from,
-                header: message.header_raw("From").map(|f| short_header(f.trim())),
-                seen_at: delivered_at,
-            });
-        }
+        effects.push(MailEffect::FromLine {
+            remailer_id: *remailer_id,
+            ping_type: *ping_type,
+            with_from: fields.with_from,
+            header: message.header_raw("From").map(|f| short_header(f.trim())),
+            seen_at: delivered_at,
+        });
     }
     Ok(Verdict { kind: MailKind::Returned, ping_id: Some(ping.id), detail: None, effects })
 }

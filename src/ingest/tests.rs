@@ -9,6 +9,7 @@ use rand::rngs::StdRng;
 use super::*;
 use crate::sender::{HopSpec, PingSpec, build_ping};
 use crate::store::DueSinglePing;
+use crate::types::PingType;
 
 const SECRET: &[u8] = &[9u8; 32];
 const NOW: i64 = 1_800_000_000;

@@ -6,6 +6,7 @@
 //! from the randomness it is given; [`drain_outbox`] is the I/O edge.
 
 pub mod cpunk;
+pub mod mix;
 pub mod smtp;
 
 use std::sync::Mutex;
@@ -22,6 +23,7 @@ use crate::store::{OutboxPing, OutboxRequest, Store, StoreError};
 use crate::types::PingType;
 
 use cpunk::CpunkHop;
+use mix::MixHop;
 pub use smtp::{Outgoing, SendError, SmtpSender};
 
 /// A ping may be retried until its 2-hour slot period ends (the next slot takes over).
@@ -82,8 +84,10 @@ pub struct BuiltPing {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("type II (Mixmaster) pings are not built by this version")]
-    TypeTwo,
+    #[error("a chain mixes type I and type II hops")]
+    MixedChain,
+    #[error(transparent)]
+    Mix(#[from] mix::MixError),
     #[error("the key of {0} is no longer stored")]
     KeyGone(String),
     #[error(transparent)]
@@ -162,8 +166,9 @@ pub fn build_ping(
     sent: i64,
     rng: &mut impl RngCore,
 ) -> Result<BuiltPing, BuildError> {
-    if spec.hops.iter().any(|h| h.ping_type == PingType::Mix) {
-        return Err(BuildError::TypeTwo);
+    let type_two = spec.hops.iter().filter(|h| h.ping_type == PingType::Mix).count();
+    if type_two != 0 && type_two != spec.hops.len() {
+        return Err(BuildError::MixedChain);
     }
     let fields = PayloadFields {
         kind: if spec.hops.len() > 1 { PayloadKind::Chain } else { PayloadKind::Ping },
@@ -182,24 +187,29 @@ pub fn build_ping(
         tag: tag.to_owned(),
     };
     let armoured = seal(&fields, secret, rng)?;
-    let hops: Vec<CpunkHop<'_>> = spec
-        .hops
-        .iter()
-        .map(|h| CpunkHop {
-            address: &h.address,
-            ping_type: h.ping_type,
-            cert: h.material.as_deref(),
-        })
-        .collect();
     let from_line = identity.signature();
+    let from_line = spec.with_from.then_some(from_line.as_str());
     let return_address = identity.return_address(tag);
-    let body = cpunk::build(
-        &hops,
-        &return_address,
-        spec.with_from.then_some(from_line.as_str()),
-        &armoured,
-        unix_to_system(sent),
-    )?;
+    let body = if type_two > 0 {
+        let hops: Vec<MixHop<'_>> = spec
+            .hops
+            .iter()
+            .map(|h| MixHop { address: &h.address, entry: h.material.as_deref() })
+            .collect();
+        let mut mix_rng = crate::mixmaster::RngRandom(&mut *rng);
+        mix::build(&hops, &return_address, from_line, &armoured, sent, &mut mix_rng)?
+    } else {
+        let hops: Vec<CpunkHop<'_>> = spec
+            .hops
+            .iter()
+            .map(|h| CpunkHop {
+                address: &h.address,
+                ping_type: h.ping_type,
+                cert: h.material.as_deref(),
+            })
+            .collect();
+        cpunk::build(&hops, &return_address, from_line, &armoured, unix_to_system(sent))?
+    };
     let to = spec.hops[0].address.clone();
     let message = format_from_us(identity, &to, body, sent, rng)?;
     Ok(BuiltPing {
@@ -385,12 +395,8 @@ pub async fn drain_outbox(
         let (spec, built) = match built {
             Ok(b) => b,
             Err(e) => {
-                // Our failure (no key, unsupported type): never the remailer's.
-                if matches!(e, BuildError::TypeTwo) {
-                    debug!(ping = ping.id, "not sent: {e}");
-                } else {
-                    warn!(ping = ping.id, to = %ping.hops[0].address, "not sent: {e}");
-                }
+                // Our failure (no key, a broken stored key): never the remailer's.
+                warn!(ping = ping.id, to = %ping.hops[0].address, "not sent: {e}");
                 lock(store).mark_not_sent(ping.id, &e.to_string())?;
                 summary.not_sent += 1;
                 continue;

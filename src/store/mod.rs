@@ -388,6 +388,16 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// Sets a remailer's nick when it has none (from a Mix key entry's header line); returns
+    /// whether it changed.
+    pub fn fill_nick(&mut self, address: &str, nick: &str, now: i64) -> Result<bool> {
+        let n = self.conn.execute(
+            "UPDATE remailers SET nick = ?2, updated_at = ?3 WHERE address = ?1 AND nick IS NULL",
+            params![address, nick, now],
+        )?;
+        Ok(n == 1)
+    }
+
     // ----- import ----------------------------------------------------------------------
 
     /// Loads a ping history in one transaction: remailer identities first, then single and

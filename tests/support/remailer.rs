@@ -50,6 +50,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use fathometer::mixmaster::{self, Decoded, OsRandom, SecretKey};
+
 use super::gpg::GpgHome;
 
 /// What the double does with the mail it would deliver.
@@ -88,6 +90,8 @@ pub struct Profile {
     pub mix_entries: Vec<String>,
     /// Header lines of the type II remailers it lists as supported.
     pub supported_type2: Vec<String>,
+    /// Its Mix secret keys: with them it also handles type II packets (see [`Worker::mix`]).
+    pub mix_secret: Vec<SecretKey>,
 }
 
 impl Profile {
@@ -346,6 +350,9 @@ impl Worker {
         if let Some(answer) = self.answer_request(&mail_fields)? {
             return Ok(Some(answer));
         }
+        if body.contains("-----BEGIN REMAILER MESSAGE-----") {
+            return self.mix(mail).map(Some);
+        }
         let mut req = Request::default();
         for (name, value) in &mail_fields {
             req.apply(name, value);
@@ -441,6 +448,62 @@ impl Worker {
 }
 
 impl Worker {
+    /// A type II packet, handled as Mixmaster 3.0.2d does (`mixmaster.md` §1.6, §1.7), with the
+    /// project's decoder (`fathometer::mixmaster`, itself checked against real remailers'
+    /// output by the v1-v6 vectors): dearmor, decrypt with its secret key, then forward the
+    /// next packet (type 0) or deliver the payload (type 1). The delivered mail has the
+    /// headers a real remailer adds (From Anonymous, the Comments disclaimer, Message-ID) and,
+    /// as when Mixmaster sends through an SMTP relay, one extra empty line before the body.
+    /// Not implemented: the pool (delivery is immediate), multi-part messages, replay logs.
+    fn mix(&self, mail: &str) -> Result<Outgoing, String> {
+        let keys = self.lock().profile.as_ref().map(|p| p.mix_secret.clone()).unwrap_or_default();
+        if keys.is_empty() {
+            return Err("a type II packet, but this double has no Mix key".into());
+        }
+        let packet = mixmaster::dearmor(mail).map_err(|e| format!("dearmor: {e}"))?;
+        let today =
+            SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() / 86_400;
+        let decoded = mixmaster::decode_packet(&packet, &keys, today as i64, &mut OsRandom)
+            .map_err(|e| format!("type II packet refused: {e}"))?;
+        match decoded {
+            Decoded::Intermediate { next_address, next_packet, .. } => {
+                let text = format!(
+                    "From: {}\nTo: {next_address}\n\n{}",
+                    self.address,
+                    mixmaster::armor(&next_packet)
+                );
+                Ok(Outgoing { rcpts: vec![next_address], text, hop: true })
+            }
+            Decoded::Final { payload, .. } => {
+                let body = String::from_utf8_lossy(&payload.user_data).into_owned();
+                let own_from =
+                    payload.headers.iter().any(|h| h.to_ascii_lowercase().starts_with("from:"));
+                let mut out = String::new();
+                if !own_from {
+                    out.push_str(&format!("From: Anonymous <nobody@{}>\n", self.domain));
+                }
+                out.push_str(&format!(
+                    "Comments: This message did not originate from the Sender address above.\n\
+                     \tIt was remailed automatically by anonymizing remailer software.\n\
+                     \tPlease report problems or inappropriate use to the\n\
+                     \tremailer administrator at <abuse@{}>.\n",
+                    self.domain
+                ));
+                out.push_str(&format!("To: {}\n", payload.destinations.join(",")));
+                for h in &payload.headers {
+                    out.push_str(h);
+                    out.push('\n');
+                }
+                out.push_str(&format!("Message-ID: <{}@{}>\n\n\n", message_id(&body), self.domain));
+                out.push_str(&body);
+                Ok(Outgoing { rcpts: payload.destinations, text: out, hop: false })
+            }
+            Decoded::Partial { .. } => {
+                Err("multi-part type II messages: not in this double".into())
+            }
+        }
+    }
+
     /// An information request (Subject equal to `remailer-conf` etc.): the answer mail.
     fn answer_request(&self, fields: &[(String, String)]) -> Result<Option<Outgoing>, String> {
         let field = |name: &str| {
