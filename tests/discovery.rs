@@ -73,7 +73,8 @@ fn add_leads_to_capabilities_keys_and_scheduled_pings() {
         dir.path(),
         pinger,
         false,
-        "[schedule]\ntick_secs = 1\n[discovery]\nauto_add_min = 1\n",
+        "[schedule]\ntick_secs = 1\nping_types = [\"mix\", \"cpunk-rsa\", \"cpunk-dsa\", \"cpunk-clear\"]\n\
+         [discovery]\nauto_add_min = 1\n",
     );
     let added = run_ok(fathometer(&config).args(["add", &address]));
     assert!(added.contains("requests queued"), "{added}");

@@ -78,12 +78,25 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     cond()
 }
 
+const QUIET_SCHEDULE: &str = "ping_types = [\"cpunk-clear\"]\nchain_pings = false\n";
+
 /// A pinger config for mailbox user `user` (Maildir unless `imap` is set), in `dir`. It sends
 /// no information requests unless `extra` has a `[discovery]` table: the mail-path tests give
 /// their remailers' keys by hand.
+///
+/// Its scheduler queues no pings of its own unless `extra` names ping types (only the
+/// cpunk-clear type, which these tests' remailers never have, and no chains): a scheduled slot
+/// falling inside a test would add a ping the test did not expect.
 pub fn pinger_config(dir: &Path, user: &str, imap: bool, extra: &str) -> PathBuf {
     let discovery =
         if extra.contains("[discovery]") { "" } else { "[discovery]\nrequests = false\n" };
+    let extra = if extra.contains("ping_types") {
+        extra.to_owned()
+    } else if extra.contains("[schedule]\n") {
+        extra.replacen("[schedule]\n", &format!("[schedule]\n{QUIET_SCHEDULE}"), 1)
+    } else {
+        format!("{extra}[schedule]\n{QUIET_SCHEDULE}")
+    };
     let mailbox = if imap {
         std::fs::write(dir.join("imap-password"), format!("{user}-pass\n")).unwrap();
         format!(
