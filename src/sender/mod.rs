@@ -312,45 +312,61 @@ pub async fn drain_requests(
                     continue;
                 }
             };
-        match smtp.send(&outgoing).await {
-            Ok(()) => {
+        let result = smtp.send(&outgoing).await;
+        let settled = settle(result, smtp.retry_secs(), request.attempts + 1, request.slot_time);
+        summary.count(&settled);
+        match settled {
+            Settled::Sent => {
                 lock(store).mark_request_sent(request.id, now, unanswered_limit)?;
                 debug!(to = %request.address, kind = %request.kind, "request sent");
-                summary.sent += 1;
             }
-            Err(SendError::Transient(e)) => {
-                match retry_at(
-                    smtp.retry_secs(),
-                    request.attempts + 1,
-                    now_unix(),
-                    request.slot_time,
-                ) {
-                    Some(next) => {
-                        lock(store).defer_request(request.id, next, &e)?;
-                        summary.deferred += 1;
-                    }
-                    None => {
-                        lock(store).mark_request_not_sent(request.id, &e)?;
-                        summary.not_sent += 1;
-                    }
-                }
-            }
-            Err(SendError::Permanent(e)) => {
-                warn!(to = %request.address, kind = %request.kind, "MTA refused the request: {e}");
-                lock(store).mark_request_not_sent(request.id, &e)?;
-                summary.not_sent += 1;
+            Settled::Retry { at, error } => lock(store).defer_request(request.id, at, &error)?,
+            Settled::GiveUp { error } => {
+                warn!(to = %request.address, kind = %request.kind, "request not sent: {error}");
+                lock(store).mark_request_not_sent(request.id, &error)?;
             }
         }
     }
-    if summary != DrainSummary::default() {
-        info!(
-            sent = summary.sent,
-            deferred = summary.deferred,
-            not_sent = summary.not_sent,
-            "requests"
-        );
-    }
+    summary.log("requests");
     Ok(summary)
+}
+
+/// What became of one attempt to hand a message to the MTA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Settled {
+    Sent,
+    /// A temporary failure with time left in the slot: try again at `at`.
+    Retry {
+        at: i64,
+        error: String,
+    },
+    /// Refused for good, or the slot is over: recorded as not sent.
+    GiveUp {
+        error: String,
+    },
+}
+
+/// Decides the fate of the `attempts`-th attempt of a message of slot `slot_time`.
+fn settle(
+    result: Result<(), SendError>,
+    retry_secs: i64,
+    attempts: u32,
+    slot_time: i64,
+) -> Settled {
+    match result {
+        Ok(()) => Settled::Sent,
+        Err(SendError::Transient(error)) => {
+            match retry_at(retry_secs, attempts, now_unix(), slot_time) {
+                Some(at) => Settled::Retry { at, error },
+                None => Settled::GiveUp {
+                    error: format!("slot over after {attempts} attempts: {error}"),
+                },
+            }
+        }
+        Err(SendError::Permanent(error)) => {
+            Settled::GiveUp { error: format!("MTA refused: {error}") }
+        }
+    }
 }
 
 /// What one pass over the outbox did.
@@ -359,6 +375,22 @@ pub struct DrainSummary {
     pub sent: usize,
     pub deferred: usize,
     pub not_sent: usize,
+}
+
+impl DrainSummary {
+    fn count(&mut self, settled: &Settled) {
+        match settled {
+            Settled::Sent => self.sent += 1,
+            Settled::Retry { .. } => self.deferred += 1,
+            Settled::GiveUp { .. } => self.not_sent += 1,
+        }
+    }
+
+    fn log(&self, what: &str) {
+        if *self != DrainSummary::default() {
+            info!(sent = self.sent, deferred = self.deferred, not_sent = self.not_sent, "{what}");
+        }
+    }
 }
 
 fn now_unix() -> i64 {
@@ -403,42 +435,25 @@ pub async fn drain_outbox(
             }
         };
         lock(store).begin_attempt(ping.id, &tag, spec.with_from)?;
-        match smtp.send(&built.outgoing).await {
-            Ok(()) => {
+        let result = smtp.send(&built.outgoing).await;
+        let settled = settle(result, smtp.retry_secs(), ping.attempts + 1, ping.slot_time);
+        summary.count(&settled);
+        match settled {
+            Settled::Sent => {
                 lock(store).mark_sent(ping.id, built.sent)?;
                 debug!(ping = ping.id, to = %built.outgoing.to, "sent");
-                summary.sent += 1;
             }
-            Err(SendError::Transient(e)) => {
-                let attempts = ping.attempts + 1;
-                match retry_at(smtp.retry_secs(), attempts, now_unix(), ping.slot_time) {
-                    Some(next) => {
-                        warn!(ping = ping.id, attempts, "MTA unavailable, retrying later: {e}");
-                        lock(store).defer_ping(ping.id, next, &e)?;
-                        summary.deferred += 1;
-                    }
-                    None => {
-                        warn!(ping = ping.id, attempts, "not sent, slot over: {e}");
-                        lock(store).mark_not_sent(ping.id, &e)?;
-                        summary.not_sent += 1;
-                    }
-                }
+            Settled::Retry { at, error } => {
+                warn!(ping = ping.id, "MTA unavailable, retrying later: {error}");
+                lock(store).defer_ping(ping.id, at, &error)?;
             }
-            Err(SendError::Permanent(e)) => {
-                warn!(ping = ping.id, "MTA refused the ping; not sent: {e}");
-                lock(store).mark_not_sent(ping.id, &e)?;
-                summary.not_sent += 1;
+            Settled::GiveUp { error } => {
+                warn!(ping = ping.id, "not sent: {error}");
+                lock(store).mark_not_sent(ping.id, &error)?;
             }
         }
     }
-    if summary != DrainSummary::default() {
-        info!(
-            sent = summary.sent,
-            deferred = summary.deferred,
-            not_sent = summary.not_sent,
-            "outbox"
-        );
-    }
+    summary.log("outbox");
     Ok(summary)
 }
 
