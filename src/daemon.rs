@@ -459,6 +459,22 @@ pub fn build_and_publish(
         same_operator.as_deref(),
     )
     .context("writing the lists")?;
+    let remailers = store.remailers()?;
+    let mut replies = std::collections::BTreeMap::new();
+    for r in &remailers {
+        replies.insert(r.id, store.replies_of(r.id)?);
+    }
+    let from_lines = store.from_lines()?;
+    let inputs = publisher::pages::PageInputs {
+        report: &report,
+        remailers: &remailers,
+        replies: &replies,
+        from_lines: &from_lines,
+        site_name: &config.pinger.name,
+        operator: config.pinger.operator_address.as_ref().map(|a| a.as_str()),
+    };
+    publisher::write_pages(&inputs, &config.results_dir(), &config.private_results_dir())
+        .context("writing the HTML pages")?;
     if keyrings {
         publisher::write_keyrings(
             &report,

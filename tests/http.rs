@@ -155,7 +155,23 @@ fn serves_lists_api_and_health() {
     let chains = get(port, "/api/v1/chains", "");
     assert_eq!(chains.status, 200);
     assert!(chains.text().contains("\"mix\""));
-    assert!(get(port, "/", "").text().contains("/mlist.txt"));
+    // `/` is the HTML index: the listed remailer with its own page, never the hidden one.
+    let home = get(port, "/", "");
+    assert_eq!(home.status, 200);
+    assert!(home.header("content-type").is_some_and(|t| t.starts_with("text/html")));
+    let policy = home.header("content-security-policy").unwrap_or_default();
+    assert!(policy.contains("default-src 'none'") && !policy.contains("script"), "{policy}");
+    let page = home.text();
+    assert!(page.contains("href=\"mlist.txt\"") && page.contains("href=\"pubring.mix\""));
+    let link = page.split("href=\"").find_map(|l| l.strip_prefix("remailer-fast-")).unwrap();
+    let fast = format!("/remailer-fast-{}", link.split('"').next().unwrap());
+    let fast_page = get(port, &fast, "");
+    assert_eq!(fast_page.status, 200, "{fast}");
+    assert!(fast_page.text().contains("<svg"), "the page has its charts");
+    assert!(!page.contains("remailer-hidden-"), "hidden remailers get no public page");
+    for file in ["from.html", "thesaurus.html", "pubring.mix", "type2.list", "pgp-all.asc"] {
+        assert_eq!(get(port, &format!("/{file}"), "").status, 200, "{file}");
+    }
 
     let metrics = get(port, "/metrics", "");
     assert_eq!(metrics.status, 200);

@@ -93,6 +93,14 @@ async fn results_file(
     UrlPath(name): UrlPath<String>,
     headers: HeaderMap,
 ) -> Response {
+    serve_file(&state, &name, &headers).await
+}
+
+/// A file of `results/`, with its content type, `ETag` and `Last-Modified`; 304 when the
+/// client has it already. HTML also gets a Content-Security-Policy forbidding scripts and
+/// every outside load (the pages need neither), behind the escaping of remailer strings.
+async fn serve_file(state: &AppState, name: &str, headers: &HeaderMap) -> Response {
+    let name = name.to_owned();
     if !is_servable_name(&name) {
         return (StatusCode::NOT_FOUND, "not found\n").into_response();
     }
@@ -120,6 +128,10 @@ async fn results_file(
     let mut response = body.into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(&name)));
+    if name.ends_with(".html") {
+        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_POLICY));
+        h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    }
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
     }
@@ -131,7 +143,15 @@ async fn results_file(
     response
 }
 
-async fn index(State(state): State<AppState>) -> Response {
+/// The pages' Content-Security-Policy: inline styles and nothing else.
+const PAGE_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; \
+     form-action 'none'; frame-ancestors 'none'";
+
+/// `/`: the HTML index once it has been published, else a plain list of the files.
+async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if state.results_dir.join("index.html").is_file() {
+        return serve_file(&state, "index.html", &headers).await;
+    }
     let mut names: Vec<String> = match std::fs::read_dir(state.results_dir.as_ref()) {
         Ok(dir) => dir
             .filter_map(|e| e.ok())

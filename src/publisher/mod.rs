@@ -3,11 +3,13 @@
 //! Rendering is pure ([`lists`], [`json`]); [`write_lists`] is the only I/O, and it writes
 //! each file under a temporary name and renames it, so a client never fetches half a file.
 
+pub mod html;
 pub mod http;
 pub mod json;
 pub mod keyrings;
 pub mod lists;
 pub mod metrics;
+pub mod pages;
 
 use std::io::Write;
 use std::path::Path;
@@ -108,6 +110,32 @@ pub fn write_keyrings(
         std::fs::create_dir_all(dir)?;
         for (name, text) in rings.files() {
             write_atomic(&dir.join(name), text.as_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the HTML pages into `public_dir` and `private_dir`, each atomically, and removes
+/// the pages of remailers no longer shown (a page must not outlive its remailer's listing).
+pub fn write_pages(
+    inputs: &pages::PageInputs<'_>,
+    public_dir: &Path,
+    private_dir: &Path,
+) -> anyhow::Result<()> {
+    for (dir, private) in [(public_dir, false), (private_dir, true)] {
+        std::fs::create_dir_all(dir)?;
+        let rendered = pages::render_pages(inputs, private)?;
+        for (name, text) in &rendered {
+            write_atomic(&dir.join(name), text.as_bytes())?;
+        }
+        for entry in std::fs::read_dir(dir)?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let stale = name.starts_with("remailer-")
+                && name.ends_with(".html")
+                && !rendered.iter().any(|(n, _)| *n == name);
+            if stale {
+                std::fs::remove_file(entry.path())?;
+            }
         }
     }
     Ok(())

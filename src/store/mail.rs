@@ -130,6 +130,16 @@ pub enum MailEffect {
     },
 }
 
+/// The From: header a remailer's returns came with (the from-lines page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FromLine {
+    pub address: String,
+    pub ping_type: PingType,
+    /// Whether we asked the remailer to paste our own From: line.
+    pub with_from: bool,
+    pub header: Option<String>,
+}
+
 /// A mail kept for a person to look at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuarantinedMail {
@@ -356,6 +366,25 @@ impl Store {
         for row in rows {
             let (kind, n) = row?;
             out.insert(kind, n.max(0) as u64);
+        }
+        Ok(out)
+    }
+
+    /// Every recorded From: line, by address, type and whether ours was asked for.
+    pub fn from_lines(&self) -> Result<Vec<FromLine>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT r.address, f.ping_type, f.with_from, f.from_header
+             FROM from_lines f JOIN remailers r ON r.id = f.remailer_id
+             ORDER BY r.address, f.ping_type, f.with_from",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (address, ping_type, with_from, header) = row?;
+            let ping_type = ping_type.parse().map_err(StoreError::Corrupt)?;
+            out.push(FromLine { address, ping_type, with_from, header });
         }
         Ok(out)
     }

@@ -24,7 +24,9 @@ pub use discovery::{
     DiscoveryEffect, DueRequest, KeyEvent, OutboxRequest, PublishableKey, StoredReply,
     TaggedRequest,
 };
-pub use mail::{MailEffect, MailKind, MailRecord, QuarantinedMail, TagTarget, TaggedPing};
+pub use mail::{
+    FromLine, MailEffect, MailKind, MailRecord, QuarantinedMail, TagTarget, TaggedPing,
+};
 pub use outbox::{OutboxHop, OutboxPing, SelfCheck};
 
 /// Embedded migrations, in order. The number is the `user_version` after applying it.
