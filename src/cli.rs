@@ -46,6 +46,13 @@ pub enum Command {
         #[arg(required = true)]
         addresses: Vec<String>,
     },
+    /// Print this pinger's stanza for the community allpingers.txt index.
+    Allpingers {
+        /// Where the results are reachable, e.g. https://pinger.example.net/ (the built-in
+        /// server serves them at its root).
+        #[arg(long)]
+        base_url: String,
+    },
     /// Rebuild every published file now: the lists and the keyrings.
     Publish {
         /// The instant to compute the statistics for (unix seconds; default: now).
@@ -208,6 +215,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
             Ok(code)
+        }
+        Command::Allpingers { base_url } => {
+            let config = Config::load(&cli.config)?;
+            print!("{}", publisher::allpingers_stanza(&config.pinger.name, base_url)?);
+            Ok(ExitCode::SUCCESS)
         }
         Command::Publish { now } => {
             let config = Config::load(&cli.config)?;

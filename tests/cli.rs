@@ -254,3 +254,34 @@ fn ping_dry_run_prints_a_complete_encrypted_message_and_records_nothing() {
     let n: i64 = conn.query_row("SELECT COUNT(*) FROM pings", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 0, "--dry-run records nothing");
 }
+
+#[test]
+fn allpingers_stanza_names_the_four_files_the_mixmaster_client_needs() {
+    let out = run_ok(bin().arg("--config").arg(example_config()).args([
+        "allpingers",
+        "--base-url",
+        "https://pinger.example.net/stats",
+    ]));
+    assert!(out.starts_with("[fathometer]\n"), "{out}");
+    let value = |key: &str| {
+        out.lines()
+            .find_map(|l| l.split_once('=').filter(|(k, _)| k.trim() == key))
+            .map(|(_, v)| v.trim().to_owned())
+    };
+    assert_eq!(value("base").as_deref(), Some("https://pinger.example.net/stats/"));
+    for (key, file) in [
+        ("mlist", "mlist.txt"),
+        ("rlist", "rlist.txt"),
+        ("mixring", "pubring.mix"),
+        ("pgpring", "pgp-all.asc"),
+    ] {
+        assert_eq!(value(key), Some(format!("https://pinger.example.net/stats/{file}")), "{out}");
+    }
+    let refused = bin()
+        .arg("--config")
+        .arg(example_config())
+        .args(["allpingers", "--base-url", "ftp://x"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+}

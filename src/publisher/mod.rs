@@ -141,6 +141,46 @@ pub fn write_pages(
     Ok(())
 }
 
+/// This pinger's section of the community `allpingers.txt` (`mixmaster.md` §3.6). The
+/// Mixmaster client needs `mlist`, `rlist`, `mixring` and `pgpring` (and replaces its files
+/// with whatever those URLs return), so the stanza names only files this pinger always
+/// publishes, the keyrings included.
+pub fn allpingers_stanza(name: &str, base_url: &str) -> anyhow::Result<String> {
+    let base_url = base_url.trim();
+    anyhow::ensure!(
+        base_url.starts_with("http://") || base_url.starts_with("https://"),
+        "--base-url must start with http:// or https:// (the Mixmaster client fetches only those)"
+    );
+    anyhow::ensure!(
+        !base_url.chars().any(|c| c.is_whitespace() || c.is_control()),
+        "--base-url must not contain spaces"
+    );
+    let section: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '-' })
+        .collect();
+    let base = if base_url.ends_with('/') { base_url.to_owned() } else { format!("{base_url}/") };
+    let mut out = format!("[{section}]\n");
+    for (key, file) in [
+        ("base", ""),
+        ("mlist", "mlist.txt"),
+        ("mlist2", "mlist2.txt"),
+        ("rlist", "rlist.txt"),
+        ("rlist2", "rlist2.txt"),
+        ("mixring", "pubring.mix"),
+        ("pgpring", "pgp-all.asc"),
+        ("pgpring_rsa", "pgp-rsa.asc"),
+        ("type2list", "type2.list"),
+        ("mlist_html", "index.html"),
+        ("rlist_html", "index.html"),
+        ("from_html", "from.html"),
+        ("thesaurus_html", "thesaurus.html"),
+    ] {
+        out.push_str(&format!("{key:<14} = {base}{file}\n"));
+    }
+    Ok(out)
+}
+
 /// Writes `bytes` to a temporary file beside `path`, syncs it, and renames it over `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));

@@ -106,7 +106,10 @@ fn remailer_view(inputs: &PageInputs<'_>, address: &str, private: bool) -> Optio
     let (mix, cpunk) = (find(&report.mix), find(&report.cpunk));
     let any = mix.as_ref().or(cpunk.as_ref())?;
     let row = inputs.remailers.iter().find(|r| r.address == address);
-    let date = |t: Option<i64>| t.map(|t| lists::rfc822_date(t)).unwrap_or_else(|| "-".into());
+    let date = |t: Option<i64>| {
+        t.map(|t| crate::scheduler::utc_date(t).format("%Y-%m-%d").to_string())
+            .unwrap_or_else(|| "-".into())
+    };
     let keys = row
         .map(|r| {
             r.keys
