@@ -890,6 +890,17 @@ mod tests {
     }
 
     #[test]
+    fn a_manual_ping_is_never_drained_by_the_daemon() {
+        let mut s = Store::open_in_memory().unwrap();
+        s.add_remailer("a@x.example", 0).unwrap();
+        let key = s.upsert_key("a@x.example", PingType::Mix, "k1", 0).unwrap();
+        s.record_manual_ping(key, None, 100, "manualmanualmanu", false, None).unwrap();
+        assert!(s.outbox_due(1000, 10).unwrap().is_empty());
+        s.queue_single_pings(&[DueSinglePing { key_row_id: key, slot_time: 100 }], 100).unwrap();
+        assert_eq!(s.outbox_due(1000, 10).unwrap().len(), 1);
+    }
+
+    #[test]
     fn daemon_state_round_trips() {
         let mut s = Store::open_in_memory().unwrap();
         assert_eq!(s.state("last_tick").unwrap(), None);

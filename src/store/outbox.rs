@@ -41,7 +41,9 @@ pub struct SelfCheck {
 }
 
 impl Store {
-    /// Queued pings whose next attempt is due at `now`, oldest slot first.
+    /// Queued pings whose next attempt is due at `now`, oldest slot first. Manual pings are
+    /// left to the `fathometer ping` that recorded them: a running daemon must not send a
+    /// second copy of one while the command is still talking to the MTA.
     pub fn outbox_due(&self, now: i64, limit: usize) -> Result<Vec<OutboxPing>> {
         let mut stmt = self.conn.prepare(
             "SELECT p.id, p.slot_time, p.chain_type, p.tag, p.attempts,
@@ -52,7 +54,8 @@ impl Store {
              LEFT JOIN keys k1 ON k1.id = p.key1_id
              LEFT JOIN remailers r2 ON r2.id = p.remailer2_id
              LEFT JOIN keys k2 ON k2.id = p.key2_id
-             WHERE p.outcome = 'queued' AND (p.next_attempt_at IS NULL OR p.next_attempt_at <= ?1)
+             WHERE p.outcome = 'queued' AND p.manual = 0
+               AND (p.next_attempt_at IS NULL OR p.next_attempt_at <= ?1)
              ORDER BY p.slot_time, p.id
              LIMIT ?2",
         )?;
