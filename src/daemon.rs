@@ -178,6 +178,7 @@ async fn main_loop(daemon: Arc<Daemon>) -> Result<()> {
                 }
                 daemon.outbox.notify_one();
                 let counts = daemon.store().ping_counts();
+                let mail_health = daemon.store().mail_health(now, SELF_CHECK_DEADLINE_SECS);
                 published_tx.send_modify(|p| {
                     p.problem = tick.as_ref().err().map(|e| format!("scheduler: {e}"));
                     if tick.is_ok() {
@@ -185,6 +186,9 @@ async fn main_loop(daemon: Arc<Daemon>) -> Result<()> {
                     }
                     if let Ok(c) = counts {
                         p.ping_counts = c;
+                    }
+                    if let Ok(h) = mail_health {
+                        p.mail_health = h;
                     }
                 });
                 if last_build.is_none_or(|t| now - t >= build_every) {

@@ -193,3 +193,50 @@ fn serves_lists_api_and_health() {
 fn chrono_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
+
+#[test]
+fn a_client_reading_while_a_file_is_rewritten_never_gets_part_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), &format!("127.0.0.1:{port}"), "");
+    let _daemon = Daemon(
+        bin().arg("run").arg("--config").arg(&config).stderr(Stdio::null()).spawn().unwrap(),
+    );
+    let results = dir.path().join("state/results");
+    let start = Instant::now();
+    while !(TcpStream::connect(("127.0.0.1", port)).is_ok() && results.join("mlist.txt").exists()) {
+        assert!(start.elapsed() < Duration::from_secs(15), "daemon not up in time");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Two versions of a large file, rewritten as the publisher does (temp file, fsync,
+    // rename) as fast as possible while the client reads.
+    let versions: [Vec<u8>; 2] =
+        [b"first version\n".repeat(40_000), b"the second one\n".repeat(30_000)];
+    let path = results.join("concurrent.txt");
+    fathometer::publisher::write_atomic(&path, &versions[0]).unwrap();
+    let stop_writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (path, versions, stop) = (path.clone(), versions.clone(), stop_writing.clone());
+        std::thread::spawn(move || {
+            let mut rewrites = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                fathometer::publisher::write_atomic(&path, &versions[rewrites % 2]).unwrap();
+                rewrites += 1;
+            }
+            rewrites
+        })
+    };
+    let mut seen = [0usize; 2];
+    for _ in 0..150 {
+        let r = get(port, "/concurrent.txt", "");
+        assert_eq!(r.status, 200);
+        let which = versions.iter().position(|v| *v == r.body);
+        let which =
+            which.unwrap_or_else(|| panic!("a partial or mixed file: {} bytes", r.body.len()));
+        seen[which] += 1;
+    }
+    stop_writing.store(true, std::sync::atomic::Ordering::SeqCst);
+    let rewrites = writer.join().unwrap();
+    assert!(rewrites > 10, "the file was rewritten during the reads ({rewrites} times)");
+    assert!(seen[0] > 0 && seen[1] > 0, "both versions were served: {seen:?}");
+}

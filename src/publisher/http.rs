@@ -32,6 +32,8 @@ pub struct Published {
     pub problem: Option<String>,
     /// Pings in the store by outcome (the outbox is `queued`).
     pub ping_counts: crate::store::PingCounts,
+    /// The mailbox and the pinger's own mail path, as of the last tick.
+    pub mail_health: crate::store::MailHealth,
 }
 
 #[derive(Clone)]

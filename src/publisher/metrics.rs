@@ -28,6 +28,12 @@ struct OutcomeLabels {
     outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MailLabels {
+    nick: String,
+    kind: String,
+}
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 fn gauge(registry: &mut Registry, name: &str, help: &str, value: f64) {
@@ -77,6 +83,76 @@ pub fn render(published: &Published, now: i64) -> String {
             }
         }
     }
+
+    // What came back per remailer (decision 5): genuine, duplicate, forged, corrupted,
+    // bounced. Keyed by address in the report; exposed by nick, listed remailers only.
+    let mail = Family::<MailLabels, Gauge>::default();
+    registry.register(
+        "fathometer_remailer_mail",
+        "Mail attributed to the remailer within the statistics window, by kind",
+        mail.clone(),
+    );
+    if let Some(report) = &published.report {
+        let mut nicks: Vec<(&str, &str)> = report
+            .mix
+            .iter()
+            .chain(&report.cpunk)
+            .filter(|e| e.listed)
+            .map(|e| (e.address.as_str(), e.nick.as_str()))
+            .collect();
+        nicks.sort();
+        nicks.dedup();
+        for (address, nick) in nicks {
+            let c = report.returns.get(address).cloned().unwrap_or_default();
+            for (kind, n) in [
+                ("returned", c.returned),
+                ("duplicate", c.duplicate),
+                ("forged", c.forged),
+                ("corrupted", c.corrupted),
+                ("bounced", c.bounced),
+            ] {
+                let labels = MailLabels { nick: nick.to_owned(), kind: kind.to_owned() };
+                mail.get_or_create(&labels).set(n as i64);
+            }
+        }
+    }
+    let health = &published.mail_health;
+    if let Some(t) = health.last_mail_processed_at {
+        gauge(
+            &mut registry,
+            "fathometer_mailbox_last_mail_age_seconds",
+            "Seconds since the ingester last recorded a mail",
+            (now - t) as f64,
+        );
+    }
+    if let Some(lag) = health.last_mail_lag_secs {
+        gauge(
+            &mut registry,
+            "fathometer_mailbox_lag_seconds",
+            "Delivery to processing delay of the last mail recorded",
+            lag as f64,
+        );
+    }
+    if let Some(t) = health.last_self_check_returned_at {
+        gauge(
+            &mut registry,
+            "fathometer_self_check_last_return_timestamp_seconds",
+            "Unix time the pinger's own control mail last came back",
+            t as f64,
+        );
+    }
+    gauge(
+        &mut registry,
+        "fathometer_self_checks_failed_last_day",
+        "Control mails of the last day that did not come back in time (the pinger's own fault)",
+        health.self_checks_failed_last_day as f64,
+    );
+    gauge(
+        &mut registry,
+        "fathometer_requests_queued",
+        "Information requests (remailer-conf, ...) waiting for the MTA",
+        health.requests_queued as f64,
+    );
 
     let outbox = Family::<OutcomeLabels, Gauge>::default();
     registry.register("fathometer_pings", "Pings in the store by outcome", outbox.clone());
@@ -141,11 +217,16 @@ mod tests {
             key_types: vec![PingType::Mix],
             pings: vec![Ping { ping_type: PingType::Mix, sent: 1000, returned: Some(1600) }],
         };
-        let data = Dataset {
+        let mut data = Dataset {
             remailers: vec![history("open", true), history("secret", false)],
             chains: vec![],
             ..Default::default()
         };
+        for nick in ["open", "secret"] {
+            let counters =
+                crate::stats::ReturnCounters { returned: 1, forged: 1, ..Default::default() };
+            data.returns.insert(format!("{nick}@x.example"), counters);
+        }
         let report = compute(&data, 100_000, &StatsOptions::default());
         let published = Published {
             report: Some(Arc::new(report)),
@@ -153,6 +234,13 @@ mod tests {
             last_build: Some(99_700),
             problem: None,
             ping_counts: PingCounts { queued: 3, sent: 1, returned: 2, not_sent: 0 },
+            mail_health: crate::store::MailHealth {
+                last_mail_processed_at: Some(99_000),
+                last_mail_lag_secs: Some(4),
+                last_self_check_returned_at: Some(98_000),
+                self_checks_failed_last_day: 1,
+                requests_queued: 2,
+            },
         };
         let text = render(&published, 100_000);
         assert!(
@@ -169,6 +257,14 @@ mod tests {
         assert!(text.contains("fathometer_pings{outcome=\"queued\"} 3"), "{text}");
         assert!(text.contains("fathometer_last_stats_build_age_seconds 300.0"), "{text}");
         assert!(text.contains("fathometer_healthy 1.0"), "{text}");
+        assert!(
+            text.contains("fathometer_remailer_mail{nick=\"open\",kind=\"forged\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("fathometer_mailbox_lag_seconds 4.0"), "{text}");
+        assert!(text.contains("fathometer_mailbox_last_mail_age_seconds 1000.0"), "{text}");
+        assert!(text.contains("fathometer_self_checks_failed_last_day 1.0"), "{text}");
+        assert!(text.contains("fathometer_requests_queued 2.0"), "{text}");
         assert!(text.trim_end().ends_with("# EOF"));
     }
 }

@@ -130,6 +130,21 @@ pub enum MailEffect {
     },
 }
 
+/// How the mail side is doing, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MailHealth {
+    /// When the ingester last recorded a mail.
+    pub last_mail_processed_at: Option<i64>,
+    /// Processing time minus delivery time of that mail: how far behind the ingester is.
+    pub last_mail_lag_secs: Option<i64>,
+    /// When the last self-check came back.
+    pub last_self_check_returned_at: Option<i64>,
+    /// Self-checks sent more than the deadline ago that never came back, in the last day.
+    pub self_checks_failed_last_day: u64,
+    /// Information requests waiting for the MTA.
+    pub requests_queued: u64,
+}
+
 /// The From: header a remailer's returns came with (the from-lines page).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FromLine {
@@ -368,6 +383,38 @@ impl Store {
             out.insert(kind, n.max(0) as u64);
         }
         Ok(out)
+    }
+
+    /// The mail side's health as of `now` (`deadline`: how long a self-check may take).
+    pub fn mail_health(&self, now: i64, deadline: i64) -> Result<MailHealth> {
+        let last: Option<(i64, Option<i64>)> = self
+            .conn
+            .query_row(
+                "SELECT processed_at, delivered_at FROM mails ORDER BY id DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let (returned, failed): (Option<i64>, i64) = self.conn.query_row(
+            "SELECT MAX(returned_at),
+                    COALESCE(SUM(sent_at IS NOT NULL AND returned_at IS NULL
+                                 AND sent_at >= ?1 AND sent_at < ?2), 0)
+             FROM self_checks",
+            params![now - 86_400, now - deadline],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let requests: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM requests WHERE outcome = 'queued'",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(MailHealth {
+            last_mail_processed_at: last.map(|(p, _)| p),
+            last_mail_lag_secs: last.and_then(|(p, d)| d.map(|d| (p - d).max(0))),
+            last_self_check_returned_at: returned,
+            self_checks_failed_last_day: failed.max(0) as u64,
+            requests_queued: requests.max(0) as u64,
+        })
     }
 
     /// Every recorded From: line, by address, type and whether ours was asked for.

@@ -25,7 +25,7 @@ pub use discovery::{
     TaggedRequest,
 };
 pub use mail::{
-    FromLine, MailEffect, MailKind, MailRecord, QuarantinedMail, TagTarget, TaggedPing,
+    FromLine, MailEffect, MailHealth, MailKind, MailRecord, QuarantinedMail, TagTarget, TaggedPing,
 };
 pub use outbox::{OutboxHop, OutboxPing, SelfCheck};
 
