@@ -13,7 +13,7 @@ use rusqlite::Connection;
 use support::gpg::{GpgHome, KeyShape};
 use support::mail::{available, clear_mailbox, maildir, pinger_config, smtp_addr, wait_until};
 use support::remailer::{Behaviour, Profile, TestRemailer};
-use support::{bin, run_ok, stop};
+use support::{bin, run_ok, stop_with_log};
 
 fn fathometer(config: &Path) -> Command {
     let mut c = bin();
@@ -99,9 +99,7 @@ fn add_leads_to_capabilities_keys_and_scheduled_pings() {
              WHERE r.address = 'remailer10@localhost' AND q.outcome = 'sent'",
         ) == 5
     });
-    let status = stop(&mut daemon, Duration::from_secs(5));
-    let mut log = String::new();
-    std::io::Read::read_to_string(daemon.stderr.as_mut().unwrap(), &mut log).unwrap();
+    let (status, log) = stop_with_log(&mut daemon, Duration::from_secs(5));
     assert!(learnt, "the replies were not learnt; double errors {:?}\n{log}", remailer.errors());
     assert!(vouched, "the vouched-for remailer was not added and asked\n{log}");
     assert!(status.is_some_and(|s| s.success()), "{log}");

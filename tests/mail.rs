@@ -16,7 +16,7 @@ use support::mail::{
     state_dir, wait_until,
 };
 use support::remailer::{Behaviour, smtp_send};
-use support::{bin, run, run_ok, stop};
+use support::{bin, run, run_ok, stop, stop_with_log};
 
 /// Tests that stop Postfix take this for writing; every other mail test reads it, so no test
 /// sees the MTA vanish under it.
@@ -211,9 +211,7 @@ fn the_daemon_sends_and_ingests_over_imap_idle() {
             .unwrap()
             >= 1
     });
-    let status = stop(&mut daemon, Duration::from_secs(5));
-    let mut log = String::new();
-    std::io::Read::read_to_string(daemon.stderr.as_mut().unwrap(), &mut log).unwrap();
+    let (status, log) = stop_with_log(&mut daemon, Duration::from_secs(5));
     assert!(back, "the return was not ingested over IMAP; daemon log:\n{log}");
     assert!(self_check, "the self-check did not come back; daemon log:\n{log}");
     assert!(status.is_some_and(|s| s.success()), "daemon exit {status:?}\n{log}");

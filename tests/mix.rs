@@ -15,7 +15,7 @@ use rusqlite::Connection;
 use support::gpg::GpgHome;
 use support::mail::{available, clear_mailbox, maildir, pinger_config, smtp_addr, wait_until};
 use support::remailer::{Behaviour, Profile, TestRemailer, smtp_send};
-use support::{bin, run_ok, stop};
+use support::{bin, run_ok, stop_with_log};
 
 fn fathometer(config: &Path) -> Command {
     let mut c = bin();
@@ -109,9 +109,7 @@ fn single_and_chain_type_ii_pings_return_through_postfix_at_every_key_size() {
         run_ok(fathometer(&config).args(["ping", "--chain", chain, "--type", "mix"]));
     }
     let back = wait_until(Duration::from_secs(40), || returned(dir.path()).len() == 5);
-    let status = stop(&mut daemon, Duration::from_secs(5));
-    let mut log = String::new();
-    std::io::Read::read_to_string(daemon.stderr.as_mut().unwrap(), &mut log).unwrap();
+    let (status, log) = stop_with_log(&mut daemon, Duration::from_secs(5));
     let errors: Vec<String> = [&r1024, &r4096, &r2048].iter().flat_map(|r| r.errors()).collect();
     assert!(back, "returns: {:?}; double errors: {errors:?}\n{log}", returned(dir.path()));
     assert!(errors.is_empty(), "{errors:?}");

@@ -89,3 +89,14 @@ pub fn stop(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     let _ = child.wait();
     None
 }
+
+/// Stops a daemon started with `stderr(Stdio::piped())` like [`stop`], and returns its exit
+/// status with everything it logged (for assertion messages).
+pub fn stop_with_log(child: &mut Child, limit: Duration) -> (Option<ExitStatus>, String) {
+    let status = stop(child, limit);
+    let mut log = String::new();
+    if let Some(stderr) = child.stderr.as_mut() {
+        let _ = std::io::Read::read_to_string(stderr, &mut log);
+    }
+    (status, log)
+}
