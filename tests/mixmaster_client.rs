@@ -26,6 +26,23 @@ fn digit(line: &[u8], i: usize) -> u32 {
     line.get(i).filter(|c| c.is_ascii_digit()).map_or(0, |c| u32::from(c - b'0'))
 }
 
+/// The client's reading of a row: `H H : M M : S S` from column `lat` and `R R R . R R`
+/// from column `rel` (mlist: 28 and 37; rlist: 55 and 64).
+fn read_row(b: &[u8], lat: usize, rel: usize) -> MixRow {
+    let latency_secs = 36000 * digit(b, lat)
+        + 3600 * digit(b, lat + 1)
+        + 600 * digit(b, lat + 3)
+        + 60 * digit(b, lat + 4)
+        + 10 * digit(b, lat + 6)
+        + digit(b, lat + 7);
+    let reliability = 10000 * digit(b, rel)
+        + 1000 * digit(b, rel + 1)
+        + 100 * digit(b, rel + 2)
+        + 10 * digit(b, rel + 4)
+        + digit(b, rel + 5);
+    MixRow { latency_secs, reliability }
+}
+
 /// `mix2_rlist`, pass 1 and pass 2, for the names in `known`.
 fn client_mlist(text: &str, known: &[&str]) -> BTreeMap<String, MixRow> {
     let mut lines = text.split_inclusive('\n');
@@ -47,18 +64,7 @@ fn client_mlist(text: &str, known: &[&str]) -> BTreeMap<String, MixRow> {
         let b = line.as_bytes();
         for name in known {
             if line.starts_with(&format!("{name} ")) && !rows.contains_key(*name) {
-                let latency_secs = 36000 * digit(b, 28)
-                    + 3600 * digit(b, 29)
-                    + 600 * digit(b, 31)
-                    + 60 * digit(b, 32)
-                    + 10 * digit(b, 34)
-                    + digit(b, 35);
-                let reliability = 10000 * digit(b, 37)
-                    + 1000 * digit(b, 38)
-                    + 100 * digit(b, 39)
-                    + 10 * digit(b, 41)
-                    + digit(b, 42);
-                rows.insert((*name).to_owned(), MixRow { latency_secs, reliability });
+                rows.insert((*name).to_owned(), read_row(b, 28, 37));
             }
         }
     }
@@ -86,18 +92,7 @@ fn client_rlist(text: &str) -> (Vec<String>, BTreeMap<String, MixRow>) {
         }
         let b = line.as_bytes();
         let name = line.split(' ').next().unwrap_or_default().to_owned();
-        let latency_secs = 36000 * digit(b, 55)
-            + 3600 * digit(b, 56)
-            + 600 * digit(b, 58)
-            + 60 * digit(b, 59)
-            + 10 * digit(b, 61)
-            + digit(b, 62);
-        let reliability = 10000 * digit(b, 64)
-            + 1000 * digit(b, 65)
-            + 100 * digit(b, 66)
-            + 10 * digit(b, 68)
-            + digit(b, 69);
-        rows.insert(name, MixRow { latency_secs, reliability });
+        rows.insert(name, read_row(b, 55, 64));
     }
     (caps, rows)
 }
