@@ -157,7 +157,10 @@ async fn main_loop(daemon: Arc<Daemon>) -> Result<()> {
         }
     });
     let sender_task = tokio::spawn(sender_loop(daemon.clone(), shutdown_rx.clone()));
-    let ingest_task = tokio::spawn(ingest_loop(daemon.clone(), shutdown_rx.clone()));
+    let ingester = Arc::new(ingest::Liveness::default());
+    let ingest_started = unix_now();
+    let ingest_task =
+        tokio::spawn(ingest_loop(daemon.clone(), ingester.clone(), shutdown_rx.clone()));
     let mut ticker = tokio::time::interval(tick_every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut intensive_care = IntensiveCareSet::new();
@@ -190,6 +193,9 @@ async fn main_loop(daemon: Arc<Daemon>) -> Result<()> {
                     if let Ok(h) = mail_health {
                         p.mail_health = h;
                     }
+                    let state = ingester.snapshot();
+                    p.ingester_problem = ingester_problem(config, &state, ingest_started, now);
+                    p.ingester_last_round = state.last_round;
                 });
                 if last_build.is_none_or(|t| now - t >= build_every) {
                     let keyrings_due = last_keyrings.is_none_or(|t| now - t >= keyrings_every);
@@ -297,13 +303,34 @@ async fn sender_loop(daemon: Arc<Daemon>, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-async fn ingest_loop(daemon: Arc<Daemon>, mut shutdown: watch::Receiver<bool>) {
+/// Why the ingester is not alive, if it is not (for `/healthz`). It must complete a round
+/// within three poll intervals, or, on IMAP, within an IDLE period plus those.
+fn ingester_problem(
+    config: &Config,
+    state: &ingest::LivenessState,
+    started: i64,
+    now: i64,
+) -> Option<String> {
+    if config.mailbox.imap.is_none() && config.mailbox.maildir.is_none() {
+        return Some("returns are not read: no [mailbox] configured".to_owned());
+    }
+    let poll = config.mailbox.poll_secs.0 as i64;
+    let idle = if config.mailbox.imap.is_some() { imap::IDLE_REISSUE.as_secs() as i64 } else { 0 };
+    state.problem(started, now, idle + 3 * poll + 60)
+}
+
+async fn ingest_loop(
+    daemon: Arc<Daemon>,
+    liveness: Arc<ingest::Liveness>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let config = &daemon.config;
     let poll = Duration::from_secs(config.mailbox.poll_secs.0);
     if let Some(imap_config) = &config.mailbox.imap {
         let settings = match imap_settings(imap_config) {
-            Ok(s) => imap::ImapSettings { poll_interval: poll, ..s },
+            Ok(s) => imap::ImapSettings { poll_interval: poll, liveness, ..s },
             Err(e) => {
+                liveness.round_failed(unix_now(), format!("IMAP settings: {e:#}"));
                 error!("IMAP ingestion disabled: {e:#}");
                 return;
             }
@@ -344,14 +371,19 @@ async fn ingest_loop(daemon: Arc<Daemon>, mut shutdown: watch::Receiver<bool>) {
     let maildir = match Maildir::open(path) {
         Ok(m) => m,
         Err(e) => {
+            liveness.round_failed(unix_now(), format!("cannot open the Maildir: {e}"));
             error!("cannot open the Maildir {}: {e}; returns are not read", path.display());
             return;
         }
     };
     loop {
         let ctx = IngestContext { secret: daemon.secret.as_bytes(), identity: &daemon.identity };
-        if let Err(e) = ingest::ingest_maildir(&daemon.store, &ctx, &maildir) {
-            error!("ingest: {e:#}");
+        match ingest::ingest_maildir(&daemon.store, &ctx, &maildir) {
+            Ok(_) => liveness.round_completed(unix_now()),
+            Err(e) => {
+                liveness.round_failed(unix_now(), format!("Maildir: {e:#}"));
+                error!("ingest: {e:#}");
+            }
         }
         tokio::select! {
             _ = shutdown.changed() => return,

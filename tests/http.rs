@@ -240,3 +240,52 @@ fn a_client_reading_while_a_file_is_rewritten_never_gets_part_of_it() {
     assert!(rewrites > 10, "the file was rewritten during the reads ({rewrites} times)");
     assert!(seen[0] > 0 && seen[1] > 0, "both versions were served: {seen:?}");
 }
+
+#[test]
+fn healthz_is_503_with_the_reason_when_returns_cannot_be_read() {
+    let dir = tempfile::tempdir().unwrap();
+    // A Maildir that cannot be created (its parent is a file), and an IMAP server that is
+    // not there (a port nobody listens on): both daemons run, but neither reads returns.
+    std::fs::write(dir.path().join("blocker"), "a file, not a directory").unwrap();
+    let closed = free_port();
+    let cases = [
+        ("maildir", "[mailbox]\nmaildir = \"blocker/Maildir\"\n".to_owned(), "Maildir"),
+        (
+            "imap",
+            format!(
+                "[mailbox]\npoll_secs = 1\n[mailbox.imap]\nhost = \"127.0.0.1\"\nport = {closed}\n\
+                 user = \"nobody\"\npassword_file = \"imap-pass\"\n"
+            ),
+            "IMAP 127.0.0.1",
+        ),
+    ];
+    for (name, mailbox, expected) in cases {
+        let case_dir = dir.path().join(name);
+        std::fs::create_dir_all(&case_dir).unwrap();
+        std::fs::copy(dir.path().join("blocker"), case_dir.join("blocker")).unwrap();
+        std::fs::write(case_dir.join("imap-pass"), "x\n").unwrap();
+        let port = free_port();
+        let extra = format!("{mailbox}[schedule]\ntick_secs = 1\n");
+        let config = write_config(&case_dir, &format!("127.0.0.1:{port}"), &extra);
+        let _daemon = Daemon(
+            bin().arg("run").arg("--config").arg(&config).stderr(Stdio::null()).spawn().unwrap(),
+        );
+        let start = Instant::now();
+        let health = loop {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                let h = get(port, "/healthz", "");
+                if h.text().contains(expected) {
+                    break h;
+                }
+            }
+            assert!(start.elapsed() < Duration::from_secs(15), "{name}: no ingester reason");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(health.status, 503, "{name}: {}", health.text());
+        let body: serde_json::Value = serde_json::from_slice(&health.body).unwrap();
+        assert_eq!(body["status"], "unhealthy");
+        assert!(body["reason"].as_str().unwrap().starts_with("ingester: "), "{body}");
+        let metrics = get(port, "/metrics", "").text();
+        assert!(metrics.contains("fathometer_ingester_up 0.0"), "{name}: {metrics}");
+    }
+}

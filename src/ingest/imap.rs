@@ -72,6 +72,8 @@ pub struct ImapSettings {
     /// Use IDLE when the server advertises it. `false` forces polling every `poll_interval`
     /// (for servers whose IDLE is broken, e.g. behind some proxies).
     pub use_idle: bool,
+    /// Where [`run`] reports each completed and failed round (for `/healthz`).
+    pub liveness: std::sync::Arc<super::Liveness>,
 }
 
 impl ImapSettings {
@@ -93,6 +95,7 @@ impl ImapSettings {
             quarantine_folder: "Quarantine".to_owned(),
             poll_interval: Duration::from_secs(60),
             use_idle: true,
+            liveness: Default::default(),
         }
     }
 
@@ -113,6 +116,7 @@ impl fmt::Debug for ImapSettings {
             .field("quarantine_folder", &self.quarantine_folder)
             .field("poll_interval", &self.poll_interval)
             .field("use_idle", &self.use_idle)
+            .field("liveness", &self.liveness)
             .finish()
     }
 }
@@ -726,6 +730,12 @@ fn quote(s: &str) -> Result<String, ImapError> {
     Ok(format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")))
 }
 
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 /// How long [`run`] waits between rounds when nothing failed: IDLE wakes it earlier, and a
 /// fetch round at least this often is a cheap safety net.
 const ROUND_MAX_WAIT: Duration = IDLE_REISSUE;
@@ -774,23 +784,29 @@ pub async fn run<F, Fut, E>(
                         mailbox.logout().await;
                         return;
                     }
-                    Err(e) => tracing::warn!(
-                        addr = %addr,
-                        error = %e,
-                        retry_in_s = backoff.as_secs(),
-                        "IMAP session failed; reconnecting"
-                    ),
+                    Err(e) => {
+                        settings.liveness.round_failed(unix_now(), format!("IMAP {addr}: {e}"));
+                        tracing::warn!(
+                            addr = %addr,
+                            error = %e,
+                            retry_in_s = backoff.as_secs(),
+                            "IMAP session failed; reconnecting"
+                        )
+                    }
                 }
                 if mailbox.is_connected() {
                     mailbox.logout().await;
                 }
             }
-            Err(e) => tracing::warn!(
-                addr = %addr,
-                error = %e,
-                retry_in_s = backoff.as_secs(),
-                "IMAP connection failed; retrying"
-            ),
+            Err(e) => {
+                settings.liveness.round_failed(unix_now(), format!("IMAP {addr}: {e}"));
+                tracing::warn!(
+                    addr = %addr,
+                    error = %e,
+                    retry_in_s = backoff.as_secs(),
+                    "IMAP connection failed; retrying"
+                )
+            }
         }
         tokio::select! {
             () = sleep(backoff) => {}
@@ -827,6 +843,7 @@ where
             () = shutdown_signalled(shutdown) => return (Ok(()), productive),
         };
         productive = true;
+        settings.liveness.round_completed(unix_now());
         let mut failed = 0usize;
         for mail in mails {
             if is_shutdown(shutdown) {
@@ -862,6 +879,9 @@ where
         if let Err(e) = mailbox.wait_for_mail(max_wait, settings.poll_interval, shutdown).await {
             return (Err(e), productive);
         }
+        // A wait that ended normally (IDLE answered, or the poll interval passed) shows the
+        // connection is alive even when no mail came.
+        settings.liveness.round_completed(unix_now());
     }
 }
 

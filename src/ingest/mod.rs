@@ -39,6 +39,58 @@ const MAX_KEPT_BYTES: usize = 256 << 10;
 /// Tags expire after the statistics window: a later "return" cannot change any figure.
 pub const TAG_LIFETIME_SECS: i64 = STATS_DAYS as i64 * SECONDS_PER_DAY;
 
+/// How the ingester is doing, shared with `/healthz` and `/metrics`: the mailbox edge reports
+/// after every round it completes and every round that fails.
+#[derive(Debug, Default)]
+pub struct Liveness {
+    state: Mutex<LivenessState>,
+}
+
+/// A snapshot of [`Liveness`]: Unix times of the last completed round and of the last failure.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LivenessState {
+    pub last_round: Option<i64>,
+    pub last_failure: Option<(i64, String)>,
+}
+
+impl Liveness {
+    pub fn round_completed(&self, now: i64) {
+        self.lock().last_round = Some(now);
+    }
+
+    pub fn round_failed(&self, now: i64, reason: impl Into<String>) {
+        self.lock().last_failure = Some((now, reason.into()));
+    }
+
+    pub fn snapshot(&self) -> LivenessState {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LivenessState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl LivenessState {
+    /// Why the ingester is not alive as of `now`, if it is not: its latest round failed, or
+    /// it has completed none for `max_quiet_secs` (counted from `started` before the first).
+    pub fn problem(&self, started: i64, now: i64, max_quiet_secs: i64) -> Option<String> {
+        if let Some((failed_at, reason)) = &self.last_failure
+            && self.last_round.is_none_or(|ok| ok < *failed_at)
+        {
+            return Some(format!("ingester: {reason}"));
+        }
+        let since = self.last_round.unwrap_or(started);
+        (now - since > max_quiet_secs).then(|| match self.last_round {
+            Some(t) => format!("ingester: no mailbox round completed for {}s", now - t),
+            None => format!(
+                "ingester: no mailbox round completed since the start {}s ago",
+                now - started
+            ),
+        })
+    }
+}
+
 /// Where a mail goes once its verdict is committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {

@@ -190,3 +190,37 @@ proptest! {
         );
     }
 }
+
+#[test]
+fn liveness_reports_failures_and_silence() {
+    let started = 1_000;
+    let quiet = 600;
+    let fresh = LivenessState::default();
+    assert_eq!(fresh.problem(started, started + quiet, quiet), None, "grace after the start");
+    assert!(
+        fresh.problem(started, started + quiet + 1, quiet).unwrap().contains("since the start")
+    );
+
+    let ok = LivenessState { last_round: Some(2_000), last_failure: None };
+    assert_eq!(ok.problem(started, 2_000 + quiet, quiet), None);
+    assert!(ok.problem(started, 2_000 + quiet + 1, quiet).unwrap().contains("for 601s"));
+
+    // A failure after the last good round is reported at once, with its reason ...
+    let failing = LivenessState {
+        last_round: Some(2_000),
+        last_failure: Some((2_010, "IMAP connection refused".to_owned())),
+    };
+    assert_eq!(
+        failing.problem(started, 2_011, quiet).as_deref(),
+        Some("ingester: IMAP connection refused")
+    );
+    // ... and a round completed since clears it.
+    let recovered = LivenessState { last_round: Some(2_020), ..failing };
+    assert_eq!(recovered.problem(started, 2_021, quiet), None);
+
+    let shared = Liveness::default();
+    shared.round_failed(5, "x");
+    shared.round_completed(6);
+    assert_eq!(shared.snapshot().last_round, Some(6));
+    assert_eq!(shared.snapshot().problem(0, 7, quiet), None);
+}

@@ -34,6 +34,10 @@ pub struct Published {
     pub ping_counts: crate::store::PingCounts,
     /// The mailbox and the pinger's own mail path, as of the last tick.
     pub mail_health: crate::store::MailHealth,
+    /// Why the ingester is not alive (no mailbox, failing, or silent), as of the last tick.
+    pub ingester_problem: Option<String>,
+    /// Unix time the ingester last completed a mailbox round.
+    pub ingester_last_round: Option<i64>,
 }
 
 #[derive(Clone)]
@@ -176,24 +180,27 @@ struct Health {
     status: &'static str,
     last_tick: Option<i64>,
     last_build: Option<i64>,
+    ingester_last_round: Option<i64>,
     reason: Option<String>,
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
     let p = state.published.borrow().clone();
     let now = chrono::Utc::now().timestamp();
-    let reason = p.problem.clone().or_else(|| match p.last_build {
-        None => Some("no statistics built yet".to_owned()),
-        Some(t) if now - t > state.stale_after_secs => {
-            Some(format!("last statistics build was {}s ago", now - t))
-        }
-        _ => None,
-    });
+    let reason =
+        p.problem.clone().or_else(|| p.ingester_problem.clone()).or_else(|| match p.last_build {
+            None => Some("no statistics built yet".to_owned()),
+            Some(t) if now - t > state.stale_after_secs => {
+                Some(format!("last statistics build was {}s ago", now - t))
+            }
+            _ => None,
+        });
     let status = if reason.is_some() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     let body = Health {
         status: if reason.is_some() { "unhealthy" } else { "ok" },
         last_tick: p.last_tick,
         last_build: p.last_build,
+        ingester_last_round: p.ingester_last_round,
         reason,
     };
     (status, Json(body)).into_response()

@@ -147,6 +147,20 @@ pub fn render(published: &Published, now: i64) -> String {
         "Control mails of the last day that did not come back in time (the pinger's own fault)",
         health.self_checks_failed_last_day as f64,
     );
+    if let Some(t) = published.ingester_last_round {
+        gauge(
+            &mut registry,
+            "fathometer_ingester_last_round_timestamp_seconds",
+            "Unix time the ingester last completed a round of the mailbox",
+            t as f64,
+        );
+    }
+    gauge(
+        &mut registry,
+        "fathometer_ingester_up",
+        "1 when the ingester reads the mailbox, 0 when it is failing, silent or not configured",
+        if published.ingester_problem.is_none() { 1.0 } else { 0.0 },
+    );
     gauge(
         &mut registry,
         "fathometer_requests_queued",
@@ -189,8 +203,8 @@ pub fn render(published: &Published, now: i64) -> String {
     gauge(
         &mut registry,
         "fathometer_healthy",
-        "1 when the daemon reports no problem",
-        if published.problem.is_none() { 1.0 } else { 0.0 },
+        "1 when the daemon reports no problem (scheduler and ingester)",
+        if published.problem.is_none() && published.ingester_problem.is_none() { 1.0 } else { 0.0 },
     );
     let mut out = String::new();
     // Writing into a String cannot fail.
@@ -241,6 +255,8 @@ mod tests {
                 self_checks_failed_last_day: 1,
                 requests_queued: 2,
             },
+            ingester_problem: None,
+            ingester_last_round: Some(99_950),
         };
         let text = render(&published, 100_000);
         assert!(
@@ -257,6 +273,18 @@ mod tests {
         assert!(text.contains("fathometer_pings{outcome=\"queued\"} 3"), "{text}");
         assert!(text.contains("fathometer_last_stats_build_age_seconds 300.0"), "{text}");
         assert!(text.contains("fathometer_healthy 1.0"), "{text}");
+        assert!(text.contains("fathometer_ingester_up 1.0"), "{text}");
+        assert!(
+            text.contains("fathometer_ingester_last_round_timestamp_seconds 99950.0"),
+            "{text}"
+        );
+        let failing = Published {
+            ingester_problem: Some("ingester: IMAP refused".into()),
+            ..published.clone()
+        };
+        let text = render(&failing, 100_000);
+        assert!(text.contains("fathometer_ingester_up 0.0"), "{text}");
+        assert!(text.contains("fathometer_healthy 0.0"), "{text}");
         assert!(
             text.contains("fathometer_remailer_mail{nick=\"open\",kind=\"forged\"} 1"),
             "{text}"

@@ -59,13 +59,17 @@ pub fn now_of(name: &str) -> i64 {
     std::fs::read_to_string(vectors(name).join("now")).unwrap().trim().parse().unwrap()
 }
 
-/// A minimal config in `dir` with state under `dir/state`, HTTP on `listen`, plus `extra` TOML.
+/// A minimal config in `dir` with state under `dir/state`, returns read from the Maildir
+/// `dir/state/Maildir` (unless `extra` has its own `[mailbox]`), HTTP on `listen`, plus
+/// `extra` TOML.
 pub fn write_config(dir: &Path, listen: &str, extra: &str) -> PathBuf {
     let path = dir.join("fathometer.toml");
+    let mailbox =
+        if extra.contains("[mailbox") { "" } else { "[mailbox]\nmaildir = \"state/Maildir\"\n" };
     std::fs::write(
         &path,
         format!(
-            "[pinger]\naddress = \"pinger@localhost\"\nstate_dir = \"state\"\n\
+            "[pinger]\naddress = \"pinger@localhost\"\nstate_dir = \"state\"\n{mailbox}\
              [http]\nlisten = \"{listen}\"\n{extra}"
         ),
     )
