@@ -158,6 +158,8 @@ pub enum StatsFormat {
     Mlist2,
     Rlist,
     Rlist2,
+    /// clist.txt: every list in one file.
+    Clist,
 }
 
 /// Parses the arguments and runs the command; errors are printed, not panicked.
@@ -314,7 +316,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 None => None,
             };
             let list_file = match format {
-                StatsFormat::Json => None,
+                StatsFormat::Json | StatsFormat::Clist => None,
                 StatsFormat::Mlist => Some(ListFile::Mlist),
                 StatsFormat::Mlist2 => Some(ListFile::Mlist2),
                 StatsFormat::Rlist => Some(ListFile::Rlist),
@@ -323,6 +325,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let out = match list_file {
                 Some(file) => {
                     publisher::render_list(&report, file, *private, same_operator.as_deref())
+                }
+                None if matches!(format, StatsFormat::Clist) => {
+                    publisher::render_clist(&report, *private, same_operator.as_deref())
                 }
                 None => {
                     let json = publisher::json::stats_json(&report, *private);
@@ -398,6 +403,7 @@ pub fn stats_options(config: Option<&Config>, model: Option<Model>) -> Result<St
         options.sort_by_latency = c.stats.sort_by_latency.0;
         options.publish_broken_chains = c.stats.publish_broken_chains;
         options.chain_pings = c.schedule.chain_pings;
+        options.separate_rlists = c.publish.separate_rlists;
         if let Some(p) = &c.stats.broken_type1_file {
             options.hard_broken_type1 = read_optional(p)?;
         }

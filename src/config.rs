@@ -43,11 +43,28 @@ pub struct PublishConfig {
     /// Seconds between keyring rebuilds (pubring.mix, type2.list, pgp-*.asc); Echolot's 8 h.
     #[serde(default = "default_keyring_interval")]
     pub keyring_interval_secs: PositiveSecs,
+    /// Also write one type I list per key type: rlist-{rsa,dsa,clear}.txt and rlist2-*.txt
+    /// (Echolot's `separate_rlists`; on in Debian's Echolot package).
+    #[serde(default = "yes")]
+    pub separate_rlists: bool,
+    /// Also write clist.txt, every list in one file (Echolot's `combined_list`).
+    #[serde(default = "yes")]
+    pub combined_list: bool,
+    /// Write `<file>.meta` with an `Expires:` line beside every published file, for Apache
+    /// mod_cern_meta when another web server serves the results (the built-in one does not
+    /// need them).
+    #[serde(default)]
+    pub meta_files: bool,
 }
 
 impl Default for PublishConfig {
     fn default() -> Self {
-        PublishConfig { keyring_interval_secs: default_keyring_interval() }
+        PublishConfig {
+            keyring_interval_secs: default_keyring_interval(),
+            separate_rlists: true,
+            combined_list: true,
+            meta_files: false,
+        }
     }
 }
 

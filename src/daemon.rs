@@ -488,11 +488,18 @@ pub fn build_and_publish(
     let options = stats_options(Some(config), None)?;
     let report = compute_report(store, now, &options)?;
     let same_operator = same_operator_text(config)?;
+    // `.meta` files say when a client should fetch again: at the next rebuild.
+    let meta_after = |interval: u64| config.publish.meta_files.then(|| now + interval as i64);
+    let list_options = publisher::ListOptions {
+        same_operator: same_operator.as_deref(),
+        combined_list: config.publish.combined_list,
+        meta_expires: meta_after(config.stats.build_interval_secs.0),
+    };
     publisher::write_lists(
         &report,
         &config.results_dir(),
         &config.private_results_dir(),
-        same_operator.as_deref(),
+        &list_options,
     )
     .context("writing the lists")?;
     let remailers = store.remailers()?;
@@ -508,15 +515,22 @@ pub fn build_and_publish(
         from_lines: &from_lines,
         site_name: &config.pinger.name,
         operator: config.pinger.operator_address.as_ref().map(|a| a.as_str()),
+        combined_list: config.publish.combined_list,
     };
-    publisher::write_pages(&inputs, &config.results_dir(), &config.private_results_dir())
-        .context("writing the HTML pages")?;
+    publisher::write_pages(
+        &inputs,
+        &config.results_dir(),
+        &config.private_results_dir(),
+        list_options.meta_expires,
+    )
+    .context("writing the HTML pages")?;
     if keyrings {
         publisher::write_keyrings(
             &report,
             &store.publishable_keys(now)?,
             &config.results_dir(),
             &config.private_results_dir(),
+            meta_after(config.publish.keyring_interval_secs.0),
         )
         .context("writing the keyrings")?;
     }

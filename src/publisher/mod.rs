@@ -41,20 +41,27 @@ impl ListFile {
     }
 }
 
-/// Renders one list file. Public files hold listed remailers only, private ones all.
+/// Public files hold listed remailers only, private ones all.
+fn pick(entries: &[ListEntry], private: bool) -> Vec<&ListEntry> {
+    entries.iter().filter(|e| private || e.listed).collect()
+}
+
+/// The broken-chain sections of one tree, type I and type II (`None` omits a section).
+fn broken_sections(report: &Report, private: bool) -> (Option<String>, Option<String>) {
+    let broken = |b: &crate::stats::BrokenChains| {
+        if private { b.private.clone() } else { b.public.clone() }
+    };
+    (broken(&report.broken_type1), broken(&report.broken_type2))
+}
+
+/// Renders one list file.
 pub fn render_list(
     report: &Report,
     file: ListFile,
     private: bool,
     same_operator: Option<&str>,
 ) -> String {
-    fn pick(entries: &[ListEntry], private: bool) -> Vec<&ListEntry> {
-        entries.iter().filter(|e| private || e.listed).collect()
-    }
-    let broken = |b: &crate::stats::BrokenChains| {
-        if private { b.private.clone() } else { b.public.clone() }
-    };
-    let (b1, b2) = (broken(&report.broken_type1), broken(&report.broken_type2));
+    let (b1, b2) = broken_sections(report, private);
     let sections =
         Sections { same_operator, broken_type1: b1.as_deref(), broken_type2: b2.as_deref() };
     match file {
@@ -69,22 +76,101 @@ pub fn render_list(
     }
 }
 
-/// Writes the four lists into `public_dir` and `private_dir`, each atomically.
+/// clist.txt (`echolot.md` §7.5): every row of mix and cpunk in one file, or of mix and the
+/// three cpunk types when the report has the split lists.
+pub fn render_clist(report: &Report, private: bool, same_operator: Option<&str>) -> String {
+    let (b1, b2) = broken_sections(report, private);
+    let sections =
+        Sections { same_operator, broken_type1: b1.as_deref(), broken_type2: b2.as_deref() };
+    let mut lists = vec![("mix", pick(&report.mix, private))];
+    if report.cpunk_by_type.is_empty() {
+        lists.push(("cpunk", pick(&report.cpunk, private)));
+    } else {
+        for (spec, entries) in &report.cpunk_by_type {
+            lists.push((spec.name, pick(entries, private)));
+        }
+    }
+    lists::clist(&lists, &sections, report.now)
+}
+
+/// Which optional list files to write besides the four Echolot lists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListOptions<'a> {
+    /// The operator's same-operator file, verbatim.
+    pub same_operator: Option<&'a str>,
+    /// Write clist.txt (Echolot's `combined_list`).
+    pub combined_list: bool,
+    /// Write a `<file>.meta` beside each file, `Expires:` this Unix time (Echolot's
+    /// `write_meta_files`, for Apache mod_cern_meta).
+    pub meta_expires: Option<i64>,
+}
+
+/// Every list file of one tree: mlist, mlist2, rlist, rlist2; `rlist-{rsa,dsa,clear}.txt`
+/// and `rlist2-*.txt` when the report has the split lists (each with the statistics of its
+/// single type); and clist.txt when asked for. Pairs of file name and content.
+pub fn list_files(report: &Report, private: bool, options: &ListOptions) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = ListFile::ALL
+        .iter()
+        .map(|f| {
+            (f.file_name().to_owned(), render_list(report, *f, private, options.same_operator))
+        })
+        .collect();
+    let (b1, b2) = broken_sections(report, private);
+    let sections = Sections {
+        same_operator: options.same_operator,
+        broken_type1: b1.as_deref(),
+        broken_type2: b2.as_deref(),
+    };
+    for (spec, entries) in &report.cpunk_by_type {
+        let suffix = spec.name.trim_start_matches("cpunk-");
+        let picked = pick(entries, private);
+        files.push((format!("rlist-{suffix}.txt"), lists::rlist(&picked, &sections, report.now)));
+        files.push((
+            format!("rlist2-{suffix}.txt"),
+            lists::list_v2(V2Kind::Cypherpunk, &picked, &sections, report.now),
+        ));
+    }
+    if options.combined_list {
+        files.push(("clist.txt".to_owned(), render_clist(report, private, options.same_operator)));
+    }
+    files
+}
+
+/// Writes the list files into `public_dir` and `private_dir`, each atomically.
 pub fn write_lists(
     report: &Report,
     public_dir: &Path,
     private_dir: &Path,
-    same_operator: Option<&str>,
+    options: &ListOptions,
 ) -> std::io::Result<()> {
     for (dir, private) in [(public_dir, false), (private_dir, true)] {
         std::fs::create_dir_all(dir)?;
-        for file in ListFile::ALL {
-            let text = render_list(report, file, private, same_operator);
-            write_atomic(&dir.join(file.file_name()), text.as_bytes())?;
+        for (name, text) in list_files(report, private, options) {
+            write_published(dir, &name, text.as_bytes(), options.meta_expires)?;
         }
     }
     Ok(())
 }
+
+/// Writes one published file atomically, and its `.meta` companion (`Expires: <date>`,
+/// `echolot.md` §7.1) when `meta_expires` is set. The data file goes first: a `.meta` never
+/// describes a file that is not there yet.
+pub fn write_published(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    meta_expires: Option<i64>,
+) -> std::io::Result<()> {
+    write_atomic(&dir.join(name), bytes)?;
+    if let Some(expires) = meta_expires {
+        let meta = format!("Expires: {}\n", lists::rfc822_date(expires));
+        write_atomic(&dir.join(format!("{name}{META_EXTENSION}")), meta.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Echolot's `meta_extension`.
+pub const META_EXTENSION: &str = ".meta";
 
 /// Writes the keyrings into `public_dir` (keys of publicly listed remailers only) and
 /// `private_dir` (every remailer's current key), each file atomically.
@@ -93,6 +179,7 @@ pub fn write_keyrings(
     keys: &[crate::store::PublishableKey],
     public_dir: &Path,
     private_dir: &Path,
+    meta_expires: Option<i64>,
 ) -> anyhow::Result<()> {
     let listed = |entries: &'_ [ListEntry]| -> std::collections::HashSet<String> {
         entries.iter().filter(|e| e.listed).map(|e| e.address.clone()).collect()
@@ -109,7 +196,7 @@ pub fn write_keyrings(
     for (dir, rings) in [(public_dir, &public), (private_dir, &private)] {
         std::fs::create_dir_all(dir)?;
         for (name, text) in rings.files() {
-            write_atomic(&dir.join(name), text.as_bytes())?;
+            write_published(dir, name, text.as_bytes(), meta_expires)?;
         }
     }
     Ok(())
@@ -121,18 +208,20 @@ pub fn write_pages(
     inputs: &pages::PageInputs<'_>,
     public_dir: &Path,
     private_dir: &Path,
+    meta_expires: Option<i64>,
 ) -> anyhow::Result<()> {
     for (dir, private) in [(public_dir, false), (private_dir, true)] {
         std::fs::create_dir_all(dir)?;
         let rendered = pages::render_pages(inputs, private)?;
         for (name, text) in &rendered {
-            write_atomic(&dir.join(name), text.as_bytes())?;
+            write_published(dir, name, text.as_bytes(), meta_expires)?;
         }
         for entry in std::fs::read_dir(dir)?.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let stale = name.starts_with("remailer-")
-                && name.ends_with(".html")
-                && !rendered.iter().any(|(n, _)| *n == name);
+            let page = name.strip_suffix(META_EXTENSION).unwrap_or(&name);
+            let stale = page.starts_with("remailer-")
+                && page.ends_with(".html")
+                && !rendered.iter().any(|(n, _)| *n == page);
             if stale {
                 std::fs::remove_file(entry.path())?;
             }
@@ -196,4 +285,102 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::{Dataset, Ping, RemailerHistory, StatsOptions, compute};
+    use crate::types::PingType;
+
+    const NOW: i64 = 1_700_000_000;
+
+    /// One remailer whose RSA pings all came back and whose plaintext pings were all lost.
+    fn split_report(separate_rlists: bool) -> Report {
+        let mut pings = Vec::new();
+        for i in 1..=20 {
+            let sent = NOW - i * 3600 * 5;
+            pings.push(Ping { ping_type: PingType::CpunkRsa, sent, returned: Some(sent + 300) });
+            pings.push(Ping { ping_type: PingType::CpunkClear, sent, returned: None });
+        }
+        let remailer = RemailerHistory {
+            address: "half@x.example".into(),
+            nick: Some("half".into()),
+            caps: Some("$remailer{\"half\"} = \"<half@x.example> cpunk pgp\";".into()),
+            showit: true,
+            key_types: vec![PingType::CpunkRsa, PingType::CpunkClear],
+            pings,
+        };
+        let data = Dataset { remailers: vec![remailer], ..Default::default() };
+        compute(&data, NOW, &StatsOptions { separate_rlists, ..StatsOptions::default() })
+    }
+
+    fn row<'a>(files: &'a [(String, String)], name: &str) -> &'a str {
+        let text = &files.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("{name}")).1;
+        text.lines().find(|l| l.starts_with("half ")).unwrap_or_else(|| panic!("{text}"))
+    }
+
+    #[test]
+    fn split_rlists_carry_the_statistics_of_their_own_type() {
+        let options = ListOptions { combined_list: true, ..ListOptions::default() };
+        let files = list_files(&split_report(true), false, &options);
+        let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "mlist.txt",
+                "mlist2.txt",
+                "rlist.txt",
+                "rlist2.txt",
+                "rlist-rsa.txt",
+                "rlist2-rsa.txt",
+                "rlist-dsa.txt",
+                "rlist2-dsa.txt",
+                "rlist-clear.txt",
+                "rlist2-clear.txt",
+                "clist.txt"
+            ]
+        );
+        assert!(row(&files, "rlist-rsa.txt").ends_with("100.00%"), "{files:?}");
+        assert!(row(&files, "rlist-clear.txt").ends_with("  0.00%"), "{files:?}");
+        // The pooled list lies between the two.
+        let pooled = row(&files, "rlist.txt");
+        assert!(!pooled.ends_with("100.00%") && !pooled.ends_with(" 0.00%"), "{pooled}");
+        // No DSA key: no row in the DSA list, which is still written (clients expect it).
+        let dsa = &files.iter().find(|(n, _)| n == "rlist-dsa.txt").unwrap().1;
+        assert!(!dsa.contains("half "), "{dsa}");
+        // clist: one row per (nick, list), the split names in the Type column.
+        let clist = &files.last().unwrap().1;
+        let types: Vec<&str> = clist
+            .lines()
+            .filter(|l| l.starts_with("half "))
+            .map(|l| l.rsplit(' ').next().unwrap())
+            .collect();
+        assert_eq!(types, ["cpunk-clear", "cpunk-rsa"], "{clist}");
+    }
+
+    #[test]
+    fn without_split_lists_clist_pools_the_cpunk_types() {
+        let options = ListOptions { combined_list: true, ..ListOptions::default() };
+        let files = list_files(&split_report(false), false, &options);
+        assert_eq!(files.len(), 5, "{files:?}");
+        let clist = &files[4].1;
+        assert!(clist.lines().any(|l| l.starts_with("half ") && l.ends_with(" cpunk")), "{clist}");
+        assert_eq!(list_files(&split_report(false), false, &ListOptions::default()).len(), 4);
+    }
+
+    #[test]
+    fn meta_files_follow_their_file_and_say_when_it_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let (public, private) = (dir.path().join("results"), dir.path().join("results.private"));
+        let options = ListOptions { meta_expires: Some(NOW + 300), ..ListOptions::default() };
+        write_lists(&split_report(false), &public, &private, &options).unwrap();
+        for d in [&public, &private] {
+            let meta = std::fs::read_to_string(d.join("mlist.txt.meta")).unwrap();
+            assert_eq!(meta, "Expires: Tue, 14 Nov 2023 22:18:20 +0000\n");
+        }
+        let without = dir.path().join("plain");
+        write_lists(&split_report(false), &without, &without, &ListOptions::default()).unwrap();
+        assert!(without.join("rlist.txt").exists() && !without.join("rlist.txt.meta").exists());
+    }
 }

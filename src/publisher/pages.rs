@@ -23,6 +23,22 @@ pub struct PageInputs<'a> {
     pub from_lines: &'a [FromLine],
     pub site_name: &'a str,
     pub operator: Option<&'a str>,
+    /// Whether clist.txt is written (the split rlists follow the report).
+    pub combined_list: bool,
+}
+
+/// The optional list files, in the order [`super::list_files`] writes them.
+fn extra_lists(report: &Report, combined_list: bool) -> Vec<String> {
+    let mut names = Vec::new();
+    for (spec, _) in &report.cpunk_by_type {
+        let suffix = spec.name.trim_start_matches("cpunk-");
+        names.push(format!("rlist-{suffix}.txt"));
+        names.push(format!("rlist2-{suffix}.txt"));
+    }
+    if combined_list {
+        names.push("clist.txt".to_owned());
+    }
+    names
 }
 
 /// Every page, as `(file name, HTML)`. Public pages show remailers listed in either family;
@@ -38,6 +54,7 @@ pub fn render_pages(
         generated: lists::rfc822_date(report.now),
         model: report.model.as_str().to_owned(),
         base_path: String::new(),
+        extra_lists: extra_lists(report, inputs.combined_list),
     };
     let shown = |e: &&ListEntry| private || e.listed;
     let mut order: Vec<&str> = Vec::new();

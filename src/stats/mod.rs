@@ -186,6 +186,8 @@ pub struct StatsOptions {
     /// Operator's broken-chain files, type I and type II, as read.
     pub hard_broken_type1: Option<String>,
     pub hard_broken_type2: Option<String>,
+    /// Also build one list per cpunk type (Echolot's `separate_rlists`: rlist-rsa.txt, ...).
+    pub separate_rlists: bool,
 }
 
 impl Default for StatsOptions {
@@ -198,6 +200,7 @@ impl Default for StatsOptions {
             publish_broken_chains: true,
             hard_broken_type1: None,
             hard_broken_type2: None,
+            separate_rlists: false,
         }
     }
 }
@@ -210,6 +213,9 @@ pub struct Report {
     /// Every remailer of the list (hidden ones with `listed == false`), in published order.
     pub mix: Vec<ListEntry>,
     pub cpunk: Vec<ListEntry>,
+    /// With `separate_rlists`: the cpunk-rsa, cpunk-dsa and cpunk-clear lists, in that order,
+    /// each with the statistics of its single type. Empty otherwise.
+    pub cpunk_by_type: Vec<(ListSpec, Vec<ListEntry>)>,
     pub broken_type1: BrokenChains,
     pub broken_type2: BrokenChains,
     /// The dataset's return counters, per remailer address.
@@ -220,6 +226,14 @@ pub struct Report {
 pub fn compute(dataset: &Dataset, now: i64, options: &StatsOptions) -> Report {
     let mix = build_list(dataset, &MIX_LIST, now, options);
     let cpunk = build_list(dataset, &CPUNK_LIST, now, options);
+    let cpunk_by_type = if options.separate_rlists {
+        [CPUNK_RSA_LIST, CPUNK_DSA_LIST, CPUNK_CLEAR_LIST]
+            .into_iter()
+            .map(|spec| (spec, build_list(dataset, &spec, now, options)))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let broken = |chain_type: ChainType, list: &[ListEntry], hard: &Option<String>| {
         chains::broken_chains(
             dataset.chains.iter().filter(|c| c.chain_type == chain_type),
@@ -236,6 +250,7 @@ pub fn compute(dataset: &Dataset, now: i64, options: &StatsOptions) -> Report {
         model: options.model,
         mix,
         cpunk,
+        cpunk_by_type,
         broken_type1,
         broken_type2,
         returns: dataset.returns.clone(),

@@ -46,6 +46,9 @@ pub struct Site {
     /// Prefix of every link to a published file: `""` (pages beside the files, the
     /// default) or a URL path ending in `/`.
     pub base_path: String,
+    /// The optional list files this pinger writes (split rlists, clist.txt), linked from the
+    /// index.
+    pub extra_lists: Vec<String>,
 }
 
 /// One family's statistics of a remailer (the row of mlist.txt or rlist.txt).

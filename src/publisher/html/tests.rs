@@ -9,6 +9,7 @@ fn site() -> Site {
         generated: "Tue, 14 Nov 2023 22:13:20 +0000".to_owned(),
         model: "methodology".to_owned(),
         base_path: String::new(),
+        extra_lists: Vec::new(),
     }
 }
 
