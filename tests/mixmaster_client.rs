@@ -1,15 +1,23 @@
 //! The published lists through the eyes of the Mixmaster 3 client. No real client can run
-//! here, so this is a reader written to the client's own fixed-column rules (`mixmaster.md`
-//! §3.2-3.4: `chain2.c mix2_rlist`, `chain1.c t1_rlist`, `chain.c parse_badchains`), and every
-//! mlist.txt and rlist.txt the project writes must satisfy it: each listed remailer has a row
-//! the client accepts, with the reliability and latency of our statistics, and the broken
-//! chains are read back exactly.
+//! here (no Mixmaster package or source is reachable), so this is a client double written to
+//! the client's own rules (`mixmaster.md` §2.5 and §3: `chain2.c mix2_rlist`, `chain1.c
+//! t1_rlist`, `chain.c parse_badchains` and its random chain selection, `menustats.c`'s
+//! stats download). Every mlist.txt and rlist.txt the project writes must satisfy it: each
+//! listed remailer has a row the client accepts, with the reliability and latency of our
+//! statistics, and the broken chains are read back exactly. The end-to-end test points the
+//! double at the running daemon through `fathometer allpingers` and checks that the chains
+//! it builds are exactly those the real client built on the recorded network (§3.5).
 
 mod support;
 
 use std::collections::BTreeMap;
 
-use support::{bin, imported_db, now_of, run_ok};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use support::http::{free_port, get};
+use support::{bin, imported_db, now_of, run_ok, scenario, stop_with_log, write_config};
 
 const DASHES_44: &str = "--------------------------------------------";
 
@@ -244,4 +252,238 @@ fn an_empty_list_is_still_a_list_the_client_reads() {
     assert_eq!(client_broken(&mlist, "Broken type-II remailer chains"), []);
     let (caps, rows) = client_rlist(&stats(&db, 1_700_000_000, "rlist", false));
     assert!(caps.is_empty() && rows.is_empty());
+}
+
+/// One remailer as the client holds it after reading pubring.mix and mlist.txt.
+#[derive(Debug)]
+struct ClientRemailer {
+    name: String,
+    middleman: bool,
+    /// Percent x 100; 0 without an mlist row.
+    reliability: u32,
+    latency_secs: u32,
+}
+
+/// `mix2_rlist` reading pubring.mix (§2.5): a header is a line longer than 50 characters, not
+/// a comment, with at least 4 fields; with 6 or 7 fields a creation date after `today` or an
+/// expiry before it drops the entry. Returns (name, middleman) in file order.
+fn client_pubring(text: &str, today: &str) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if line.len() <= 50 || line.starts_with('#') || fields.len() < 4 {
+            continue;
+        }
+        assert!(line.len() < 128, "the client reads header lines in 128-byte pieces: {line}");
+        if (6..=7).contains(&fields.len()) {
+            // ISO dates compare as text.
+            let expired = fields.get(6).is_some_and(|e| *e < today);
+            if fields[5] > today || expired {
+                continue;
+            }
+        }
+        let middleman = fields.get(4).is_some_and(|caps| caps.contains('M'));
+        if out.len() < 99 {
+            out.push((fields[0].chars().take(19).collect(), middleman));
+        }
+    }
+    out
+}
+
+/// `menustats.c`: the section `name` of allpingers.txt, case-insensitive keys, first match
+/// wins; usable only with all four of mlist, rlist, mixring and pgpring, each an http URL.
+fn client_allpingers(text: &str, name: &str) -> BTreeMap<&'static str, String> {
+    let mut in_section = false;
+    let mut urls = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            in_section = section.eq_ignore_ascii_case(name);
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else { continue };
+        for wanted in ["mlist", "rlist", "mixring", "pgpring"] {
+            if in_section && key.trim().eq_ignore_ascii_case(wanted) {
+                urls.entry(wanted).or_insert_with(|| value.trim().to_owned());
+            }
+        }
+    }
+    assert_eq!(urls.len(), 4, "the client needs all four URLs: {text}");
+    assert!(urls.values().all(|u| u.starts_with("http")), "{urls:?}");
+    urls
+}
+
+/// `wget -q URL -O file`: the bytes of an `http://127.0.0.1:PORT/path` URL.
+fn fetch(url: &str) -> String {
+    let rest = url.strip_prefix("http://127.0.0.1:").expect("a loopback URL");
+    let (port, path) = rest.split_once('/').unwrap();
+    let response = get(port.parse().unwrap(), &format!("/{path}"), "");
+    // The client cannot tell a failed download (it would install an empty file), so the
+    // pinger must serve every advertised file.
+    assert_eq!(response.status, 200, "{url}");
+    response.text()
+}
+
+/// The client's defaults (`mix.cfg`): MINREL 98 %, RELFINAL 99 %, MAXLAT 36 h, MINLAT 5 min,
+/// DISTANCE 2.
+const MINREL: u32 = 9800;
+const RELFINAL: u32 = 9900;
+const MAXLAT: u32 = 36 * 3600;
+const MINLAT: u32 = 5 * 60;
+const DISTANCE: usize = 2;
+
+/// Whether `from -> to` is broken by one of the pairs, `*` matching any remailer.
+fn is_broken(broken: &[(String, String)], from: &str, to: &str) -> bool {
+    broken.iter().any(|(l, r)| (l == from || l == "*") && (r == to || r == "*"))
+}
+
+/// `chain.c`'s random selection for a chain of `*` hops (first hop first): the final hop first,
+/// then every other hop from the end towards the start, each uniformly among the remailers
+/// that pass the limits, greedily, never backtracking. `Err` is "No reliable remailers!".
+fn client_random_chain(
+    remailers: &[ClientRemailer],
+    broken: &[(String, String)],
+    hops: usize,
+    rng: &mut impl Rng,
+) -> Result<Vec<String>, &'static str> {
+    let mut chain: Vec<Option<usize>> = vec![None; hops];
+    let near_fixed = |chain: &[Option<usize>], at: usize, candidate: usize| {
+        (at.saturating_sub(DISTANCE)..=(at + DISTANCE).min(hops - 1))
+            .any(|j| j != at && chain[j] == Some(candidate))
+    };
+    for at in (0..hops).rev() {
+        let is_final = at == hops - 1;
+        let candidates: Vec<usize> = (0..remailers.len())
+            .filter(|&c| {
+                let r = &remailers[c];
+                let min = if is_final { RELFINAL } else { MINREL };
+                let mut ok = r.reliability >= min
+                    && (MINLAT..=MAXLAT).contains(&r.latency_secs)
+                    && !near_fixed(&chain, at, c);
+                if is_final {
+                    ok &= !r.middleman;
+                } else if let Some(next) = chain[at + 1] {
+                    ok &= !is_broken(broken, &r.name, &remailers[next].name);
+                }
+                if at > 0
+                    && let Some(prev) = chain[at - 1]
+                {
+                    ok &= !is_broken(broken, &remailers[prev].name, &r.name);
+                }
+                ok
+            })
+            .collect();
+        if candidates.is_empty() {
+            return Err("No reliable remailers!");
+        }
+        chain[at] = Some(candidates[rng.gen_range(0..candidates.len())]);
+    }
+    Ok(chain.into_iter().map(|c| remailers[c.unwrap()].name.clone()).collect())
+}
+
+#[test]
+fn a_client_pointed_at_the_daemon_downloads_the_files_and_builds_only_unbroken_chains() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let closed = free_port();
+    // No mail leaves (the MTA port is closed and requests are off): the statistics are the
+    // imported history's.
+    let extra = format!(
+        "[smtp]\nport = {closed}\n[discovery]\nrequests = false\n[schedule]\ntick_secs = 1\n"
+    );
+    let config = write_config(dir.path(), &format!("127.0.0.1:{port}"), &extra);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+        as i64;
+    scenario::import(dir.path(), &config, now);
+    let mut daemon =
+        bin().arg("run").arg("--config").arg(&config).stderr(Stdio::piped()).spawn().unwrap();
+    let results = dir.path().join("state/results");
+    let start = Instant::now();
+    while !results.join("pubring.mix").exists()
+        || std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+    {
+        assert!(start.elapsed() < Duration::from_secs(20), "the daemon did not publish in time");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // `mixmaster --update-stats=NAME` with an allpingers.txt holding our stanza.
+    let stanza = run_ok(bin().arg("--config").arg(&config).args([
+        "allpingers",
+        "--base-url",
+        &format!("http://127.0.0.1:{port}/"),
+    ]));
+    let section = stanza.lines().next().unwrap().trim_matches(['[', ']']).to_owned();
+    let allpingers = format!("[other]\nmlist = http://elsewhere.example/mlist.txt\n\n{stanza}");
+    let urls = client_allpingers(&allpingers, &section.to_uppercase());
+    let mlist = fetch(&urls["mlist"]);
+    let rlist = fetch(&urls["rlist"]);
+    let pubring = fetch(&urls["mixring"]);
+    let pgpring = fetch(&urls["pgpring"]);
+    let (status, log) = stop_with_log(&mut daemon, Duration::from_secs(5));
+    assert!(status.is_some_and(|s| s.success()), "{log}");
+    assert!(pgpring.starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----"), "{pgpring}");
+    assert!(!client_rlist(&rlist).0.is_empty(), "{rlist}");
+
+    let today = chrono::DateTime::from_timestamp(now, 0).unwrap().format("%Y-%m-%d").to_string();
+    let keys = client_pubring(&pubring, &today);
+    let names: Vec<&str> = keys.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["testmix1", "testmix2", "testmix3", "testmix4"], "{pubring}");
+    let rows = client_mlist(&mlist, &names);
+    // Four rows: the client keeps the published reliabilities (below four it would set them
+    // all to 100 %).
+    assert_eq!(rows.len(), 4, "{mlist}");
+    let remailers: Vec<ClientRemailer> = keys
+        .iter()
+        .map(|(name, middleman)| {
+            let row = &rows[name];
+            ClientRemailer {
+                name: name.clone(),
+                middleman: *middleman,
+                reliability: row.reliability,
+                latency_secs: row.latency_secs,
+            }
+        })
+        .collect();
+    let broken = client_broken(&mlist, "Broken type-II remailer chains");
+    assert_eq!(broken, [("testmix1".to_owned(), "testmix2".to_owned())], "{mlist}");
+
+    // `*,*,*` many times, as in the run recorded with the real client (§3.5): only the three
+    // legal chains come out, the rest fail with "No reliable remailers!" (the greedy choice
+    // of testmix3 as final and testmix2 before it leaves only testmix1, which may not send to
+    // testmix2: a quarter of the runs).
+    let legal: [&[&str]; 3] = [
+        &["testmix2", "testmix1", "testmix3"],
+        &["testmix2", "testmix3", "testmix1"],
+        &["testmix3", "testmix2", "testmix1"],
+    ];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x6d69_786d);
+    let mut seen = BTreeMap::<String, usize>::new();
+    let mut failures = 0;
+    let runs = 400;
+    for _ in 0..runs {
+        match client_random_chain(&remailers, &broken, 3, &mut rng) {
+            Ok(chain) => {
+                assert!(
+                    legal
+                        .contains(&chain.iter().map(String::as_str).collect::<Vec<_>>().as_slice()),
+                    "{chain:?}"
+                );
+                *seen.entry(chain.join(",")).or_default() += 1;
+            }
+            Err(e) => {
+                assert_eq!(e, "No reliable remailers!");
+                failures += 1;
+            }
+        }
+    }
+    assert_eq!(seen.len(), 3, "every legal chain is built: {seen:?}");
+    // A quarter expected (100 of 400); the bounds are five standard deviations wide.
+    assert!((57..=143).contains(&failures), "{failures} failures of {runs}");
+    // Without the broken chain, testmix1 -> testmix2 would be built too: the rule is what
+    // keeps it out.
+    let unbroken: Vec<Vec<String>> =
+        (0..runs).filter_map(|_| client_random_chain(&remailers, &[], 3, &mut rng).ok()).collect();
+    assert!(
+        unbroken.iter().any(|c| c.windows(2).any(|w| w[0] == "testmix1" && w[1] == "testmix2"))
+    );
 }

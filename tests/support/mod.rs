@@ -2,8 +2,10 @@
 #![allow(dead_code)]
 
 pub mod gpg;
+pub mod http;
 pub mod mail;
 pub mod remailer;
+pub mod scenario;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output};
