@@ -110,8 +110,26 @@ fn serves_lists_api_and_health() {
     assert_eq!(fast_page.status, 200, "{fast}");
     assert!(fast_page.text().contains("<svg"), "the page has its charts");
     assert!(!page.contains("remailer-hidden-"), "hidden remailers get no public page");
-    for file in ["from.html", "thesaurus.html", "pubring.mix", "type2.list", "pgp-all.asc"] {
-        assert_eq!(get(port, &format!("/{file}"), "").status, 200, "{file}");
+    for (file, content_type) in [
+        ("from.html", "text/html; charset=utf-8"),
+        ("thesaurus.html", "text/html; charset=utf-8"),
+        ("pubring.mix", "text/plain; charset=utf-8"),
+        ("type2.list", "text/plain; charset=utf-8"),
+        ("pgp-all.asc", "application/pgp-keys"),
+        ("pgp-rsa.asc", "application/pgp-keys"),
+        ("mlist2.txt", "text/plain; charset=utf-8"),
+        ("rlist2.txt", "text/plain; charset=utf-8"),
+        ("rlist-dsa.txt", "text/plain; charset=utf-8"),
+        ("rlist2-clear.txt", "text/plain; charset=utf-8"),
+        ("clist.txt", "text/plain; charset=utf-8"),
+    ] {
+        let r = get(port, &format!("/{file}"), "");
+        assert_eq!(r.status, 200, "{file}");
+        assert_eq!(r.header("content-type"), Some(content_type), "{file}");
+    }
+    // Only the public tree is served; nothing outside it, and no temporary files.
+    for path in ["/fathometer.sqlite", "/secret", "/..%2Fsecret", "/results.private/mlist.txt"] {
+        assert_eq!(get(port, path, "").status, 404, "{path}");
     }
 
     let metrics = get(port, "/metrics", "");
