@@ -785,28 +785,14 @@ pub async fn run<F, Fut, E>(
                         return;
                     }
                     Err(e) => {
-                        settings.liveness.round_failed(unix_now(), format!("IMAP {addr}: {e}"));
-                        tracing::warn!(
-                            addr = %addr,
-                            error = %e,
-                            retry_in_s = backoff.as_secs(),
-                            "IMAP session failed; reconnecting"
-                        )
+                        trouble(&settings, &addr, &e, backoff, "session failed; reconnecting")
                     }
                 }
                 if mailbox.is_connected() {
                     mailbox.logout().await;
                 }
             }
-            Err(e) => {
-                settings.liveness.round_failed(unix_now(), format!("IMAP {addr}: {e}"));
-                tracing::warn!(
-                    addr = %addr,
-                    error = %e,
-                    retry_in_s = backoff.as_secs(),
-                    "IMAP connection failed; retrying"
-                )
-            }
+            Err(e) => trouble(&settings, &addr, &e, backoff, "connection failed; retrying"),
         }
         tokio::select! {
             () = sleep(backoff) => {}
@@ -814,6 +800,12 @@ pub async fn run<F, Fut, E>(
         }
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }
+}
+
+/// A failed connection or session: logged, and reported to the liveness (for `/healthz`).
+fn trouble(settings: &ImapSettings, addr: &str, e: &ImapError, backoff: Duration, what: &str) {
+    settings.liveness.round_failed(unix_now(), format!("IMAP {addr}: {e}"));
+    tracing::warn!(addr = %addr, error = %e, retry_in_s = backoff.as_secs(), "IMAP {what}");
 }
 
 /// Rounds on one connection. Returns Ok on shutdown, Err on a connection problem; the flag says
