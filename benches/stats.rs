@@ -132,6 +132,23 @@ fn bench_compute(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    // What a build writes: the statistics with the split rlists, then every list file of
+    // both trees (mlist, mlist2, rlist, rlist2, rlist-*, rlist2-*, clist), rendered.
+    let split = StatsOptions { separate_rlists: true, ..StatsOptions::default() };
+    let list_options =
+        fathometer::publisher::ListOptions { combined_list: true, ..Default::default() };
+    let mut group = c.benchmark_group("publish_lists");
+    group.sample_size(20);
+    group.bench_function("100", |b| {
+        b.iter(|| {
+            let report = stats::compute(black_box(&data), NOW, &split);
+            let public = fathometer::publisher::list_files(&report, false, &list_options);
+            let private = fathometer::publisher::list_files(&report, true, &list_options);
+            public.len() + private.len()
+        })
+    });
+    group.finish();
 }
 
 criterion_group!(benches, bench_compute);
