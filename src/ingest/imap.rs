@@ -730,12 +730,6 @@ fn quote(s: &str) -> Result<String, ImapError> {
     Ok(format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")))
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 /// How long [`run`] waits between rounds when nothing failed: IDLE wakes it earlier, and a
 /// fetch round at least this often is a cheap safety net.
 const ROUND_MAX_WAIT: Duration = IDLE_REISSUE;
@@ -804,7 +798,7 @@ pub async fn run<F, Fut, E>(
 
 /// A failed connection or session: logged, and reported to the liveness (for `/healthz`).
 fn trouble(settings: &ImapSettings, addr: &str, e: &ImapError, backoff: Duration, what: &str) {
-    settings.liveness.round_failed(unix_now(), format!("IMAP {addr}: {e}"));
+    settings.liveness.round_failed(super::unix_now(), format!("IMAP {addr}: {e}"));
     tracing::warn!(addr = %addr, error = %e, retry_in_s = backoff.as_secs(), "IMAP {what}");
 }
 
@@ -835,7 +829,7 @@ where
             () = shutdown_signalled(shutdown) => return (Ok(()), productive),
         };
         productive = true;
-        settings.liveness.round_completed(unix_now());
+        settings.liveness.round_completed(super::unix_now());
         let mut failed = 0usize;
         for mail in mails {
             if is_shutdown(shutdown) {
@@ -873,7 +867,7 @@ where
         }
         // A wait that ended normally (IDLE answered, or the poll interval passed) shows the
         // connection is alive even when no mail came.
-        settings.liveness.round_completed(unix_now());
+        settings.liveness.round_completed(super::unix_now());
     }
 }
 

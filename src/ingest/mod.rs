@@ -46,7 +46,8 @@ pub struct Liveness {
     state: Mutex<LivenessState>,
 }
 
-/// A snapshot of [`Liveness`]: Unix times of the last completed round and of the last failure.
+/// A snapshot of [`Liveness`]: the Unix time of the last completed round, and the failure
+/// since then, if any.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LivenessState {
     pub last_round: Option<i64>,
@@ -54,8 +55,11 @@ pub struct LivenessState {
 }
 
 impl Liveness {
+    /// A completed round clears the failure before it.
     pub fn round_completed(&self, now: i64) {
-        self.lock().last_round = Some(now);
+        let mut state = self.lock();
+        state.last_round = Some(now);
+        state.last_failure = None;
     }
 
     pub fn round_failed(&self, now: i64, reason: impl Into<String>) {
@@ -75,9 +79,7 @@ impl LivenessState {
     /// Why the ingester is not alive as of `now`, if it is not: its latest round failed, or
     /// it has completed none for `max_quiet_secs` (counted from `started` before the first).
     pub fn problem(&self, started: i64, now: i64, max_quiet_secs: i64) -> Option<String> {
-        if let Some((failed_at, reason)) = &self.last_failure
-            && self.last_round.is_none_or(|ok| ok < *failed_at)
-        {
+        if let Some((_, reason)) = &self.last_failure {
             return Some(format!("ingester: {reason}"));
         }
         let since = self.last_round.unwrap_or(started);
