@@ -46,12 +46,38 @@ fn pick(entries: &[ListEntry], private: bool) -> Vec<&ListEntry> {
     entries.iter().filter(|e| private || e.listed).collect()
 }
 
-/// The broken-chain sections of one tree, type I and type II (`None` omits a section).
-fn broken_sections(report: &Report, private: bool) -> (Option<String>, Option<String>) {
-    let broken = |b: &crate::stats::BrokenChains| {
-        if private { b.private.clone() } else { b.public.clone() }
-    };
-    (broken(&report.broken_type1), broken(&report.broken_type2))
+/// The sections of one tree: the broken chains differ between the public and the private one.
+struct TreeSections<'a> {
+    same_operator: Option<&'a str>,
+    broken_type1: Option<String>,
+    broken_type2: Option<String>,
+}
+
+impl<'a> TreeSections<'a> {
+    fn of(report: &Report, private: bool, same_operator: Option<&'a str>) -> Self {
+        let broken = |b: &crate::stats::BrokenChains| {
+            if private { b.private.clone() } else { b.public.clone() }
+        };
+        TreeSections {
+            same_operator,
+            broken_type1: broken(&report.broken_type1),
+            broken_type2: broken(&report.broken_type2),
+        }
+    }
+
+    fn sections(&self) -> Sections<'_> {
+        Sections {
+            same_operator: self.same_operator,
+            broken_type1: self.broken_type1.as_deref(),
+            broken_type2: self.broken_type2.as_deref(),
+        }
+    }
+}
+
+/// The names of a split list's two files: `rlist-rsa.txt` and `rlist2-rsa.txt` for cpunk-rsa.
+pub fn split_list_names(spec: &crate::stats::ListSpec) -> [String; 2] {
+    let suffix = spec.name.trim_start_matches("cpunk-");
+    [format!("rlist-{suffix}.txt"), format!("rlist2-{suffix}.txt")]
 }
 
 /// Renders one list file.
@@ -61,9 +87,8 @@ pub fn render_list(
     private: bool,
     same_operator: Option<&str>,
 ) -> String {
-    let (b1, b2) = broken_sections(report, private);
-    let sections =
-        Sections { same_operator, broken_type1: b1.as_deref(), broken_type2: b2.as_deref() };
+    let tree = TreeSections::of(report, private, same_operator);
+    let sections = tree.sections();
     match file {
         ListFile::Mlist => lists::mlist(&pick(&report.mix, private), &sections, report.now),
         ListFile::Mlist2 => {
@@ -79,9 +104,8 @@ pub fn render_list(
 /// clist.txt (`echolot.md` §7.5): every row of mix and cpunk in one file, or of mix and the
 /// three cpunk types when the report has the split lists.
 pub fn render_clist(report: &Report, private: bool, same_operator: Option<&str>) -> String {
-    let (b1, b2) = broken_sections(report, private);
-    let sections =
-        Sections { same_operator, broken_type1: b1.as_deref(), broken_type2: b2.as_deref() };
+    let tree = TreeSections::of(report, private, same_operator);
+    let sections = tree.sections();
     let mut lists = vec![("mix", pick(&report.mix, private))];
     if report.cpunk_by_type.is_empty() {
         lists.push(("cpunk", pick(&report.cpunk, private)));
@@ -115,20 +139,13 @@ pub fn list_files(report: &Report, private: bool, options: &ListOptions) -> Vec<
             (f.file_name().to_owned(), render_list(report, *f, private, options.same_operator))
         })
         .collect();
-    let (b1, b2) = broken_sections(report, private);
-    let sections = Sections {
-        same_operator: options.same_operator,
-        broken_type1: b1.as_deref(),
-        broken_type2: b2.as_deref(),
-    };
+    let tree = TreeSections::of(report, private, options.same_operator);
+    let sections = tree.sections();
     for (spec, entries) in &report.cpunk_by_type {
-        let suffix = spec.name.trim_start_matches("cpunk-");
+        let [v1, v2] = split_list_names(spec);
         let picked = pick(entries, private);
-        files.push((format!("rlist-{suffix}.txt"), lists::rlist(&picked, &sections, report.now)));
-        files.push((
-            format!("rlist2-{suffix}.txt"),
-            lists::list_v2(V2Kind::Cypherpunk, &picked, &sections, report.now),
-        ));
+        files.push((v1, lists::rlist(&picked, &sections, report.now)));
+        files.push((v2, lists::list_v2(V2Kind::Cypherpunk, &picked, &sections, report.now)));
     }
     if options.combined_list {
         files.push(("clist.txt".to_owned(), render_clist(report, private, options.same_operator)));

@@ -31,9 +31,7 @@ pub struct PageInputs<'a> {
 fn extra_lists(report: &Report, combined_list: bool) -> Vec<String> {
     let mut names = Vec::new();
     for (spec, _) in &report.cpunk_by_type {
-        let suffix = spec.name.trim_start_matches("cpunk-");
-        names.push(format!("rlist-{suffix}.txt"));
-        names.push(format!("rlist2-{suffix}.txt"));
+        names.extend(super::split_list_names(spec));
     }
     if combined_list {
         names.push("clist.txt".to_owned());
