@@ -52,11 +52,10 @@ fn compare_tree(written: &Path, golden: &Path) {
     }
 }
 
-fn publish(dir: &Path, config: &Path) {
+fn publish(config: &Path) {
     let out =
         run_ok(bin().arg("--config").arg(config).args(["publish", "--now", &NOW.to_string()]));
     assert!(out.starts_with("published "), "{out}");
-    let _ = dir;
 }
 
 #[test]
@@ -64,7 +63,7 @@ fn every_published_text_file_matches_its_golden_file() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "127.0.0.1:0", "");
     scenario::import(dir.path(), &config, NOW);
-    publish(dir.path(), &config);
+    publish(&config);
     let state = dir.path().join("state");
     compare_tree(&state.join("results"), &golden_dir("published/public"));
     compare_tree(&state.join("results.private"), &golden_dir("published/private"));
@@ -74,7 +73,7 @@ fn every_published_text_file_matches_its_golden_file() {
 fn an_empty_store_publishes_every_file_empty_but_well_formed() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "127.0.0.1:0", "");
-    publish(dir.path(), &config);
+    publish(&config);
     let state = dir.path().join("state");
     compare_tree(&state.join("results"), &golden_dir("published-empty"));
 }
