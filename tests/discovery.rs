@@ -6,20 +6,13 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use rusqlite::Connection;
 use support::gpg::{GpgHome, KeyShape};
 use support::mail::{available, clear_mailbox, maildir, pinger_config, smtp_addr, wait_until};
 use support::remailer::{Behaviour, Profile, TestRemailer};
-use support::{bin, run_ok, stop_with_log};
-
-fn fathometer(config: &Path) -> Command {
-    let mut c = bin();
-    c.arg("--config").arg(config);
-    c
-}
+use support::{fathometer, run_ok, start_daemon, stop_with_log};
 
 /// The vector key testmix1 (1024-bit) presented as `nick`'s key at `address`: the key ID
 /// covers only n and e, so the header line can name any remailer.
@@ -81,12 +74,7 @@ fn add_leads_to_capabilities_keys_and_scheduled_pings() {
     let before = run_ok(fathometer(&config).args(["list"]));
     assert!(before.contains(&address) && !before.contains("mix,"), "{before}");
 
-    let mut daemon = fathometer(&config)
-        .arg("run")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut daemon = start_daemon(&config);
     let learnt = wait_until(Duration::from_secs(30), || {
         count(dir.path(), "SELECT COUNT(*) FROM replies") >= 5
             && count(dir.path(), "SELECT COUNT(*) FROM keys WHERE ping_type = 'mix'") == 1

@@ -16,7 +16,7 @@ use support::mail::{
     state_dir, wait_until,
 };
 use support::remailer::{Behaviour, smtp_send};
-use support::{bin, run, run_ok, stop, stop_with_log};
+use support::{fathometer, run, run_ok, start_daemon, stop, stop_with_log};
 
 /// Tests that stop Postfix take this for writing; every other mail test reads it, so no test
 /// sees the MTA vanish under it.
@@ -24,12 +24,6 @@ static MTA: RwLock<()> = RwLock::new(());
 
 fn mta_shared() -> std::sync::RwLockReadGuard<'static, ()> {
     MTA.read().unwrap_or_else(|p| p.into_inner())
-}
-
-fn fathometer(config: &Path) -> Command {
-    let mut c = bin();
-    c.arg("--config").arg(config);
-    c
 }
 
 fn db(dir: &Path) -> Connection {
@@ -189,12 +183,7 @@ fn the_daemon_sends_and_ingests_over_imap_idle() {
     }
     let (rem, reply) = remailer("remailer2", Behaviour::Forward);
     let (dir, config) = setup("ping2", true, &reply, "[schedule]\ntick_secs = 1\n");
-    let mut daemon = fathometer(&config)
-        .arg("run")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut daemon = start_daemon(&config);
     // Give IMAP time to log in and enter IDLE, then ping.
     std::thread::sleep(Duration::from_secs(1));
     run_ok(fathometer(&config).args(["ping", "remailer2"]));

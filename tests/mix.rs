@@ -7,7 +7,6 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use fathometer::mixmaster::{self, SecretKey};
@@ -15,13 +14,7 @@ use rusqlite::Connection;
 use support::gpg::GpgHome;
 use support::mail::{available, clear_mailbox, maildir, pinger_config, smtp_addr, wait_until};
 use support::remailer::{Behaviour, Profile, TestRemailer, smtp_send};
-use support::{bin, run_ok, stop_with_log};
-
-fn fathometer(config: &Path) -> Command {
-    let mut c = bin();
-    c.arg("--config").arg(config);
-    c
-}
+use support::{fathometer, run_ok, start_daemon, stop_with_log};
 
 fn vector(name: &str) -> String {
     let path = format!("{}/tests/vectors/mixmaster/keys/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -93,12 +86,7 @@ fn single_and_chain_type_ii_pings_return_through_postfix_at_every_key_size() {
     let (r4096, e4096) = mix_remailer("remailer12", "testmix3");
     let (r2048, e2048) = mix_remailer("remailer13", "testmix4");
     let (dir, config) = setup("ping10", &[&e1024, &e4096, &e2048]);
-    let mut daemon = fathometer(&config)
-        .arg("run")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut daemon = start_daemon(&config);
     for target in ["remailer11", "remailer12", "remailer13"] {
         let out = run_ok(fathometer(&config).args(["ping", target, "--type", "mix"]));
         assert!(out.contains("accepted by the MTA"), "{out}");

@@ -18,6 +18,23 @@ pub fn bin() -> Command {
     c
 }
 
+/// The binary with `--config config`.
+pub fn fathometer(config: &Path) -> Command {
+    let mut c = bin();
+    c.arg("--config").arg(config);
+    c
+}
+
+/// `fathometer run` on `config`, its log captured for [`stop_with_log`].
+pub fn start_daemon(config: &Path) -> Child {
+    fathometer(config)
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the daemon starts")
+}
+
 pub fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.output().expect("fathometer runs");
     assert!(
