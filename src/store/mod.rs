@@ -197,6 +197,24 @@ pub const UNKNOWN_KEY_ID: &str = "unknown";
 /// Echolot's pseudo key id of cpunk-clear "keys".
 pub const CLEAR_KEY_ID: &str = "none";
 
+/// Switches a database to WAL. Switching a fresh file needs a lock that SQLite does not wait
+/// for (the busy handler is not called for it), so when another process is opening the same
+/// new file at that instant, retry for as long as the busy timeout would have waited.
+fn enable_wal(conn: &Connection) -> Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            result => return Ok(result?),
+        }
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Store> {
@@ -213,7 +231,7 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         // WAL lets the web server read while the daemon writes; FULL makes every commit
         // durable before it returns, so an acknowledged return is never lost to a crash.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        enable_wal(&conn)?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let mut store = Store { conn };
@@ -231,7 +249,14 @@ impl Store {
             return Err(StoreError::TooNew { found, supported: SCHEMA_VERSION });
         }
         for &(version, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > found) {
-            let tx = self.conn.transaction()?;
+            // Another process (the daemon beside a `fathometer ping`) may be migrating the
+            // same file: take the write lock first, then look again, so each step runs once.
+            let tx =
+                self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let current: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            if current >= version {
+                continue;
+            }
             tx.execute_batch(sql).map_err(|source| StoreError::Migration { name, source })?;
             tx.pragma_update(None, "user_version", version)?;
             tx.commit()?;
@@ -756,6 +781,29 @@ mod tests {
         assert_eq!(mode, "wal");
         let fk: i64 = store.conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
         assert_eq!(fk, 1);
+    }
+
+    #[test]
+    fn processes_opening_a_fresh_file_together_migrate_it_once() {
+        // The daemon's first start and a `fathometer ping` beside it both find an empty file.
+        for _ in 0..10 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("db.sqlite");
+            let barrier = std::sync::Barrier::new(6);
+            std::thread::scope(|scope| {
+                let openers: Vec<_> = (0..6)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            barrier.wait();
+                            Store::open(&path).map(|s| s.schema_version().unwrap())
+                        })
+                    })
+                    .collect();
+                for opener in openers {
+                    assert_eq!(opener.join().unwrap().unwrap(), SCHEMA_VERSION);
+                }
+            });
+        }
     }
 
     #[test]
