@@ -515,7 +515,7 @@ pub fn build_and_publish(
         from_lines: &from_lines,
         site_name: &config.pinger.name,
         operator: config.pinger.operator_address.as_ref().map(|a| a.as_str()),
-        combined_list: config.publish.combined_list,
+        lists: list_options,
     };
     publisher::write_pages(
         &inputs,

@@ -11,8 +11,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fathometer::publisher::html::{
-    BrokenChain, Counters, Day, FromLineRow, KeyView, RemailerView, ReplyView, Site, TypeStats,
-    render_from_lines, render_index, render_remailer, render_thesaurus,
+    BrokenChain, Counters, Day, FromLineRow, KeyView, REPLY_KINDS, RemailerView, ReplyView, Site,
+    ThesaurusFile, ThesaurusRow, TypeStats, render_from_lines, render_index, render_list_page,
+    render_remailer, render_thesaurus,
 };
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -220,9 +221,40 @@ fn pages_in_headless_chromium() {
     let from_path = dir.path().join("from.html");
     std::fs::write(&from_path, render_from_lines(&site, &rows, &[]).expect("from"))
         .expect("write from");
-    let thesaurus_path = dir.path().join("thesaurus.html");
-    std::fs::write(&thesaurus_path, render_thesaurus(&site, &list).expect("thesaurus"))
+    // The thesaurus lives in its own directory (Echolot's URLs) and links back up.
+    let thesaurus_rows: Vec<ThesaurusRow> = list
+        .iter()
+        .enumerate()
+        .map(|(i, r)| ThesaurusRow {
+            nick: r.nick.clone(),
+            address: r.address.clone(),
+            page: r.page(),
+            files: REPLY_KINDS
+                .iter()
+                .map(|kind| {
+                    let reply = r.replies.iter().find(|reply| reply.kind == *kind)?;
+                    Some(ThesaurusFile {
+                        name: format!("{i}.{kind}"),
+                        received: reply.received.clone(),
+                    })
+                })
+                .collect(),
+        })
+        .collect();
+    std::fs::create_dir(dir.path().join("thesaurus")).expect("thesaurus dir");
+    let thesaurus_path = dir.path().join("thesaurus/index.html");
+    let up = Site { base_path: "../".to_owned(), ..site.clone() };
+    std::fs::write(&thesaurus_path, render_thesaurus(&up, &thesaurus_rows, 21).expect("thesaurus"))
         .expect("write thesaurus");
+    // rlist.txt carries every remailer's own caps line: its page shows them as text.
+    let rlist = format!("$remailer{{\"{HOSTILE_NICK}\"}} = \"<evil@example.org> {PWNED}\";\n");
+    let lists = ["mlist.txt", "rlist.txt"].map(String::from);
+    let rlist_path = dir.path().join("rlist.html");
+    std::fs::write(
+        &rlist_path,
+        render_list_page(&site, "rlist.txt", &rlist, &lists).expect("list"),
+    )
+    .expect("write list page");
 
     let escaped_nick = "&lt;script&gt;document.title='pwned'&lt;/script&gt;";
 
@@ -252,12 +284,17 @@ fn pages_in_headless_chromium() {
     assert!(dom.contains("&lt;b&gt;bold&lt;/b&gt;"));
     assert_no_injected_elements(&dom, "remailer page");
 
-    for (path, expected) in [(&from_path, "From: lines"), (&thesaurus_path, "Thesaurus")] {
+    for (path, expected) in
+        [(&from_path, "From: lines"), (&thesaurus_path, "Thesaurus"), (&rlist_path, "rlist.txt")]
+    {
         let dom = dump_dom(bin, dir.path(), path);
         assert_eq!(title(&dom), format!("{expected} – fathometer test pinger"));
         assert!(dom.contains(escaped_nick), "{dom}");
         assert_no_injected_elements(&dom, expected);
     }
+    let dom = dump_dom(bin, dir.path(), &thesaurus_path);
+    assert!(dom.contains(&format!("href=\"../{}\"", hostile.page())), "{dom}");
+    assert!(dom.contains("href=\"4.conf\""), "{dom}");
 
     // A screenshot of the index, for the documentation.
     let png = dir.path().join("index.png");

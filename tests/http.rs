@@ -17,6 +17,9 @@ impl Drop for Daemon {
     }
 }
 
+/// A remailer's reply body that a browser would run if it were served as HTML.
+const HOSTILE_REPLY: &str = "<html><script>alert(1)</script> from ";
+
 #[test]
 fn serves_lists_api_and_health() {
     let dir = tempfile::tempdir().unwrap();
@@ -45,6 +48,16 @@ fn serves_lists_api_and_health() {
             .arg("--remailers")
             .arg(&remailers),
     );
+    // A conf reply of each remailer, stored as the ingester stores one, for the thesaurus;
+    // the listed remailer's is hostile HTML, which must reach clients as inert text.
+    let conn = rusqlite::Connection::open(dir.path().join("state/fathometer.sqlite")).unwrap();
+    conn.execute(
+        "INSERT INTO replies (remailer_id, kind, received_at, body)
+         SELECT id, 'conf', ?1, ?2 || address FROM remailers",
+        rusqlite::params![now - 3600, HOSTILE_REPLY],
+    )
+    .unwrap();
+    drop(conn);
     let _daemon = Daemon(
         bin().arg("run").arg("--config").arg(&config).stderr(Stdio::null()).spawn().unwrap(),
     );
@@ -112,7 +125,12 @@ fn serves_lists_api_and_health() {
     assert!(!page.contains("remailer-hidden-"), "hidden remailers get no public page");
     for (file, content_type) in [
         ("from.html", "text/html; charset=utf-8"),
-        ("thesaurus.html", "text/html; charset=utf-8"),
+        ("mlist.html", "text/html; charset=utf-8"),
+        ("rlist2.html", "text/html; charset=utf-8"),
+        ("clist.html", "text/html; charset=utf-8"),
+        ("thesaurus/", "text/html; charset=utf-8"),
+        ("thesaurus/index.html", "text/html; charset=utf-8"),
+        ("thesaurus/index.txt", "text/plain; charset=utf-8"),
         ("pubring.mix", "text/plain; charset=utf-8"),
         ("type2.list", "text/plain; charset=utf-8"),
         ("pgp-all.asc", "application/pgp-keys"),
@@ -126,6 +144,25 @@ fn serves_lists_api_and_health() {
         let r = get(port, &format!("/{file}"), "");
         assert_eq!(r.status, 200, "{file}");
         assert_eq!(r.header("content-type"), Some(content_type), "{file}");
+    }
+    // The thesaurus at Echolot's URLs: index.txt maps ids to the listed remailers only, and
+    // a raw reply is served as text that no browser may sniff into HTML.
+    let moved = get(port, "/thesaurus", "");
+    assert_eq!((moved.status, moved.header("location")), (308, Some("/thesaurus/")));
+    let index_txt = get(port, "/thesaurus/index.txt", "").text();
+    let (nick, rest) = index_txt.trim_end().split_once('\t').expect("nick\tid\taddress");
+    let (id, address) = rest.split_once('\t').unwrap();
+    assert_eq!((nick, address, index_txt.lines().count()), ("fast", "fast@one.example", 1));
+    let reply = get(port, &format!("/thesaurus/{id}.conf"), "");
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(reply.text(), format!("{HOSTILE_REPLY}fast@one.example"));
+    let thesaurus = get(port, "/thesaurus/", "").text();
+    assert!(thesaurus.contains(&format!("href=\"{id}.conf\"")), "{thesaurus}");
+    assert!(!thesaurus.contains("hidden") && !thesaurus.contains("<script"), "{thesaurus}");
+    for path in ["/thesaurus/..%2Fsecret", "/thesaurus/999.conf", "/thesaurus/.index.txt.tmp"] {
+        assert_eq!(get(port, path, "").status, 404, "{path}");
     }
     // Only the public tree is served; nothing outside it, and no temporary files.
     for path in ["/fathometer.sqlite", "/secret", "/..%2Fsecret", "/results.private/mlist.txt"] {

@@ -11,12 +11,13 @@ use std::time::UNIX_EPOCH;
 use axum::Router;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Json, Response};
+use axum::response::{IntoResponse, Json, Redirect, Response};
 use axum::routing::get;
 use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::publisher::json::{EntryJson, stats_json};
+use crate::publisher::pages::THESAURUS_DIR;
 use crate::stats::Report;
 
 /// What the daemon shares with the web server, updated after each step.
@@ -63,6 +64,10 @@ pub fn router(
         .route("/api/v1/remailers/{nick}", get(api_remailer))
         .route("/api/v1/chains", get(api_chains))
         .route("/{file}", get(results_file))
+        // The index links its files relatively: it must be fetched as a directory.
+        .route("/thesaurus", get(|| async { Redirect::permanent("/thesaurus/") }))
+        .route("/thesaurus/", get(thesaurus_index))
+        .route("/thesaurus/{file}", get(thesaurus_file))
         .with_state(state)
 }
 
@@ -99,18 +104,42 @@ async fn results_file(
     UrlPath(name): UrlPath<String>,
     headers: HeaderMap,
 ) -> Response {
-    serve_file(&state, &name, &headers).await
+    serve_file(&state, None, &name, &headers).await
 }
 
-/// A file of `results/`, with its content type, `ETag` and `Last-Modified`; 304 when the
-/// client has it already. HTML also gets a Content-Security-Policy forbidding scripts and
-/// every outside load (the pages need neither), behind the escaping of remailer strings.
-async fn serve_file(state: &AppState, name: &str, headers: &HeaderMap) -> Response {
+/// The thesaurus directory (Echolot's URLs): its index and the raw replies.
+async fn thesaurus_file(
+    State(state): State<AppState>,
+    UrlPath(name): UrlPath<String>,
+    headers: HeaderMap,
+) -> Response {
+    serve_file(&state, Some(THESAURUS_DIR), &name, &headers).await
+}
+
+async fn thesaurus_index(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    serve_file(&state, Some(THESAURUS_DIR), "index.html", &headers).await
+}
+
+/// A file of `results/` (or of its `subdir`), with its content type, `ETag` and
+/// `Last-Modified`; 304 when the client has it already. Every file gets `nosniff`, so a
+/// raw reply a remailer wrote as HTML stays text; HTML also gets a Content-Security-Policy
+/// forbidding scripts and every outside load (the pages need neither), behind the escaping
+/// of remailer strings.
+async fn serve_file(
+    state: &AppState,
+    subdir: Option<&str>,
+    name: &str,
+    headers: &HeaderMap,
+) -> Response {
     let name = name.to_owned();
     if !is_servable_name(&name) {
         return (StatusCode::NOT_FOUND, "not found\n").into_response();
     }
-    let path = state.results_dir.join(&name);
+    let dir = match subdir {
+        Some(subdir) => state.results_dir.join(subdir),
+        None => state.results_dir.as_ref().clone(),
+    };
+    let path = dir.join(&name);
     // Read the file once: after an atomic rename the old inode stays readable, so the bytes
     // and the metadata below belong to one consistent version.
     let file = match tokio::fs::File::open(&path).await {
@@ -134,9 +163,9 @@ async fn serve_file(state: &AppState, name: &str, headers: &HeaderMap) -> Respon
     let mut response = body.into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(&name)));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     if name.ends_with(".html") {
         h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_POLICY));
-        h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     }
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
@@ -156,7 +185,7 @@ const PAGE_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-sr
 /// `/`: the HTML index once it has been published, else a plain list of the files.
 async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if state.results_dir.join("index.html").is_file() {
-        return serve_file(&state, "index.html", &headers).await;
+        return serve_file(&state, None, "index.html", &headers).await;
     }
     let mut names: Vec<String> = match std::fs::read_dir(state.results_dir.as_ref()) {
         Ok(dir) => dir

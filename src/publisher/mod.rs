@@ -219,8 +219,10 @@ pub fn write_keyrings(
     Ok(())
 }
 
-/// Writes the HTML pages into `public_dir` and `private_dir`, each atomically, and removes
-/// the pages of remailers no longer shown (a page must not outlive its remailer's listing).
+/// Writes the HTML pages and the thesaurus into `public_dir` and `private_dir`, each file
+/// atomically, and removes what is no longer published: the pages of remailers no longer
+/// shown and the replies that left the thesaurus (a page must not outlive its remailer's
+/// listing, nor a reply the 21 days).
 pub fn write_pages(
     inputs: &pages::PageInputs<'_>,
     public_dir: &Path,
@@ -228,23 +230,50 @@ pub fn write_pages(
     meta_expires: Option<i64>,
 ) -> anyhow::Result<()> {
     for (dir, private) in [(public_dir, false), (private_dir, true)] {
-        std::fs::create_dir_all(dir)?;
+        let thesaurus = dir.join(pages::THESAURUS_DIR);
+        std::fs::create_dir_all(&thesaurus)?;
         let rendered = pages::render_pages(inputs, private)?;
         for (name, text) in &rendered {
-            write_published(dir, name, text.as_bytes(), meta_expires)?;
+            let (subdir, file) = match name.rsplit_once('/') {
+                Some((subdir, file)) => (dir.join(subdir), file),
+                None => (dir.to_path_buf(), name.as_str()),
+            };
+            write_published(&subdir, file, text.as_bytes(), meta_expires)?;
         }
-        for entry in std::fs::read_dir(dir)?.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let page = name.strip_suffix(META_EXTENSION).unwrap_or(&name);
-            let stale = page.starts_with("remailer-")
-                && page.ends_with(".html")
-                && !rendered.iter().any(|(n, _)| *n == page);
-            if stale {
-                std::fs::remove_file(entry.path())?;
+        let published = |relative: &str| rendered.iter().any(|(n, _)| n == relative);
+        for (subdir, generated) in [
+            (dir.to_path_buf(), is_remailer_page as fn(&str) -> bool),
+            (thesaurus.clone(), is_thesaurus_reply),
+        ] {
+            for entry in std::fs::read_dir(&subdir)?.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let file = name.strip_suffix(META_EXTENSION).unwrap_or(&name);
+                let relative = if subdir == *dir {
+                    file.to_owned()
+                } else {
+                    format!("{}/{file}", pages::THESAURUS_DIR)
+                };
+                if generated(file) && !published(&relative) {
+                    std::fs::remove_file(entry.path())?;
+                }
             }
         }
     }
     Ok(())
+}
+
+/// `remailer-….html`, a page [`write_pages`] owns.
+fn is_remailer_page(name: &str) -> bool {
+    name.starts_with("remailer-") && name.ends_with(".html")
+}
+
+/// `<id>.<kind>`, a raw reply of the thesaurus.
+fn is_thesaurus_reply(name: &str) -> bool {
+    name.split_once('.').is_some_and(|(id, kind)| {
+        !id.is_empty()
+            && id.bytes().all(|b| b.is_ascii_digit())
+            && html::REPLY_KINDS.contains(&kind)
+    })
 }
 
 /// This pinger's section of the community `allpingers.txt` (`mixmaster.md` §3.6). The
@@ -277,10 +306,10 @@ pub fn allpingers_stanza(name: &str, base_url: &str) -> anyhow::Result<String> {
         ("pgpring", "pgp-all.asc"),
         ("pgpring_rsa", "pgp-rsa.asc"),
         ("type2list", "type2.list"),
-        ("mlist_html", "index.html"),
-        ("rlist_html", "index.html"),
+        ("mlist_html", "mlist.html"),
+        ("rlist_html", "rlist.html"),
         ("from_html", "from.html"),
-        ("thesaurus_html", "thesaurus.html"),
+        ("thesaurus_html", "thesaurus/index.html"),
     ] {
         out.push_str(&format!("{key:<14} = {base}{file}\n"));
     }

@@ -1,14 +1,16 @@
 //! Fills the HTML view models ([`html`]) from the statistics and what the store knows about
-//! each remailer, and names the pages: `index.html`, one page per remailer, `from.html` and
-//! `thesaurus.html`. Pure: the store's rows come in, `(file name, page)` pairs go out.
+//! each remailer, and names the pages: `index.html`, one page per remailer, a page per list
+//! (`mlist.html` shows `mlist.txt`), `from.html`, and the thesaurus directory (`thesaurus/`:
+//! `index.html`, `index.txt` and the raw replies, Echolot's layout). Pure: the store's rows
+//! come in, `(path, content)` pairs go out.
 
 use std::collections::BTreeMap;
 
 use super::html::{
-    self, BrokenChain, Counters, Day, FromLineRow, HtmlError, KeyView, RemailerView, ReplyView,
-    Site, TypeStats,
+    self, BrokenChain, Counters, Day, FromLineRow, HtmlError, KeyView, REPLY_KINDS, RemailerView,
+    ReplyView, Site, ThesaurusFile, ThesaurusRow, TypeStats,
 };
-use super::lists;
+use super::{ListOptions, lists};
 use crate::discovery;
 use crate::stats::{ListEntry, Report, SECONDS_PER_DAY, STATS_DAYS};
 use crate::store::{FromLine, RemailerRow, StoredReply};
@@ -23,36 +25,35 @@ pub struct PageInputs<'a> {
     pub from_lines: &'a [FromLine],
     pub site_name: &'a str,
     pub operator: Option<&'a str>,
-    /// Whether clist.txt is written (the split rlists follow the report).
-    pub combined_list: bool,
+    /// The list files written beside the pages (each gets a page of its own).
+    pub lists: ListOptions<'a>,
 }
 
-/// The optional list files, in the order [`super::list_files`] writes them.
-fn extra_lists(report: &Report, combined_list: bool) -> Vec<String> {
-    let mut names = Vec::new();
-    for (spec, _) in &report.cpunk_by_type {
-        names.extend(super::split_list_names(spec));
-    }
-    if combined_list {
-        names.push("clist.txt".to_owned());
-    }
-    names
-}
+/// The thesaurus shows replies that arrived in the last 21 days (Echolot's
+/// `expire_thesaurus`): an older reply no longer says what the remailer does.
+pub const THESAURUS_MAX_AGE_DAYS: i64 = 21;
 
-/// Every page, as `(file name, HTML)`. Public pages show remailers listed in either family;
-/// private ones (`private`) every remailer with statistics.
+/// The directory of the thesaurus inside a results tree.
+pub const THESAURUS_DIR: &str = "thesaurus";
+
+/// Every page and thesaurus file of one tree, as `(path relative to the tree, content)`.
+/// Public pages show remailers listed in either family; private ones (`private`) every
+/// remailer with statistics.
 pub fn render_pages(
     inputs: &PageInputs<'_>,
     private: bool,
 ) -> Result<Vec<(String, String)>, HtmlError> {
     let report = inputs.report;
+    let list_files = super::list_files(report, private, &inputs.lists);
+    let list_names: Vec<String> = list_files.iter().map(|(name, _)| name.clone()).collect();
     let site = Site {
         name: inputs.site_name.to_owned(),
         operator: inputs.operator.map(str::to_owned),
         generated: lists::rfc822_date(report.now),
         model: report.model.as_str().to_owned(),
         base_path: String::new(),
-        extra_lists: extra_lists(report, inputs.combined_list),
+        // The four Echolot lists come first; the index names them itself.
+        extra_lists: list_names.iter().skip(super::ListFile::ALL.len()).cloned().collect(),
     };
     let shown = |e: &&ListEntry| private || e.listed;
     let mut order: Vec<&str> = Vec::new();
@@ -97,8 +98,68 @@ pub fn render_pages(
     by_nick.sort_by(|a, b| a.nick.cmp(&b.nick));
     let (default_rows, user_rows) = from_line_rows(inputs, &by_nick);
     pages.push(("from.html".into(), html::render_from_lines(&site, &default_rows, &user_rows)?));
-    pages.push(("thesaurus.html".into(), html::render_thesaurus(&site, &by_nick)?));
+    for (name, text) in &list_files {
+        pages.push((
+            html::list_page_name(name),
+            html::render_list_page(&site, name, text, &list_names)?,
+        ));
+    }
+    pages.extend(thesaurus_files(inputs, &site, &by_nick, private)?);
     Ok(pages)
+}
+
+/// The thesaurus (`echolot.md` §5.5, Echolot's file names): per remailer shown, its latest
+/// reply of each kind as a raw text file `thesaurus/<id>.<kind>`, `index.txt` with lines
+/// `<nick>\t<id>\t<address>` sorted by nick, and `index.html`. Unlike Echolot, a hidden
+/// remailer's replies never reach the public tree, and neither do a `testing` remailer's
+/// (Echolot leaves those out of its index but publishes the files anyway).
+fn thesaurus_files(
+    inputs: &PageInputs<'_>,
+    site: &Site,
+    by_nick: &[RemailerView],
+    private: bool,
+) -> Result<Vec<(String, String)>, HtmlError> {
+    let oldest = inputs.report.now - THESAURUS_MAX_AGE_DAYS * SECONDS_PER_DAY;
+    let mut files = Vec::new();
+    let mut rows = Vec::new();
+    let mut index_txt = String::new();
+    for v in by_nick {
+        let testing = discovery::parse_caps_line(&v.caps_line).is_some_and(|c| c.is_testing());
+        let Some(row) = inputs.remailers.iter().find(|r| r.address == v.address) else {
+            continue;
+        };
+        if testing && !private {
+            continue;
+        }
+        let replies = inputs.replies.get(&row.id).map(Vec::as_slice).unwrap_or_default();
+        let cells = REPLY_KINDS
+            .iter()
+            .map(|&kind| {
+                let reply =
+                    replies.iter().find(|r| r.kind.as_str() == kind && r.received_at >= oldest)?;
+                let name = format!("{}.{kind}", row.id);
+                files.push((format!("{THESAURUS_DIR}/{name}"), reply.body.clone()));
+                let received = chrono::DateTime::from_timestamp(reply.received_at, 0)
+                    .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                    .unwrap_or_default();
+                Some(ThesaurusFile { name, received })
+            })
+            .collect();
+        index_txt.push_str(&format!("{}\t{}\t{}\n", v.nick, row.id, v.address));
+        rows.push(ThesaurusRow {
+            nick: v.nick.clone(),
+            address: v.address.clone(),
+            page: v.page(),
+            files: cells,
+        });
+    }
+    let site = Site { base_path: "../".into(), ..site.clone() };
+    files.push((
+        format!("{THESAURUS_DIR}/index.html"),
+        html::render_thesaurus(&site, &rows, THESAURUS_MAX_AGE_DAYS)?,
+    ));
+    files.push((format!("{THESAURUS_DIR}/index.txt"), index_txt));
+    Ok(files)
 }
 
 /// The index lists Mixmaster remailers in mlist order, then Cypherpunk-only ones in rlist

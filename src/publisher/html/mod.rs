@@ -145,6 +145,31 @@ pub struct FromLineRow {
     pub from: String,
 }
 
+/// One row of the thesaurus: a remailer and its raw reply files.
+#[derive(Debug, Clone, Serialize)]
+pub struct ThesaurusRow {
+    pub nick: String,
+    pub address: String,
+    /// The remailer's page, relative to the results root ([`page_name`]).
+    pub page: String,
+    /// One per kind of [`REPLY_KINDS`], in that order: the reply's file, if one arrived.
+    pub files: Vec<Option<ThesaurusFile>>,
+}
+
+/// A raw reply beside the thesaurus index.
+#[derive(Debug, Clone, Serialize)]
+pub struct ThesaurusFile {
+    /// `<remailer id>.<kind>`, e.g. `17.conf` (Echolot's names).
+    pub name: String,
+    /// When it arrived, `YYYY-MM-DD HH:MM` UTC.
+    pub received: String,
+}
+
+/// The page of a list file: `mlist.txt` is shown by `mlist.html`.
+pub fn list_page_name(list_file: &str) -> String {
+    format!("{}.html", list_file.strip_suffix(".txt").unwrap_or(list_file))
+}
+
 /// A page could not be rendered (a template error: a bug, never caused by the data).
 #[derive(Debug)]
 pub struct HtmlError(minijinja::Error);
@@ -262,12 +287,13 @@ fn formatter(out: &mut Output, state: &mut State, value: &Value) -> Result<(), m
         .map_err(|_| minijinja::Error::new(ErrorKind::WriteFailure, "writing a page failed"))
 }
 
-const TEMPLATES: [(&str, &str); 5] = [
+const TEMPLATES: [(&str, &str); 6] = [
     ("base.html", include_str!("templates/base.html")),
     ("index.html", include_str!("templates/index.html")),
     ("remailer.html", include_str!("templates/remailer.html")),
     ("from_lines.html", include_str!("templates/from_lines.html")),
     ("thesaurus.html", include_str!("templates/thesaurus.html")),
+    ("list.html", include_str!("templates/list.html")),
 ];
 
 fn environment() -> Result<Environment<'static>, HtmlError> {
@@ -408,26 +434,58 @@ pub fn render_from_lines(
     )
 }
 
-/// thesaurus.html: per remailer (in the order given) when its latest conf, key, help,
-/// stats and adminkey replies arrived, each linking the reply's section of its page.
-pub fn render_thesaurus(site: &Site, remailers: &[RemailerView]) -> Result<String, HtmlError> {
-    let rows: Vec<Value> = remailers
+/// The thesaurus index (`thesaurus/index.html`): per remailer (in the order given) when its
+/// latest conf, key, help, stats and adminkey replies arrived, each linking the raw reply
+/// beside the page. `site.base_path` must lead back to the results root (`../`).
+pub fn render_thesaurus(
+    site: &Site,
+    rows: &[ThesaurusRow],
+    max_age_days: i64,
+) -> Result<String, HtmlError> {
+    render(
+        "thesaurus.html",
+        context! { site => Serde(site), kinds => REPLY_KINDS, rows => Serde(rows), max_age_days },
+    )
+}
+
+/// A list's page (`mlist.html` for `mlist.txt`): the text in `<pre>`, escaped like every
+/// remailer string (rlist.txt carries the remailers' own caps lines), a legend for its
+/// format, and links to the text file and to the pages of `all_lists`.
+pub fn render_list_page(
+    site: &Site,
+    file: &str,
+    text: &str,
+    all_lists: &[String],
+) -> Result<String, HtmlError> {
+    let (format, about) = if file.starts_with("clist") {
+        ("clist", "Every remailer of every list, in the version 2 format, one row per list.")
+    } else if file.starts_with("mlist2") {
+        ("v2", "Mixmaster (type II) remailers, version 2 format.")
+    } else if file.starts_with("mlist") {
+        ("v1", "Mixmaster (type II) remailers, the format the Mixmaster client reads.")
+    } else if file.starts_with("rlist2") {
+        ("v2", "Cypherpunk (type I) remailers, version 2 format.")
+    } else if let Some(key_type) = file.strip_prefix("rlist-").and_then(|f| f.strip_suffix(".txt"))
+    {
+        let about = match key_type {
+            "rsa" => {
+                "Cypherpunk (type I) remailers, from the pings encrypted to their RSA keys only."
+            }
+            "dsa" => {
+                "Cypherpunk (type I) remailers, from the pings encrypted to their DSA/ElGamal keys only."
+            }
+            _ => "Cypherpunk (type I) remailers, from the unencrypted pings only.",
+        };
+        ("v1", about)
+    } else {
+        ("v1", "Cypherpunk (type I) remailers with their capabilities.")
+    };
+    let others: Vec<Value> = all_lists
         .iter()
-        .map(|r| {
-            let page = r.page();
-            let cells: Vec<Value> = REPLY_KINDS
-                .iter()
-                .map(|&kind| match r.replies.iter().find(|reply| reply.kind == kind) {
-                    Some(reply) => context! {
-                        kind,
-                        received => reply.received.as_str(),
-                        href => format!("{page}#{}", reply_anchor(kind)),
-                    },
-                    None => context! { kind, received => (), href => () },
-                })
-                .collect();
-            context! { r => Serde(r), page, cells }
-        })
+        .filter(|l| l.as_str() != file)
+        .map(
+            |l| context! { name => l.strip_suffix(".txt").unwrap_or(l), page => list_page_name(l) },
+        )
         .collect();
-    render("thesaurus.html", context! { site => Serde(site), kinds => REPLY_KINDS, rows })
+    render("list.html", context! { site => Serde(site), file, text, format, about, others })
 }
