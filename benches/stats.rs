@@ -149,6 +149,31 @@ fn bench_compute(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    // The HTML of a build: both trees' index, a page per remailer with its four SVG charts,
+    // a page per list, from.html and the thesaurus, from a report already computed.
+    let report = stats::compute(&data, NOW, &split);
+    let remailers = store.remailers().expect("remailers");
+    let replies = std::collections::BTreeMap::new();
+    let inputs = fathometer::publisher::pages::PageInputs {
+        report: &report,
+        remailers: &remailers,
+        replies: &replies,
+        from_lines: &[],
+        site_name: "bench",
+        operator: None,
+        lists: list_options,
+    };
+    let mut group = c.benchmark_group("publish_pages");
+    group.sample_size(10);
+    group.bench_function("100", |b| {
+        b.iter(|| {
+            let public = fathometer::publisher::pages::render_pages(black_box(&inputs), false);
+            let private = fathometer::publisher::pages::render_pages(black_box(&inputs), true);
+            public.expect("pages").len() + private.expect("pages").len()
+        })
+    });
+    group.finish();
 }
 
 criterion_group!(benches, bench_compute);

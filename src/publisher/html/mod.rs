@@ -310,8 +310,20 @@ fn environment() -> Result<Environment<'static>, HtmlError> {
     Ok(env)
 }
 
+/// The templates are parsed once per process: a build renders a page per remailer, and
+/// parsing them anew for each page was most of its time.
 fn render(template: &str, ctx: Value) -> Result<String, HtmlError> {
-    let env = environment()?;
+    static ENVIRONMENT: std::sync::OnceLock<Result<Environment<'static>, String>> =
+        std::sync::OnceLock::new();
+    let env = ENVIRONMENT
+        .get_or_init(|| environment().map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(|e| {
+            HtmlError(minijinja::Error::new(
+                ErrorKind::InvalidOperation,
+                format!("the templates did not load: {e}"),
+            ))
+        })?;
     Ok(env.get_template(template)?.render(ctx)?)
 }
 
