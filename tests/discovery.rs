@@ -66,7 +66,10 @@ fn add_leads_to_capabilities_keys_and_scheduled_pings() {
         dir.path(),
         pinger,
         false,
-        "[schedule]\ntick_secs = 1\nping_types = [\"mix\", \"cpunk-rsa\", \"cpunk-dsa\", \"cpunk-clear\"]\n\
+        // The first tick reaches back a whole day, so every daily request slot of the added
+        // remailer is due at once: each must be covered by the question `add` just asked.
+        "[schedule]\ntick_secs = 1\nmax_lateness_secs = 86400\n\
+         ping_types = [\"mix\", \"cpunk-rsa\", \"cpunk-dsa\", \"cpunk-clear\"]\n\
          [discovery]\nauto_add_min = 1\n",
     );
     let added = run_ok(fathometer(&config).args(["add", &address]));

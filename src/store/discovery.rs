@@ -107,8 +107,15 @@ pub enum DiscoveryEffect {
     },
 }
 
+/// A question asked at once (after `add`, or of a newly vouched-for remailer) makes the daily
+/// scheduled one of the same kind redundant for this long: its answer is still fresh, and
+/// asking twice within minutes only adds mail a remailer operator may find odd.
+pub const MANUAL_REQUEST_COVERS_SECS: i64 = 12 * 3600;
+
 impl Store {
-    /// Queues a request under `tag`; false when this (remailer, kind, slot) is queued already.
+    /// Queues a request under `tag`; false when this (remailer, kind, slot) is queued already,
+    /// or, for a scheduled request, when the same question was asked at once within
+    /// [`MANUAL_REQUEST_COVERS_SECS`].
     pub fn queue_request(
         &mut self,
         due: &DueRequest,
@@ -118,9 +125,20 @@ impl Store {
     ) -> Result<bool> {
         let n = self.conn.execute(
             "INSERT INTO requests (remailer_id, kind, slot_time, manual, tag, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6
+             WHERE ?4 OR NOT EXISTS (
+                 SELECT 1 FROM requests
+                 WHERE remailer_id = ?1 AND kind = ?2 AND manual AND created_at > ?6 - ?7)
              ON CONFLICT DO NOTHING",
-            params![due.remailer_id, due.kind.as_str(), due.slot_time, manual, tag, now],
+            params![
+                due.remailer_id,
+                due.kind.as_str(),
+                due.slot_time,
+                manual,
+                tag,
+                now,
+                MANUAL_REQUEST_COVERS_SECS
+            ],
         )?;
         Ok(n == 1)
     }
@@ -615,6 +633,25 @@ mod tests {
         };
         apply_effects(&mut s, "c", vec![own]);
         assert_eq!(s.commit_candidates(12 * day, 5 * day, 6).unwrap(), ["moved@x"]);
+    }
+
+    #[test]
+    fn a_question_asked_at_once_stands_in_for_the_scheduled_one_for_12_hours() {
+        let mut s = Store::open_in_memory().unwrap();
+        s.add_remailer("a@x", 0).unwrap();
+        let id = s.find_remailer("a@x").unwrap().id;
+        let at = 1_000_000;
+        let asked = DueRequest { remailer_id: id, kind: RequestKind::Conf, slot_time: at };
+        assert!(s.queue_request(&asked, true, "manual", at).unwrap());
+        let daily = |slot_time| DueRequest { slot_time, ..asked };
+        let key = DueRequest { kind: RequestKind::Key, ..daily(at + 60) };
+        assert!(!s.queue_request(&daily(at + 60), false, "soon", at + 60).unwrap());
+        assert!(s.queue_request(&key, false, "other kind", at + 60).unwrap());
+        let later = at + MANUAL_REQUEST_COVERS_SECS;
+        assert!(!s.queue_request(&daily(later - 1), false, "still", later - 1).unwrap());
+        assert!(s.queue_request(&daily(later), false, "next day", later).unwrap());
+        // Asking at once again is always allowed (the operator asked for it).
+        assert!(s.queue_request(&daily(at + 120), true, "again", at + 120).unwrap());
     }
 
     #[test]
