@@ -150,7 +150,16 @@ async fn main_loop(daemon: Arc<Daemon>) -> Result<()> {
         .with_context(|| format!("cannot listen on {} ([http] listen)", config.http.listen.0))?;
     info!(address = %listener.local_addr()?, "serving statistics over HTTP");
     // Three missed builds in a row make the daemon unhealthy.
-    let app = publisher::http::router(&config.results_dir(), published_rx, 3 * build_every + 60);
+    let rebuilds = publisher::http::Rebuilds {
+        lists_secs: build_every,
+        keyrings_secs: config.publish.keyring_interval_secs.0 as i64,
+    };
+    let app = publisher::http::router(
+        &config.results_dir(),
+        published_rx,
+        3 * build_every + 60,
+        rebuilds,
+    );
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             error!("HTTP server stopped: {e}");

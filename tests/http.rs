@@ -87,6 +87,24 @@ fn serves_lists_api_and_health() {
     assert!(mlist.header("last-modified").is_some_and(|d| d.ends_with(" GMT")));
     let again = get(port, "/mlist.txt", &format!("If-None-Match: {etag}\r\n"));
     assert_eq!(again.status, 304);
+    assert_eq!(again.header("etag"), Some(etag.as_str()));
+    assert_eq!(again.header("cache-control"), mlist.header("cache-control"));
+    // A copy stays fresh until the next rebuild: Expires is Last-Modified plus the interval
+    // (5 minutes for the lists, 8 hours for the keyrings), what Echolot's .meta files said.
+    for (path, interval) in [("/mlist.txt", 300), ("/index.html", 300), ("/pubring.mix", 28_800)] {
+        let r = get(port, path, "");
+        let date = |name| {
+            let value = r.header(name).unwrap_or_else(|| panic!("{path}: no {name}"));
+            chrono::DateTime::parse_from_rfc2822(value).unwrap().timestamp()
+        };
+        assert_eq!(date("expires") - date("last-modified"), interval, "{path}");
+        let max_age: i64 = r
+            .header("cache-control")
+            .and_then(|c| c.strip_prefix("public, max-age="))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{path}: {:?}", r.header("cache-control")));
+        assert!((interval - 60..=interval).contains(&max_age), "{path}: max-age {max_age}");
+    }
 
     for path in ["/rlist.txt", "/mlist2.txt", "/rlist2.txt"] {
         assert_eq!(get(port, path, "").status, 200, "{path}");

@@ -47,15 +47,49 @@ struct AppState {
     published: watch::Receiver<Published>,
     /// A build older than this is a sign the daemon is stuck.
     stale_after_secs: i64,
+    rebuilds: Rebuilds,
+}
+
+/// How often the published files are rewritten, which says how long a copy stays fresh.
+#[derive(Debug, Clone, Copy)]
+pub struct Rebuilds {
+    /// The lists and pages (`[stats] build_interval_secs`).
+    pub lists_secs: i64,
+    /// The keyrings (`[publish] keyring_interval_secs`).
+    pub keyrings_secs: i64,
+}
+
+impl Rebuilds {
+    fn interval_of(&self, name: &str) -> i64 {
+        if super::keyrings::FILE_NAMES.contains(&name) {
+            self.keyrings_secs
+        } else {
+            self.lists_secs
+        }
+    }
+}
+
+/// When a copy of a file written at `modified` goes stale: at its next rebuild, `interval`
+/// later (the `Expires:` Echolot's `.meta` files gave Apache). Returns that instant and the
+/// seconds left from `now`, never negative: a daemon that stopped rebuilding makes every
+/// copy stale at once instead of promising freshness it cannot deliver.
+pub fn freshness(modified: i64, interval: i64, now: i64) -> (i64, i64) {
+    let expires = modified.saturating_add(interval.max(0));
+    (expires, expires.saturating_sub(now).max(0))
 }
 
 pub fn router(
     results_dir: &Path,
     published: watch::Receiver<Published>,
     stale_after_secs: i64,
+    rebuilds: Rebuilds,
 ) -> Router {
-    let state =
-        AppState { results_dir: Arc::new(results_dir.to_owned()), published, stale_after_secs };
+    let state = AppState {
+        results_dir: Arc::new(results_dir.to_owned()),
+        published,
+        stale_after_secs,
+        rebuilds,
+    };
     Router::new()
         .route("/", get(index))
         .route("/healthz", get(healthz))
@@ -152,28 +186,41 @@ async fn serve_file(
     };
     let modified = meta.modified().ok().and_then(|m| m.duration_since(UNIX_EPOCH).ok());
     let etag = format!("\"{:x}-{:x}\"", modified.map_or(0, |d| d.as_nanos()), meta.len());
-    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
-        return StatusCode::NOT_MODIFIED.into_response();
+    // The validators and freshness go on a 304 too, so a cache renews its copy's lifetime.
+    let mut validators = vec![(header::ETAG, etag.clone())];
+    if let Some(m) = modified {
+        let modified = m.as_secs() as i64;
+        let now = chrono::Utc::now().timestamp();
+        let (expires, max_age) = freshness(modified, state.rebuilds.interval_of(&name), now);
+        validators.push((header::LAST_MODIFIED, http_date(modified)));
+        validators.push((header::EXPIRES, http_date(expires)));
+        validators.push((header::CACHE_CONTROL, format!("public, max-age={max_age}")));
     }
-    let mut body = Vec::with_capacity(meta.len() as usize);
-    let mut file = file;
-    if tokio::io::AsyncReadExt::read_to_end(&mut file, &mut body).await.is_err() {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "read error\n").into_response();
-    }
-    let mut response = body.into_response();
+    let not_modified =
+        headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str());
+    let mut response = if not_modified {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut body = Vec::with_capacity(meta.len() as usize);
+        let mut file = file;
+        if tokio::io::AsyncReadExt::read_to_end(&mut file, &mut body).await.is_err() {
+            return (StatusCode::INTERNAL_SERVER_ERROR, "read error\n").into_response();
+        }
+        body.into_response()
+    };
     let h = response.headers_mut();
+    for (key, value) in validators {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(key, v);
+        }
+    }
+    if not_modified {
+        return response;
+    }
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(&name)));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     if name.ends_with(".html") {
         h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_POLICY));
-    }
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        h.insert(header::ETAG, v);
-    }
-    if let Some(m) = modified
-        && let Ok(v) = HeaderValue::from_str(&http_date(m.as_secs() as i64))
-    {
-        h.insert(header::LAST_MODIFIED, v);
     }
     response
 }
@@ -304,6 +351,20 @@ mod tests {
         {
             assert!(!is_servable_name(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_copy_is_fresh_until_the_next_rebuild_and_never_negatively() {
+        assert_eq!(freshness(1_000, 300, 1_100), (1_300, 200));
+        assert_eq!(freshness(1_000, 300, 1_300), (1_300, 0));
+        assert_eq!(freshness(1_000, 300, 9_999), (1_300, 0), "a stuck daemon: stale at once");
+        assert_eq!(freshness(1_000, 300, 900), (1_300, 400), "a clock behind the file's");
+        assert_eq!(freshness(i64::MAX - 5, 300, 0).0, i64::MAX, "no overflow");
+        let rebuilds = Rebuilds { lists_secs: 300, keyrings_secs: 28_800 };
+        assert_eq!(rebuilds.interval_of("pubring.mix"), 28_800);
+        assert_eq!(rebuilds.interval_of("pgp-all.asc"), 28_800);
+        assert_eq!(rebuilds.interval_of("mlist.txt"), 300);
+        assert_eq!(rebuilds.interval_of("index.html"), 300);
     }
 
     #[test]

@@ -21,13 +21,17 @@ pub struct Keyrings {
     pub pgp_all: String,
 }
 
+/// The keyring files, rebuilt every `[publish] keyring_interval_secs`.
+pub const FILE_NAMES: [&str; 4] = ["pubring.mix", "type2.list", "pgp-rsa.asc", "pgp-all.asc"];
+
 impl Keyrings {
     pub fn files(&self) -> [(&'static str, &str); 4] {
+        let [mix, type2, rsa, all] = FILE_NAMES;
         [
-            ("pubring.mix", &self.pubring_mix),
-            ("type2.list", &self.type2_list),
-            ("pgp-rsa.asc", &self.pgp_rsa),
-            ("pgp-all.asc", &self.pgp_all),
+            (mix, &self.pubring_mix),
+            (type2, &self.type2_list),
+            (rsa, &self.pgp_rsa),
+            (all, &self.pgp_all),
         ]
     }
 }
