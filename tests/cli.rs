@@ -96,7 +96,7 @@ fn daemon_creates_state_schedules_pings_and_stops_on_sigterm() {
     // Imported keys have no key material, so the sender cannot build these pings: they are
     // recorded as not sent (never charged), and nothing reaches an MTA.
     let settled = || -> i64 {
-        let conn = rusqlite::Connection::open(&db).unwrap();
+        let conn = support::db_file(&db);
         conn.query_row(
             "SELECT COUNT(DISTINCT key1_id) FROM pings WHERE outcome = 'not_sent'",
             [],
@@ -116,14 +116,27 @@ fn daemon_creates_state_schedules_pings_and_stops_on_sigterm() {
 
     // A restart neither loses nor duplicates what was queued.
     let before = {
-        let conn = rusqlite::Connection::open(&db).unwrap();
+        let conn = support::db_file(&db);
         conn.query_row("SELECT COUNT(*) FROM pings", [], |r| r.get::<_, i64>(0)).unwrap()
     };
+    let last_tick = || -> Option<String> {
+        support::db_file(&db)
+            .query_row(
+                "SELECT value FROM daemon_state WHERE name = 'scheduler.last_tick'",
+                [],
+                |r| r.get(0),
+            )
+            .ok()
+    };
+    let tick_before = last_tick();
+    // Ticks are stored in whole seconds: let one pass so the restart's tick is a new value.
+    std::thread::sleep(Duration::from_millis(1100));
     let child = start_daemon(&config);
-    std::thread::sleep(Duration::from_millis(2500));
+    // The restarted daemon has ticked (and so had its signal handler long installed).
+    wait_for("a tick after the restart", Duration::from_secs(15), || last_tick() != tick_before);
     let status = terminate_within(child, Duration::from_secs(5));
     assert!(status.success());
-    let conn = rusqlite::Connection::open(&db).unwrap();
+    let conn = support::db_file(&db);
     let after: i64 = conn.query_row("SELECT COUNT(*) FROM pings", [], |r| r.get(0)).unwrap();
     assert!(after >= before, "scheduled pings lost: {before} -> {after}");
     let sent: i64 = conn
@@ -250,7 +263,7 @@ fn ping_dry_run_prints_a_complete_encrypted_message_and_records_nothing() {
     let inner = String::from_utf8_lossy(&inner.plaintext).replace("\r\n", "\n");
     assert!(inner.starts_with("::\nAnon-To: pinger+"), "{inner}");
     assert!(inner.contains("-----BEGIN PGP MESSAGE-----"), "the payload is encrypted: {inner}");
-    let conn = rusqlite::Connection::open(dir.path().join("state/fathometer.sqlite")).unwrap();
+    let conn = support::state_db(dir.path());
     let n: i64 = conn.query_row("SELECT COUNT(*) FROM pings", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 0, "--dry-run records nothing");
 }

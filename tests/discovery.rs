@@ -8,7 +8,6 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::Connection;
 use support::gpg::{GpgHome, KeyShape};
 use support::mail::{available, clear_mailbox, maildir, pinger_config, smtp_addr, wait_until};
 use support::remailer::{Behaviour, Profile, TestRemailer};
@@ -24,7 +23,7 @@ fn mix_entry(nick: &str, address: &str) -> String {
 }
 
 fn count(dir: &Path, sql: &str) -> i64 {
-    let conn = Connection::open(dir.join("state/fathometer.sqlite")).unwrap();
+    let conn = support::state_db(dir);
     conn.query_row(sql, [], |r| r.get(0)).unwrap()
 }
 
@@ -59,7 +58,17 @@ fn add_leads_to_capabilities_keys_and_scheduled_pings() {
             mix_entry(user, &address).lines().next().unwrap().to_owned(),
             "remailer10 remailer10@localhost 51a026b896e310a73eaae735c8895577 2:3.0.2d C".into(),
         ],
-        mix_secret: Vec::new(),
+        // The key it offers is testmix1's: with its secret part the double also handles a
+        // scheduled mix ping that may fall due once the key is learnt, instead of an error.
+        mix_secret: fathometer::mixmaster::SecretKey::parse_secring(
+            &std::fs::read_to_string(format!(
+                "{}/tests/vectors/mixmaster/keys/testmix1.secring.mix",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap(),
+            "pass-testmix1",
+        )
+        .unwrap(),
     });
     let dir = tempfile::tempdir().unwrap();
     let config = pinger_config(

@@ -50,7 +50,7 @@ fn serves_lists_api_and_health() {
     );
     // A conf reply of each remailer, stored as the ingester stores one, for the thesaurus;
     // the listed remailer's is hostile HTML, which must reach clients as inert text.
-    let conn = rusqlite::Connection::open(dir.path().join("state/fathometer.sqlite")).unwrap();
+    let conn = support::state_db(dir.path());
     conn.execute(
         "INSERT INTO replies (remailer_id, kind, received_at, body)
          SELECT id, 'conf', ?1, ?2 || address FROM remailers",
@@ -228,20 +228,30 @@ fn a_client_reading_while_a_file_is_rewritten_never_gets_part_of_it() {
         [b"first version\n".repeat(40_000), b"the second one\n".repeat(30_000)];
     let path = results.join("concurrent.txt");
     fathometer::publisher::write_atomic(&path, &versions[0]).unwrap();
-    let stop_writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let stop_writing = std::sync::Arc::new(AtomicBool::new(false));
+    let rewritten = std::sync::Arc::new(AtomicUsize::new(0));
     let writer = {
-        let (path, versions, stop) = (path.clone(), versions.clone(), stop_writing.clone());
+        let (path, versions) = (path.clone(), versions.clone());
+        let (stop, rewritten) = (stop_writing.clone(), rewritten.clone());
         std::thread::spawn(move || {
             let mut rewrites = 0usize;
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            while !stop.load(Ordering::SeqCst) {
                 fathometer::publisher::write_atomic(&path, &versions[rewrites % 2]).unwrap();
                 rewrites += 1;
+                rewritten.store(rewrites, Ordering::SeqCst);
             }
             rewrites
         })
     };
+    // Read until the reads have overlapped many rewrites and seen both versions (a slow
+    // fsync makes rewrites rare, so a fixed number of reads could see only one).
     let mut seen = [0usize; 2];
-    for _ in 0..150 {
+    let start = Instant::now();
+    let mut reads = 0;
+    while reads < 150 || rewritten.load(Ordering::SeqCst) <= 10 || seen.contains(&0) {
+        assert!(start.elapsed() < Duration::from_secs(60), "{reads} reads, seen {seen:?}");
+        reads += 1;
         let r = get(port, "/concurrent.txt", "");
         assert_eq!(r.status, 200);
         let which = versions.iter().position(|v| *v == r.body);
@@ -249,7 +259,7 @@ fn a_client_reading_while_a_file_is_rewritten_never_gets_part_of_it() {
             which.unwrap_or_else(|| panic!("a partial or mixed file: {} bytes", r.body.len()));
         seen[which] += 1;
     }
-    stop_writing.store(true, std::sync::atomic::Ordering::SeqCst);
+    stop_writing.store(true, Ordering::SeqCst);
     let rewrites = writer.join().unwrap();
     assert!(rewrites > 10, "the file was rewritten during the reads ({rewrites} times)");
     assert!(seen[0] > 0 && seen[1] > 0, "both versions were served: {seen:?}");

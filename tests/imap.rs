@@ -127,7 +127,11 @@ async fn fetch_peeks_and_settle_processed_marks_seen() {
     let mail = wait_for_marker(&mut mb, &marker).await;
     assert_eq!(mail.uid_validity, mb.uid_validity());
     let date = mail.internal_date.expect("INTERNALDATE");
-    assert!((date - sent_at).abs() <= 3, "INTERNALDATE {date} vs send time {sent_at}");
+    let seen_at = unix_now();
+    assert!(
+        sent_at - 1 <= date && date <= seen_at,
+        "INTERNALDATE {date} between the send ({sent_at}) and the fetch ({seen_at})"
+    );
     assert!(
         mail.raw.starts_with(b"Return-Path:")
             || mail.raw.windows(13).any(|w| w == b"Delivered-To:")
@@ -259,7 +263,9 @@ async fn idle_wakes_up_on_delivery() {
     let sent = sender.await.unwrap();
     let latency = woke.saturating_duration_since(sent);
     eprintln!("IDLE wake-up + fetch latency after SMTP send completed: {latency:?}");
-    assert!(latency < Duration::from_secs(3), "IDLE took {latency:?}");
+    // Well under the 30 s poll: IDLE, not polling, delivered it (Postfix's own delivery
+    // time is in this figure too, so the bound leaves room for a slow machine).
+    assert!(latency < Duration::from_secs(15), "IDLE took {latency:?}");
     mb.settle(mail.uid, Disposition::Processed).await.expect("settle");
     mb.logout().await;
 }

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fathometer::mixmaster::{self, SecretKey};
-use rusqlite::Connection;
 use support::gpg::GpgHome;
 use support::mail::{available, clear_mailbox, maildir, pinger_config, smtp_addr, wait_until};
 use support::remailer::{Behaviour, Profile, TestRemailer, smtp_send};
@@ -53,7 +52,7 @@ fn mix_remailer(user: &str, testmix: &str) -> (TestRemailer, String) {
 }
 
 fn returned(dir: &Path) -> Vec<(i64, i64, Option<String>)> {
-    let conn = Connection::open(dir.join("state/fathometer.sqlite")).unwrap();
+    let conn = support::state_db(dir);
     let mut stmt = conn
         .prepare(
             "SELECT sent_at, returned_at, chain_type FROM pings WHERE outcome = 'returned'
@@ -108,7 +107,7 @@ fn single_and_chain_type_ii_pings_return_through_postfix_at_every_key_size() {
         assert!((0..30).contains(&(back - sent)), "latency {} s", back - sent);
     }
     // Every return was a genuine first copy, recorded with the ping it belongs to.
-    let conn = Connection::open(dir.path().join("state/fathometer.sqlite")).unwrap();
+    let conn = support::state_db(dir.path());
     let genuine: i64 = conn
         .query_row(
             "SELECT COUNT(*) FROM mails WHERE kind = 'returned' AND ping_id IS NOT NULL",

@@ -399,7 +399,8 @@ fn a_client_pointed_at_the_daemon_downloads_the_files_and_builds_only_unbroken_c
         bin().arg("run").arg("--config").arg(&config).stderr(Stdio::piped()).spawn().unwrap();
     let results = dir.path().join("state/results");
     let start = Instant::now();
-    while !results.join("pubring.mix").exists()
+    // pgp-all.asc is the last file of a build (lists, pages, then the keyrings in order).
+    while !results.join("pgp-all.asc").exists()
         || std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
     {
         assert!(start.elapsed() < Duration::from_secs(20), "the daemon did not publish in time");

@@ -79,7 +79,7 @@ fn a_real_prometheus_scrapes_the_metrics_cleanly() {
     std::fs::write(
         &prometheus_config,
         format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+            "global:\n  scrape_interval: 2s\n  scrape_timeout: 2s\n\
              scrape_configs:\n  - job_name: fathometer\n    static_configs:\n\
              \x20     - targets: ['127.0.0.1:{port}']\n"
         ),
@@ -106,16 +106,19 @@ fn a_real_prometheus_scrapes_the_metrics_cleanly() {
             .map(|_| get(prom_port, "/api/v1/targets", ""))
             .and_then(|r| serde_json::from_slice::<serde_json::Value>(&r.body).ok());
         let target = targets.and_then(|t| t["data"]["activeTargets"].get(0).cloned());
-        if let Some(t) = target
-            && t["health"] != "unknown"
+        // A scrape before the daemon listened leaves the target "down" for a moment: wait
+        // for a good one rather than judging the first.
+        if let Some(t) = &target
+            && t["health"] == "up"
+            && t["lastError"] == ""
             && query(prom_port, "fathometer_remailer_reliability").is_some()
         {
-            break t;
+            break t.clone();
         }
         let waited = start.elapsed();
         if waited > Duration::from_secs(40) {
             let log = std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap();
-            panic!("no scrape within {waited:?}\n{log}");
+            panic!("no good scrape within {waited:?}: {target:?}\n{log}");
         }
         std::thread::sleep(Duration::from_millis(200));
     };

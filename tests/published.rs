@@ -68,7 +68,7 @@ fn publish(config: &Path) {
 
 /// Stores a reply as the ingester does (the latest of each kind per remailer).
 fn store_reply(dir: &Path, address: &str, kind: &str, received_at: i64, body: &str) {
-    let conn = rusqlite::Connection::open(dir.join("state/fathometer.sqlite")).unwrap();
+    let conn = support::state_db(dir);
     let n = conn
         .execute(
             "INSERT INTO replies (remailer_id, kind, received_at, body)

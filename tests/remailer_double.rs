@@ -186,7 +186,7 @@ fn single_hop_encrypted_with_pasted_headers() {
     );
     let t0 = Instant::now();
     send("remailer7@localhost", &encrypted_layer(&pinger, "remailer7@localhost", &plain));
-    let got = wait_for_messages(&maildir("ping8"), &m, 1, Duration::from_secs(10));
+    let got = wait_for_messages(&maildir("ping8"), &m, 1, Duration::from_secs(30));
     eprintln!("single hop delivered in {:?}", t0.elapsed());
     assert_eq!(got.len(), 1, "no delivery; errors: {:?}", r7.errors());
     let (path, mail) = &got[0];
@@ -237,6 +237,11 @@ fn two_hop_chain_remailer8_then_remailer7() {
     assert_eq!(header(mail, "Delivered-To"), Some("ping8+t2@localhost"), "{mail}");
     assert_eq!(header(mail, "From"), Some("Anonymous <nobody@localhost>"), "{mail}");
     assert!(mail.contains(&format!("\n\nchain body {m}\n")), "{mail}");
+    // A double records a forward once its SMTP session has ended, which may be just after
+    // Postfix delivered the mail: wait for both before reading what they recorded.
+    assert!(
+        r8.wait_handled(1, Duration::from_secs(5)) && r7.wait_handled(1, Duration::from_secs(5))
+    );
     // remailer8 forwarded the still-encrypted inner layer unchanged.
     let hop = r8.forwarded();
     assert_eq!(hop.len(), 1);
@@ -262,7 +267,7 @@ fn cpunk_clear_plaintext_is_forwarded() {
         "remailer7@localhost",
         &format!("::\nanon-to: ping8+t3@localhost\n\n##\nSubject: clear {m}\n\nclear body\n"),
     );
-    let got = wait_for_messages(&maildir("ping8"), &m, 1, Duration::from_secs(10));
+    let got = wait_for_messages(&maildir("ping8"), &m, 1, Duration::from_secs(30));
     assert_eq!(got.len(), 1, "errors: {:?}", r7.errors());
     let mail = &got[0].1;
     assert_eq!(header(mail, "Delivered-To"), Some("ping8+t3@localhost"));
@@ -284,7 +289,7 @@ fn duplicate_delivers_two_copies() {
     pinger.import(&key7);
     let plain = format!("::\nAnon-To: ping8+t4@localhost\n\ndup {m}\n");
     send("remailer7@localhost", &encrypted_layer(&pinger, "remailer7@localhost", &plain));
-    let got = wait_for_messages(&maildir("ping8"), &m, 2, Duration::from_secs(10));
+    let got = wait_for_messages(&maildir("ping8"), &m, 2, Duration::from_secs(30));
     assert_eq!(got.len(), 2, "errors: {:?}", r7.errors());
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(maildir_messages_containing(&maildir("ping8"), &m).len(), 2);
@@ -310,7 +315,7 @@ fn corrupt_alters_the_final_armour() {
     let body = pinger.encrypt_to("ping8@localhost", format!("secret {m}\n").as_bytes(), None);
     let plain = format!("::\nAnon-To: ping8+t5@localhost\n\n##\nSubject: {m}\n\n{body}");
     send("remailer7@localhost", &encrypted_layer(&pinger, "remailer7@localhost", &plain));
-    let got = wait_for_messages(&maildir("ping8"), &m, 1, Duration::from_secs(10));
+    let got = wait_for_messages(&maildir("ping8"), &m, 1, Duration::from_secs(30));
     assert_eq!(got.len(), 1, "errors: {:?}", r7.errors());
     let mail = &got[0].1;
     let start = mail.find("-----BEGIN PGP MESSAGE-----").expect("armour delivered");
@@ -338,7 +343,7 @@ fn drop_swallows_everything() {
     pinger.import(&key7);
     let plain = format!("::\nAnon-To: ping8+t6@localhost\n\ndropped {m}\n");
     send("remailer7@localhost", &encrypted_layer(&pinger, "remailer7@localhost", &plain));
-    assert!(r7.wait_handled(1, Duration::from_secs(10)), "never handled");
+    assert!(r7.wait_handled(1, Duration::from_secs(30)), "never handled");
     std::thread::sleep(Duration::from_secs(1));
     assert!(maildir_messages_containing(&maildir("ping8"), &m).is_empty());
     assert!(r7.forwarded().is_empty() && r7.errors().is_empty());
@@ -371,7 +376,7 @@ fn garbage_is_reported_and_the_thread_survives() {
         "remailer7@localhost",
         &encrypted_layer(&pinger, "remailer7@localhost", "::\nSubject: nowhere\n\nbody\n"),
     );
-    assert!(r7.wait_handled(4, Duration::from_secs(10)), "handled {}", r7.handled());
+    assert!(r7.wait_handled(4, Duration::from_secs(30)), "handled {}", r7.handled());
     let errors = r7.errors();
     assert_eq!(errors.len(), 4, "{errors:#?}");
     // Maildir order is not arrival order, so look for each reason.
@@ -386,7 +391,8 @@ fn garbage_is_reported_and_the_thread_survives() {
     // Still working afterwards.
     let plain = format!("::\nAnon-To: ping8+t7@localhost\n\nstill alive {m}\n");
     send("remailer7@localhost", &encrypted_layer(&pinger, "remailer7@localhost", &plain));
-    let got = wait_for_messages(&maildir("ping8"), &m, 1, Duration::from_secs(10));
+    let got = wait_for_messages(&maildir("ping8"), &m, 1, Duration::from_secs(30));
     assert_eq!(got.len(), 1, "{:#?}", r7.errors());
+    assert!(r7.wait_handled(5, Duration::from_secs(5)), "handled {}", r7.handled());
     assert_eq!(r7.handled(), 5);
 }

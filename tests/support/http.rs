@@ -60,6 +60,21 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     }
 }
 
+/// A port for a server a test starts a moment later. It is drawn below Linux's ephemeral
+/// range (32768 and up), where the tests' own outgoing connections take their source ports,
+/// and never handed out twice by one test binary, whose tests run in parallel.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let seed = std::process::id() as usize ^ given.len().wrapping_mul(7919);
+    for i in 0..4000 {
+        let port =
+            20_000 + ((seed.wrapping_mul(2_654_435_761).wrapping_add(i * 4099)) % 12_000) as u16;
+        if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no free port between 20000 and 32000")
 }

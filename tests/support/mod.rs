@@ -18,6 +18,19 @@ pub fn bin() -> Command {
     c
 }
 
+/// The store of a test's state directory (`<dir>/state/fathometer.sqlite`), opened as a
+/// second process would: it waits for the daemon's write lock instead of failing at once.
+pub fn state_db(dir: &Path) -> rusqlite::Connection {
+    db_file(&dir.join("state/fathometer.sqlite"))
+}
+
+/// A SQLite file the daemon may be writing at the same time.
+pub fn db_file(path: &Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.busy_timeout(Duration::from_secs(10)).unwrap();
+    conn
+}
+
 /// The binary with `--config config`.
 pub fn fathometer(config: &Path) -> Command {
     let mut c = bin();
