@@ -162,14 +162,23 @@ fn bench_compute(c: &mut Criterion) {
         from_lines: &[],
         site_name: "bench",
         operator: None,
-        lists: list_options,
     };
+    let public_lists = fathometer::publisher::list_files(&report, false, &list_options);
+    let private_lists = fathometer::publisher::list_files(&report, true, &list_options);
     let mut group = c.benchmark_group("publish_pages");
     group.sample_size(10);
     group.bench_function("100", |b| {
         b.iter(|| {
-            let public = fathometer::publisher::pages::render_pages(black_box(&inputs), false);
-            let private = fathometer::publisher::pages::render_pages(black_box(&inputs), true);
+            let public = fathometer::publisher::pages::render_pages(
+                black_box(&inputs),
+                false,
+                &public_lists,
+            );
+            let private = fathometer::publisher::pages::render_pages(
+                black_box(&inputs),
+                true,
+                &private_lists,
+            );
             public.expect("pages").len() + private.expect("pages").len()
         })
     });

@@ -504,7 +504,7 @@ pub fn build_and_publish(
         combined_list: config.publish.combined_list,
         meta_expires: meta_after(config.stats.build_interval_secs.0),
     };
-    publisher::write_lists(
+    let lists = publisher::write_lists(
         &report,
         &config.results_dir(),
         &config.private_results_dir(),
@@ -524,10 +524,10 @@ pub fn build_and_publish(
         from_lines: &from_lines,
         site_name: &config.pinger.name,
         operator: config.pinger.operator_address.as_ref().map(|a| a.as_str()),
-        lists: list_options,
     };
     publisher::write_pages(
         &inputs,
+        &lists,
         &config.results_dir(),
         &config.private_results_dir(),
         list_options.meta_expires,

@@ -153,20 +153,38 @@ pub fn list_files(report: &Report, private: bool, options: &ListOptions) -> Vec<
     files
 }
 
-/// Writes the list files into `public_dir` and `private_dir`, each atomically.
+/// The list files of both trees, as [`list_files`] renders them.
+#[derive(Debug, Clone, Default)]
+pub struct TreeLists {
+    pub public: Vec<(String, String)>,
+    pub private: Vec<(String, String)>,
+}
+
+impl TreeLists {
+    pub fn of(&self, private: bool) -> &[(String, String)] {
+        if private { &self.private } else { &self.public }
+    }
+}
+
+/// Writes the list files into `public_dir` and `private_dir`, each atomically, and returns
+/// them for the list pages ([`write_pages`]).
 pub fn write_lists(
     report: &Report,
     public_dir: &Path,
     private_dir: &Path,
     options: &ListOptions,
-) -> std::io::Result<()> {
+) -> std::io::Result<TreeLists> {
+    let lists = TreeLists {
+        public: list_files(report, false, options),
+        private: list_files(report, true, options),
+    };
     for (dir, private) in [(public_dir, false), (private_dir, true)] {
         std::fs::create_dir_all(dir)?;
-        for (name, text) in list_files(report, private, options) {
-            write_published(dir, &name, text.as_bytes(), options.meta_expires)?;
+        for (name, text) in lists.of(private) {
+            write_published(dir, name, text.as_bytes(), options.meta_expires)?;
         }
     }
-    Ok(())
+    Ok(lists)
 }
 
 /// Writes one published file atomically, and its `.meta` companion (`Expires: <date>`,
@@ -225,6 +243,7 @@ pub fn write_keyrings(
 /// listing, nor a reply the 21 days).
 pub fn write_pages(
     inputs: &pages::PageInputs<'_>,
+    lists: &TreeLists,
     public_dir: &Path,
     private_dir: &Path,
     meta_expires: Option<i64>,
@@ -232,7 +251,7 @@ pub fn write_pages(
     for (dir, private) in [(public_dir, false), (private_dir, true)] {
         let thesaurus = dir.join(pages::THESAURUS_DIR);
         std::fs::create_dir_all(&thesaurus)?;
-        let rendered = pages::render_pages(inputs, private)?;
+        let rendered = pages::render_pages(inputs, private, lists.of(private))?;
         for (name, text) in &rendered {
             let (subdir, file) = match name.rsplit_once('/') {
                 Some((subdir, file)) => (dir.join(subdir), file),

@@ -10,7 +10,7 @@ use super::html::{
     self, BrokenChain, Counters, Day, FromLineRow, HtmlError, KeyView, REPLY_KINDS, RemailerView,
     ReplyView, Site, ThesaurusFile, ThesaurusRow, TypeStats,
 };
-use super::{ListOptions, lists};
+use super::lists;
 use crate::discovery;
 use crate::stats::{ListEntry, Report, SECONDS_PER_DAY, STATS_DAYS};
 use crate::store::{FromLine, RemailerRow, StoredReply};
@@ -25,8 +25,6 @@ pub struct PageInputs<'a> {
     pub from_lines: &'a [FromLine],
     pub site_name: &'a str,
     pub operator: Option<&'a str>,
-    /// The list files written beside the pages (each gets a page of its own).
-    pub lists: ListOptions<'a>,
 }
 
 /// The thesaurus shows replies that arrived in the last 21 days (Echolot's
@@ -38,13 +36,14 @@ pub const THESAURUS_DIR: &str = "thesaurus";
 
 /// Every page and thesaurus file of one tree, as `(path relative to the tree, content)`.
 /// Public pages show remailers listed in either family; private ones (`private`) every
-/// remailer with statistics.
+/// remailer with statistics. `list_files` are the tree's lists ([`super::list_files`]),
+/// each shown by a page of its own.
 pub fn render_pages(
     inputs: &PageInputs<'_>,
     private: bool,
+    list_files: &[(String, String)],
 ) -> Result<Vec<(String, String)>, HtmlError> {
     let report = inputs.report;
-    let list_files = super::list_files(report, private, &inputs.lists);
     let list_names: Vec<String> = list_files.iter().map(|(name, _)| name.clone()).collect();
     let site = Site {
         name: inputs.site_name.to_owned(),
@@ -98,7 +97,7 @@ pub fn render_pages(
     by_nick.sort_by(|a, b| a.nick.cmp(&b.nick));
     let (default_rows, user_rows) = from_line_rows(inputs, &by_nick);
     pages.push(("from.html".into(), html::render_from_lines(&site, &default_rows, &user_rows)?));
-    for (name, text) in &list_files {
+    for (name, text) in list_files {
         pages.push((
             html::list_page_name(name),
             html::render_list_page(&site, name, text, &list_names)?,
