@@ -162,23 +162,82 @@ pub enum StatsFormat {
     Clist,
 }
 
+/// Writes to standard output. An error goes back to the command, and a reader that went away
+/// (`fathometer quarantine | head -1`) ends the command quietly in [`main`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        write_out(format_args!($($arg)*))?
+    };
+}
+
+/// [`out!`] with a line end.
+macro_rules! outln {
+    () => { write_out(format_args!("\n"))? };
+    ($($arg:tt)*) => {{
+        write_out(format_args!($($arg)*))?;
+        write_out(format_args!("\n"))?;
+    }};
+}
+
+fn write_out(args: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    use std::io::Write;
+    std::io::stdout().lock().write_fmt(args)
+}
+
+/// A string from a remailer, a mail or a peer, made safe for a terminal: control characters
+/// (escape sequences could retitle the window, clear the screen or worse) are shown as
+/// `\u{1b}` escapes instead of being interpreted.
+pub fn terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(
+        s.chars()
+            .map(|c| if c.is_control() { c.escape_unicode().to_string() } else { c.to_string() })
+            .collect(),
+    )
+}
+
 /// Parses the arguments and runs the command; errors are printed, not panicked.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Everything fathometer creates is private to its user, whatever the umask.
+    crate::state::use_private_umask();
     match run(cli) {
         Ok(code) => code,
+        // The reader of our output went away (`| head`): not an error of ours.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("fathometer: error: {e:#}");
+            eprintln!("fathometer: error: {}", terminal_safe(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::CheckConfig => Ok(check_config(&cli.config)),
         Command::Run => {
-            let config = Config::load(&cli.config)?;
+            let config = match load_checked(&cli.config) {
+                Ok(c) => c,
+                Err(problems) => {
+                    for problem in &problems {
+                        eprintln!("{problem}");
+                    }
+                    anyhow::bail!(
+                        "the configuration has {} problem(s); nothing started",
+                        problems.len()
+                    );
+                }
+            };
             crate::daemon::run(config)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -190,17 +249,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 check_address(a)?;
                 let a = a.to_ascii_lowercase();
                 if !store.add_remailer(&a, now)? {
-                    println!("{a} is already known; left unchanged");
+                    outln!("{a} is already known; left unchanged");
                     continue;
                 }
                 if ask {
                     daemon::ask_at_once(&mut store, &a, now)?;
-                    println!(
+                    outln!(
                         "added {a}; remailer-conf, -key, -help, -stats and -adminkey requests \
                          queued (the running daemon sends them)"
                     );
                 } else {
-                    println!("added {a}");
+                    outln!("added {a}");
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -210,7 +269,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut code = ExitCode::SUCCESS;
             for a in addresses {
                 if store.remove_remailer(a)? {
-                    println!("removed {a} with its keys and ping history");
+                    outln!("removed {a} with its keys and ping history");
                 } else {
                     eprintln!("fathometer: {a} is not a known remailer");
                     code = ExitCode::FAILURE;
@@ -220,15 +279,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Allpingers { base_url } => {
             let config = Config::load(&cli.config)?;
-            print!("{}", publisher::allpingers_stanza(&config.pinger.name, base_url)?);
+            out!("{}", publisher::allpingers_stanza(&config.pinger.name, base_url)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Publish { now } => {
             let config = Config::load(&cli.config)?;
             let (store, _) = open_store(&cli)?;
             let now = now.unwrap_or_else(unix_now);
+            let store = std::sync::Mutex::new(store);
             let (report, _) = daemon::build_and_publish(&config, &store, now, true)?;
-            println!(
+            outln!(
                 "published {} Mixmaster and {} Cypherpunk remailers with their keyrings to {}",
                 report.mix.iter().filter(|e| e.listed).count(),
                 report.cpunk.iter().filter(|e| e.listed).count(),
@@ -240,7 +300,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let (store, config) = open_store(&cli)?;
             let now = now.unwrap_or_else(unix_now);
             let options = stats_options(config.as_ref(), None)?;
-            print!("{}", list_table(&store, now, &options)?);
+            out!("{}", list_table(&store, now, &options)?);
             if *verbose {
                 // The schedule needs the secret; with --db and no config it is not shown.
                 let secret = match &config {
@@ -251,7 +311,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 };
                 let types = config.as_ref().map(|c| c.schedule.ping_types.clone());
                 let schedule = secret.as_ref().zip(types.as_deref());
-                print!("{}", list_details(&store, now, schedule)?);
+                out!("{}", list_details(&store, now, schedule)?);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -274,10 +334,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 };
                 let lines = keys::import(&mut store, &text, *add, unix_now())?;
                 if lines.is_empty() {
-                    println!("{}: no keys found", file.display());
+                    outln!("{}: no keys found", file.display());
                 }
                 for line in lines {
-                    println!("{}: {}: {}", file.display(), line.outcome, line.text);
+                    outln!("{}: {}: {}", file.display(), line.outcome, terminal_safe(&line.text));
                 }
             }
             Ok(code)
@@ -296,13 +356,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let (store, _) = open_store(&cli)?;
             let rows = store.quarantine(*limit)?;
             if rows.is_empty() {
-                println!("the quarantine is empty");
+                outln!("the quarantine is empty");
             }
             for q in rows {
                 let when = chrono::DateTime::from_timestamp(q.processed_at, 0)
                     .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
                     .unwrap_or_default();
-                println!("{when}  {:<9}  {}  {}", q.kind, q.source, q.reason.unwrap_or_default());
+                outln!(
+                    "{when}  {:<9}  {}  {}{}",
+                    terminal_safe(&q.kind),
+                    terminal_safe(&q.source),
+                    terminal_safe(q.reason.as_deref().unwrap_or_default()),
+                    if q.raw_kept { "" } else { "  (raw copy past retention, removed)" }
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -336,23 +402,33 @@ fn run(cli: Cli) -> Result<ExitCode> {
 "
                 }
             };
-            print!("{out}");
+            out!("{out}");
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
 fn check_config(path: &Path) -> ExitCode {
-    match Config::load(path) {
+    match load_checked(path) {
         Ok(_) => {
-            println!("{}: ok", path.display());
+            let _ = write_out(format_args!("{}: ok\n", path.display()));
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("{e}");
+        Err(problems) => {
+            for problem in problems {
+                eprintln!("{problem}");
+            }
             ExitCode::FAILURE
         }
     }
+}
+
+/// Loads a configuration and checks it against the machine (`check-config` and `run`
+/// share this): every problem, each with its key and line.
+pub fn load_checked(path: &Path) -> std::result::Result<Config, Vec<crate::config::ConfigError>> {
+    let config = Config::load(path).map_err(|e| vec![e])?;
+    let problems = crate::config::environment::check(&config);
+    if problems.is_empty() { Ok(config) } else { Err(problems) }
 }
 
 /// Opens the store named by `--db`, or else the configured one (loading the config).
@@ -447,7 +523,7 @@ fn import_pings(
         store.remailers()?.into_iter().filter(|r| r.caps.is_some()).map(|r| r.address).collect();
     let identities = import::complete_identities(listed, &ping_rows, |a| known.contains(a));
     let s = store.import(&identities, &ping_rows, &chain_rows, unix_now())?;
-    println!(
+    outln!(
         "imported {} pings ({} already present), {} chain pings ({} already present); \
          remailers: {} added, {} updated; {} keys added",
         s.pings_added,
@@ -486,12 +562,12 @@ pub fn list_table(store: &Store, now: i64, options: &StatsOptions) -> Result<Str
             status.push_str(if r.hidden { " hidden" } else { " hidden(testing)" });
         }
         if let Some(reason) = &r.status_reason {
-            status.push_str(&format!(" ({reason})"));
+            status.push_str(&format!(" ({})", terminal_safe(reason)));
         }
         out.push_str(&format!(
             "{:<14} {:<32} {:<24} {:>4} {:<18} {:<18} {}\n",
-            r.nick.as_deref().unwrap_or("-"),
-            r.address,
+            terminal_safe(r.nick.as_deref().unwrap_or("-")),
+            terminal_safe(&r.address),
             if types.is_empty() { "-".to_string() } else { types.join(",") },
             r.keys.len(),
             find(&report.mix, &r.address).unwrap_or_else(|| "-".into()),
@@ -516,15 +592,15 @@ pub fn list_details(
     };
     let mut out = String::new();
     for r in store.remailers()? {
-        out.push_str(&format!("\n{}", r.address));
+        out.push_str(&format!("\n{}", terminal_safe(&r.address)));
         if let Some(nick) = &r.nick {
-            out.push_str(&format!(" ({nick})"));
+            out.push_str(&format!(" ({})", terminal_safe(nick)));
         }
         out.push('\n');
         if let Some(t) = &r.remailer_type {
-            out.push_str(&format!("  software: {t}\n"));
+            out.push_str(&format!("  software: {}\n", terminal_safe(t)));
         }
-        out.push_str(&format!("  caps: {}\n", r.caps.as_deref().unwrap_or("-")));
+        out.push_str(&format!("  caps: {}\n", terminal_safe(r.caps.as_deref().unwrap_or("-"))));
         out.push_str(&format!("  last answer: {}\n", date(r.last_answer_at)));
         for k in &r.keys {
             let state = if k.retired_at.is_some() {
@@ -552,7 +628,7 @@ pub fn list_details(
             out.push_str(&format!(
                 "  key {:<11} {:<32} valid {} .. {}  {state}\n",
                 k.ping_type.as_str(),
-                k.key_id,
+                terminal_safe(&k.key_id),
                 date(k.valid_from),
                 date(k.valid_until)
             ));
@@ -563,8 +639,8 @@ pub fn list_details(
                 date(Some(e.at)),
                 e.event,
                 e.ping_type,
-                e.key_id,
-                e.detail.map(|d| format!(": {d}")).unwrap_or_default()
+                terminal_safe(&e.key_id),
+                e.detail.map(|d| format!(": {}", terminal_safe(&d))).unwrap_or_default()
             ));
         }
     }
@@ -572,7 +648,7 @@ pub fn list_details(
     if !candidates.is_empty() {
         out.push_str("\ncandidates (address, remailers vouching for it):\n");
         for (address, n) in candidates {
-            out.push_str(&format!("  {address} {n}\n"));
+            out.push_str(&format!("  {} {n}\n", terminal_safe(&address)));
         }
     }
     Ok(out)
@@ -635,10 +711,13 @@ fn ping_now(
     };
     // For a terminal or a pipe into sendmail: LF line ends.
     let print = |b: &sender::BuiltPing| {
-        print!("{}", String::from_utf8_lossy(&b.outgoing.message).replace("\r\n", "\n"));
+        write_out(format_args!(
+            "{}",
+            String::from_utf8_lossy(&b.outgoing.message).replace("\r\n", "\n")
+        ))
     };
     if dry_run {
-        print(&build(&spec)?);
+        print(&build(&spec)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     let chain_type =
@@ -654,7 +733,7 @@ fn ping_now(
     };
     if stdout {
         store.mark_sent(spec.id, now)?;
-        print(&built);
+        print(&built)?;
         return Ok(ExitCode::SUCCESS);
     }
     let smtp = daemon::smtp_sender(&config)?;
@@ -662,7 +741,7 @@ fn ping_now(
     match runtime.block_on(smtp.send(&built.outgoing)) {
         Ok(()) => {
             store.mark_sent(spec.id, now)?;
-            println!(
+            outln!(
                 "ping {} to {} accepted by the MTA; it returns to {}",
                 spec.id,
                 names.join(" -> "),
@@ -692,11 +771,11 @@ fn ingest_once(cli: &Cli) -> Result<ExitCode> {
     } else if let Some(path) = &config.mailbox.maildir {
         let maildir = Maildir::open(path)
             .with_context(|| format!("opening the Maildir {}", path.display()))?;
-        ingest::ingest_maildir(&store, &ctx, &maildir)?
+        ingest::ingest_maildir(&store, &ctx, &maildir, &std::sync::atomic::AtomicBool::new(false))?
     } else {
         anyhow::bail!("no [mailbox] configured (maildir or [mailbox.imap])");
     };
-    println!("{summary}");
+    outln!("{summary}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -714,19 +793,14 @@ async fn ingest_imap_once(
             break;
         }
         for mail in batch {
-            let source = format!("imap:{}:{}", mail.uid_validity, mail.uid);
-            let processed = {
-                let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
-                ingest::process(
-                    &mut store,
-                    ctx,
-                    &mail.raw,
-                    mail.internal_date,
-                    &source,
-                    unix_now(),
-                )?
+            let raw = ingest::RawMail {
+                source: format!("imap:{}:{}", mail.uid_validity, mail.uid),
+                bytes: mail.raw,
+                size: mail.size,
+                delivered_at: mail.internal_date,
             };
-            ingest::log_processed(&source, &processed);
+            let processed = ingest::process(store, ctx, &raw, unix_now())?;
+            ingest::log_processed(&raw.source, &processed);
             let disposition = match processed.disposition {
                 ingest::Disposition::Processed => ImapDisposition::Processed,
                 ingest::Disposition::Quarantined => ImapDisposition::Quarantined,

@@ -13,6 +13,7 @@
 //! SIGTERM or SIGINT stops all of them between two steps; stopping or crashing loses nothing.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use anyhow::{Context, Result};
 use tokio::sync::{Notify, watch};
 use tracing::{error, info, warn};
 
-use crate::cli::{compute_report, same_operator_text, stats_options, unix_now};
+use crate::cli::{same_operator_text, stats_options, unix_now};
 use crate::config::{Config, ImapConfig, TlsMode};
 use crate::discovery::RequestKind;
 use crate::ingest::{self, IngestContext, imap, maildir::Maildir};
@@ -29,6 +30,7 @@ use crate::publisher::{self, http::Published};
 use crate::scheduler::{self, plan};
 use crate::secret::{self, Secret};
 use crate::sender::{self, Identity, SmtpSender};
+use crate::state;
 use crate::stats::SELF_CHECK_DEADLINE_SECS;
 use crate::store::{DueRequest, Store, StoreError};
 use crate::types::ChainType;
@@ -101,12 +103,16 @@ pub fn imap_settings(imap: &ImapConfig) -> Result<imap::ImapSettings> {
 /// Runs the daemon until a termination signal arrives.
 pub fn run(config: Config) -> Result<()> {
     init_logging();
-    let state_dir = &config.pinger.state_dir;
-    std::fs::create_dir_all(state_dir)
-        .with_context(|| format!("creating state directory {}", state_dir.display()))?;
-    let secret = secret::load_or_create(&config.secret_path())?;
+    let state_dir = config.pinger.state_dir.clone();
+    let storage = |e: &dyn std::fmt::Display| state::explain_storage_error(&state_dir, e);
+    state::use_private_umask();
+    state::prepare(&state_dir).map_err(|e| anyhow::anyhow!(storage(&e)))?;
+    let _lock = state::lock_for_daemon(&state_dir).map_err(|e| anyhow::anyhow!(storage(&e)))?;
+    let secret =
+        secret::load_or_create(&config.secret_path()).map_err(|e| anyhow::anyhow!(storage(&e)))?;
     let db = config.database_path();
-    let store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
+    let store = Store::open(&db)
+        .map_err(|e| anyhow::anyhow!("opening {}: {}", db.display(), storage(&e)))?;
     let smtp = smtp_sender(&config)?;
     info!(database = %db.display(), listen = %config.http.listen.0, "fathometer started");
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -122,7 +128,61 @@ pub fn run(config: Config) -> Result<()> {
         smtp,
         outbox: Notify::new(),
     });
-    runtime.block_on(main_loop(daemon))
+    let result = runtime.block_on(main_loop(daemon));
+    // Blocking steps check for shutdown between mails and end within a fraction of a second;
+    // none is waited for longer than this.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+/// Runs `f` on the blocking thread pool: store access, decryption, statistics and file
+/// writing never occupy the async workers, which keep serving HTTP and signals.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| anyhow::anyhow!("a background step failed: {e}"))
+}
+
+/// The HTTP connection limit: the configured one, kept below the open-file limit (raised to
+/// its hard maximum first) with room for the database, the mailbox and SMTP.
+fn http_limits(config: &Config) -> publisher::http::ServeLimits {
+    const RESERVED_FILES: u64 = 128;
+    let files = raise_open_file_limit();
+    let configured = config.http.max_connections.0 as u64;
+    let fitting = files.saturating_sub(RESERVED_FILES).max(8);
+    if configured > fitting {
+        warn!(
+            configured,
+            open_file_limit = files,
+            "[http] max_connections lowered to {fitting} to stay below the open-file limit"
+        );
+    }
+    let header_read_timeout = Duration::from_secs(config.http.header_timeout_secs.0);
+    publisher::http::ServeLimits {
+        max_connections: configured.min(fitting) as usize,
+        header_read_timeout,
+        // A request is small and every answer is a few hundred KiB at most: a connection
+        // still open after this long is trickling on purpose.
+        connection_lifetime: header_read_timeout * 6,
+    }
+}
+
+/// Raises the soft open-file limit to the hard one; returns the soft limit in force.
+fn raise_open_file_limit() -> u64 {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit fill and read a valid rlimit struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 1024;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    limit.rlim_cur
 }
 
 fn init_logging() {
@@ -143,39 +203,49 @@ async fn main_loop(daemon: Arc<Daemon>) -> Result<()> {
     let mut signal = Box::pin(shutdown_signal());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let tick_every = Duration::from_secs(config.schedule.tick_secs.0);
-    let build_every = config.stats.build_interval_secs.0 as i64;
-    let (published_tx, published_rx) = watch::channel(Published::default());
+    let build_every = config.stats.build_interval_secs.as_i64();
+    let started_at = unix_now();
+    let mailbox_configured = config.mailbox.imap.is_some() || config.mailbox.maildir.is_some();
+    let poll = config.mailbox.poll_secs.as_i64();
+    let idle = if config.mailbox.imap.is_some() { imap::IDLE_REISSUE.as_secs() as i64 } else { 0 };
+    let (published_tx, published_rx) = watch::channel(Published {
+        rules: publisher::http::HealthRules {
+            started_at,
+            // Three missed builds in a row make the daemon unhealthy.
+            stale_build_secs: 3 * build_every + 60,
+            // The ingester must complete a round within three poll intervals, or, on IMAP,
+            // within an IDLE period plus those.
+            ingester_quiet_secs: mailbox_configured.then_some(idle + 3 * poll + 60),
+        },
+        ..Published::default()
+    });
+    let published_tx = Arc::new(published_tx);
     let listener = tokio::net::TcpListener::bind(config.http.listen.0)
         .await
         .with_context(|| format!("cannot listen on {} ([http] listen)", config.http.listen.0))?;
     info!(address = %listener.local_addr()?, "serving statistics over HTTP");
-    // Three missed builds in a row make the daemon unhealthy.
     let rebuilds = publisher::http::Rebuilds {
         lists_secs: build_every,
-        keyrings_secs: config.publish.keyring_interval_secs.0 as i64,
+        keyrings_secs: config.publish.keyring_interval_secs.as_i64(),
     };
-    let app = publisher::http::router(
-        &config.results_dir(),
-        published_rx,
-        3 * build_every + 60,
-        rebuilds,
-    );
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            error!("HTTP server stopped: {e}");
-        }
-    });
+    let app = publisher::http::router(&config.results_dir(), published_rx, rebuilds);
+    tokio::spawn(publisher::http::serve(listener, app, http_limits(config), shutdown_rx.clone()));
     let sender_task = tokio::spawn(sender_loop(daemon.clone(), shutdown_rx.clone()));
-    let ingester = Arc::new(ingest::Liveness::default());
-    let ingest_started = unix_now();
-    let ingest_task =
-        tokio::spawn(ingest_loop(daemon.clone(), ingester.clone(), shutdown_rx.clone()));
+    let observer = published_tx.clone();
+    let ingester = Arc::new(ingest::Liveness::observed(move |state| {
+        let state = state.clone();
+        observer.send_modify(|p| p.ingester = state);
+    }));
+    if !mailbox_configured {
+        warn!("no [mailbox] configured: returns are not read");
+    }
+    let ingest_task = tokio::spawn(ingest_loop(daemon.clone(), ingester, shutdown_rx.clone()));
     let mut ticker = tokio::time::interval(tick_every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut intensive_care = IntensiveCareSet::new();
+    let mut intensive_care = Arc::new(IntensiveCareSet::new());
     let mut last_build: Option<i64> = None;
     let mut last_keyrings: Option<i64> = None;
-    let keyrings_every = config.publish.keyring_interval_secs.0 as i64;
+    let keyrings_every = config.publish.keyring_interval_secs.as_i64();
     loop {
         tokio::select! {
             _ = &mut signal => {
@@ -184,15 +254,24 @@ async fn main_loop(daemon: Arc<Daemon>) -> Result<()> {
             }
             _ = ticker.tick() => {
                 let now = unix_now();
-                let tick = tick(&daemon, &intensive_care, now);
+                let d = daemon.clone();
+                let ic = intensive_care.clone();
+                let stepped = blocking(move || {
+                    let tick = tick(&d, &ic, now);
+                    let store = d.store();
+                    (tick, store.ping_counts(), store.mail_health(now, SELF_CHECK_DEADLINE_SECS))
+                })
+                .await;
+                let (tick, counts, mail_health) = match stepped {
+                    Ok(s) => s,
+                    Err(e) => (Err(e), Ok(Default::default()), Ok(Default::default())),
+                };
                 if let Err(e) = &tick {
                     error!("scheduler tick failed: {e:#}");
                 }
                 daemon.outbox.notify_one();
-                let counts = daemon.store().ping_counts();
-                let mail_health = daemon.store().mail_health(now, SELF_CHECK_DEADLINE_SECS);
                 published_tx.send_modify(|p| {
-                    p.problem = tick.as_ref().err().map(|e| format!("scheduler: {e}"));
+                    p.problem = tick.as_ref().err().map(|e| format!("scheduler: {e:#}"));
                     if tick.is_ok() {
                         p.last_tick = Some(now);
                     }
@@ -202,18 +281,21 @@ async fn main_loop(daemon: Arc<Daemon>) -> Result<()> {
                     if let Ok(h) = mail_health {
                         p.mail_health = h;
                     }
-                    let state = ingester.snapshot();
-                    p.ingester_problem = ingester_problem(config, &state, ingest_started, now);
-                    p.ingester_last_round = state.last_round;
                 });
                 if last_build.is_none_or(|t| now - t >= build_every) {
                     let keyrings_due = last_keyrings.is_none_or(|t| now - t >= keyrings_every);
-                    match build_and_publish(config, &daemon.store(), now, keyrings_due) {
+                    let d = daemon.clone();
+                    let built = blocking(move || {
+                        build_and_publish(&d.config, &d.store, now, keyrings_due)
+                    })
+                    .await
+                    .and_then(|r| r);
+                    match built {
                         Ok((report, ic)) => {
                             if keyrings_due {
                                 last_keyrings = Some(now);
                             }
-                            intensive_care = ic;
+                            intensive_care = Arc::new(ic);
                             published_tx.send_modify(|p| {
                                 p.report = Some(Arc::new(report));
                                 p.last_build = Some(now);
@@ -227,8 +309,8 @@ async fn main_loop(daemon: Arc<Daemon>) -> Result<()> {
         }
     }
     let _ = shutdown_tx.send(true);
-    // Both loops stop between two steps; a send or IMAP wait in progress is abandoned (its
-    // ping stays queued and is retried by the next run).
+    // Both loops stop between two steps (one mail, one message); a send or IMAP wait in
+    // progress is abandoned (its ping stays queued and is retried by the next run).
     let stop = async {
         let _ = sender_task.await;
         let _ = ingest_task.await;
@@ -240,17 +322,29 @@ async fn main_loop(daemon: Arc<Daemon>) -> Result<()> {
     Ok(())
 }
 
-/// One scheduler tick: queue due pings, start a self-check when one is due.
-fn tick(daemon: &Daemon, intensive_care: &IntensiveCareSet, now: i64) -> Result<(), StoreError> {
+/// One scheduler tick: queue due pings, start a self-check when one is due, forget the raw
+/// bytes of quarantined mail older than the retention.
+fn tick(daemon: &Daemon, intensive_care: &IntensiveCareSet, now: i64) -> Result<()> {
+    let state_dir = &daemon.config.pinger.state_dir;
     let mut store = daemon.store();
-    schedule_tick(&daemon.config, &daemon.secret, &mut store, intensive_care, now)?;
-    let every = daemon.config.schedule.self_check_secs.0 as i64;
-    if store.last_self_check_created()?.is_none_or(|t| now - t >= every) {
-        let tag = payload::new_tag(&mut rand::rngs::OsRng);
-        store.create_self_check(&tag, now)?;
-    }
-    report_failed_self_checks(&store, now)?;
-    Ok(())
+    let step = |r: Result<(), StoreError>| {
+        r.map_err(|e| anyhow::anyhow!(state::explain_storage_error(state_dir, &e)))
+    };
+    step(schedule_tick(&daemon.config, &daemon.secret, &mut store, intensive_care, now))?;
+    let every = daemon.config.schedule.self_check_secs.as_i64();
+    step((|| {
+        if store.last_self_check_created()?.is_none_or(|t| now - t >= every) {
+            let tag = payload::new_tag(&mut rand::rngs::OsRng);
+            store.create_self_check(&tag, now)?;
+        }
+        report_failed_self_checks(&store, now)?;
+        let retention = i64::from(daemon.config.mailbox.quarantine_days.0) * 86_400;
+        let pruned = store.prune_raw_mail(now - retention)?;
+        if pruned > 0 {
+            info!(mails = pruned, "raw copies past the quarantine retention removed");
+        }
+        Ok(())
+    })())
 }
 
 /// Logs, once, each self-check whose deadline just passed without its return: the pinger's
@@ -285,7 +379,7 @@ async fn sender_loop(daemon: Arc<Daemon>, mut shutdown: watch::Receiver<bool>) {
         {
             error!("sender: {e}");
         }
-        let limit = d.config.discovery.unanswered_limit;
+        let limit = d.config.discovery.unanswered_limit.0;
         let operator = d.config.pinger.operator_address.as_ref().map(|a| a.as_str());
         if let Err(e) =
             sender::drain_requests(&d.store, &d.smtp, &d.identity, operator, limit).await
@@ -312,22 +406,6 @@ async fn sender_loop(daemon: Arc<Daemon>, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-/// Why the ingester is not alive, if it is not (for `/healthz`). It must complete a round
-/// within three poll intervals, or, on IMAP, within an IDLE period plus those.
-fn ingester_problem(
-    config: &Config,
-    state: &ingest::LivenessState,
-    started: i64,
-    now: i64,
-) -> Option<String> {
-    if config.mailbox.imap.is_none() && config.mailbox.maildir.is_none() {
-        return Some("returns are not read: no [mailbox] configured".to_owned());
-    }
-    let poll = config.mailbox.poll_secs.0 as i64;
-    let idle = if config.mailbox.imap.is_some() { imap::IDLE_REISSUE.as_secs() as i64 } else { 0 };
-    state.problem(started, now, idle + 3 * poll + 60)
-}
-
 async fn ingest_loop(
     daemon: Arc<Daemon>,
     liveness: Arc<ingest::Liveness>,
@@ -350,18 +428,25 @@ async fn ingest_loop(
             move |mail| {
                 let d = d.clone();
                 async move {
-                    let ctx = IngestContext { secret: d.secret.as_bytes(), identity: &d.identity };
-                    let source = format!("imap:{}:{}", mail.uid_validity, mail.uid);
-                    let processed = ingest::process(
-                        &mut d.store(),
-                        &ctx,
-                        &mail.raw,
-                        mail.internal_date,
-                        &source,
-                        unix_now(),
-                    )
-                    .map_err(|e| e.to_string())?;
-                    ingest::log_processed(&source, &processed);
+                    let raw = ingest::RawMail {
+                        source: format!("imap:{}:{}", mail.uid_validity, mail.uid),
+                        bytes: mail.raw,
+                        size: mail.size,
+                        delivered_at: mail.internal_date,
+                    };
+                    let processed = blocking(move || {
+                        let ctx =
+                            IngestContext { secret: d.secret.as_bytes(), identity: &d.identity };
+                        let processed = ingest::process(&d.store, &ctx, &raw, unix_now());
+                        if let Ok(p) = &processed {
+                            ingest::log_processed(&raw.source, p);
+                        }
+                        processed.map_err(|e| {
+                            state::explain_storage_error(&d.config.pinger.state_dir, &e)
+                        })
+                    })
+                    .await
+                    .map_err(|e| e.to_string())??;
                     Ok::<_, String>(match processed.disposition {
                         ingest::Disposition::Processed => imap::Disposition::Processed,
                         ingest::Disposition::Quarantined => imap::Disposition::Quarantined,
@@ -374,7 +459,6 @@ async fn ingest_loop(
         return;
     }
     let Some(path) = &config.mailbox.maildir else {
-        warn!("no [mailbox] configured: returns are not read");
         return;
     };
     let maildir = match Maildir::open(path) {
@@ -385,9 +469,28 @@ async fn ingest_loop(
             return;
         }
     };
+    // Set on shutdown: a round stops between two mails.
+    let stop = Arc::new(AtomicBool::new(false));
     loop {
-        let ctx = IngestContext { secret: daemon.secret.as_bytes(), identity: &daemon.identity };
-        match ingest::ingest_maildir(&daemon.store, &ctx, &maildir) {
+        let d = daemon.clone();
+        let md = maildir.clone();
+        let stopping = stop.clone();
+        let round = blocking(move || {
+            let ctx = IngestContext { secret: d.secret.as_bytes(), identity: &d.identity };
+            ingest::ingest_maildir(&d.store, &ctx, &md, &stopping).map_err(|e| {
+                anyhow::anyhow!(state::explain_storage_error(&d.config.pinger.state_dir, &e))
+            })
+        });
+        tokio::pin!(round);
+        let result = tokio::select! {
+            r = &mut round => r.and_then(|r| r),
+            _ = shutdown.changed() => {
+                stop.store(true, Ordering::Relaxed);
+                let _ = round.await;
+                return;
+            }
+        };
+        match result {
             Ok(_) => liveness.round_completed(unix_now()),
             Err(e) => {
                 liveness.round_failed(unix_now(), format!("Maildir: {e:#}"));
@@ -427,7 +530,7 @@ fn schedule_tick(
     now: i64,
 ) -> Result<(), StoreError> {
     let last_tick = store.state(LAST_TICK)?.and_then(|v| v.parse::<i64>().ok());
-    let window = scheduler::due_window(last_tick, now, config.schedule.max_lateness_secs.0 as i64);
+    let window = scheduler::due_window(last_tick, now, config.schedule.max_lateness_secs.as_i64());
     if let Some(last) = last_tick {
         let missed = window.after - last;
         if missed > 0 {
@@ -461,9 +564,9 @@ fn schedule_tick(
             info!(requests = queued, "information requests queued");
         }
     }
-    if config.discovery.auto_add_min > 0 {
-        let ttl = i64::from(config.discovery.candidate_days) * 86_400;
-        for address in store.commit_candidates(now, ttl, config.discovery.auto_add_min)? {
+    if config.discovery.auto_add_min.0 > 0 {
+        let ttl = i64::from(config.discovery.candidate_days.0) * 86_400;
+        for address in store.commit_candidates(now, ttl, config.discovery.auto_add_min.0)? {
             info!(%address, "new remailer: vouched for by other remailers' replies");
             if config.discovery.requests {
                 ask_at_once(store, &address, now)?;
@@ -488,15 +591,29 @@ pub fn ask_at_once(store: &mut Store, address: &str, now: i64) -> Result<(), Sto
 
 /// Rebuilds the statistics, publishes the lists (and the keyrings when `keyrings` is set),
 /// and returns the report with the chains to ping daily.
+///
+/// The store is locked only while the inputs are read, in one go; the statistics, the
+/// rendering and the file writes run without it.
 pub fn build_and_publish(
     config: &Config,
-    store: &Store,
+    store: &Mutex<Store>,
     now: i64,
     keyrings: bool,
 ) -> Result<(crate::stats::Report, IntensiveCareSet)> {
     let options = stats_options(Some(config), None)?;
-    let report = compute_report(store, now, &options)?;
     let same_operator = same_operator_text(config)?;
+    let (dataset, remailers, replies, from_lines, keys) = {
+        let store = store.lock().unwrap_or_else(|p| p.into_inner());
+        let since = now - (crate::stats::STATS_DAYS as i64 + 1) * crate::stats::SECONDS_PER_DAY;
+        (
+            store.dataset(since, now)?,
+            store.remailers()?,
+            store.all_replies()?,
+            store.from_lines()?,
+            if keyrings { Some(store.publishable_keys(now)?) } else { None },
+        )
+    };
+    let report = crate::stats::compute(&dataset, now, &options);
     // `.meta` files say when a client should fetch again: at the next rebuild.
     let meta_after = |interval: u64| config.publish.meta_files.then(|| now + interval as i64);
     let list_options = publisher::ListOptions {
@@ -511,12 +628,6 @@ pub fn build_and_publish(
         &list_options,
     )
     .context("writing the lists")?;
-    let remailers = store.remailers()?;
-    let mut replies = std::collections::BTreeMap::new();
-    for r in &remailers {
-        replies.insert(r.id, store.replies_of(r.id)?);
-    }
-    let from_lines = store.from_lines()?;
     let inputs = publisher::pages::PageInputs {
         report: &report,
         remailers: &remailers,
@@ -533,10 +644,10 @@ pub fn build_and_publish(
         list_options.meta_expires,
     )
     .context("writing the HTML pages")?;
-    if keyrings {
+    if let Some(keys) = keys {
         publisher::write_keyrings(
             &report,
-            &store.publishable_keys(now)?,
+            &keys,
             &config.results_dir(),
             &config.private_results_dir(),
             meta_after(config.publish.keyring_interval_secs.0),

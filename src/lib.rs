@@ -22,6 +22,7 @@ pub mod publisher;
 pub mod scheduler;
 pub mod secret;
 pub mod sender;
+pub mod state;
 pub mod stats;
 pub mod store;
 pub mod types;

@@ -44,9 +44,14 @@ use sq::types::{
 };
 use sq::{Cert, KeyHandle};
 
-/// Largest plaintext [`decrypt_symmetric`] hands back. Our payloads are a few hundred bytes;
-/// the cap keeps a hostile (e.g. compression-bomb) message from exhausting memory.
-pub const MAX_PLAINTEXT: usize = 1024 * 1024;
+/// Largest plaintext [`decrypt_symmetric`] hands back. Our payloads are at most about 9 KiB
+/// (4 KiB of padding, hex-encoded); the cap keeps a hostile (e.g. compression-bomb) message
+/// from costing more memory or time than one of ours.
+pub const MAX_PLAINTEXT: usize = 64 * 1024;
+
+/// Largest armoured message [`decrypt_symmetric_salted`] opens, counted in base64 characters.
+/// Ours are at most about 12 KiB of base64; anything larger was not made by this pinger.
+const MAX_SEALED_BASE64: usize = 48 * 1024;
 
 /// S2K work for [`encrypt_symmetric`]: bytes hashed (a valid OpenPGP iteration count). The
 /// password is 256 bits of entropy, so key stretching buys nothing, while ingesting hundreds of
@@ -153,6 +158,10 @@ pub enum DecryptError {
     /// the data after it is broken (MDC mismatch, truncation, parse error, oversize).
     #[error("damaged message: {0}")]
     Damaged(String),
+    /// Refused unopened: its shape is not one this pinger ever produces (another S2K, more
+    /// than one key packet, too large). Checked before any expensive step.
+    #[error("not a message of this pinger: {0}")]
+    NotOurs(String),
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -399,20 +408,42 @@ fn decrypt_symmetric_unguarded(password: &[u8], text: &[u8]) -> Result<Vec<u8>, 
 }
 
 /// [`decrypt_symmetric`] for a message that should carry `salt` in its SKESK (see
-/// [`encrypt_symmetric_salted`]). A message whose salt differs, or whose SKESK cannot be
-/// read, was not made by us for this tag: [`DecryptError::WrongKey`]. A message with our salt
-/// is ours, so every failure to open it is transit damage: [`DecryptError::Damaged`].
+/// [`encrypt_symmetric_salted`]). Only the exact shape [`encrypt_symmetric_salted`] writes is
+/// opened: one SKESK v4 (AES-256, iterated and salted SHA-256 S2K with our count and `salt`)
+/// followed directly by the encrypted data packet, and no more base64 than our largest
+/// payload needs. Anything else is refused before any hashing or decryption
+/// ([`DecryptError::NotOurs`], or [`DecryptError::WrongKey`] for another salt), so a stranger
+/// who copies the start of one genuine return cannot make us spend more than one of our own
+/// messages costs. A message of that shape is ours, so every failure to open it is transit
+/// damage: [`DecryptError::Damaged`].
 ///
-/// The salt is read from the first 20 base64 characters even when the armour is damaged
-/// elsewhere; damage inside those 20 characters is reported as WrongKey.
+/// The header is read from the first 24 base64 characters even when the armour is damaged
+/// elsewhere; damage inside those 24 characters is reported as not ours.
 pub fn decrypt_symmetric_salted(
     password: &[u8],
     salt: [u8; 8],
     text: &[u8],
 ) -> Result<Vec<u8>, DecryptError> {
     let block = next_armor_block(text, MESSAGE_BLOCK, 0).ok_or(DecryptError::NoMessage)?;
-    if skesk_salt(&block.body) != Some(salt) {
-        return Err(DecryptError::WrongKey);
+    if block.body.len() > MAX_SEALED_BASE64 {
+        return Err(DecryptError::NotOurs(format!(
+            "{} bytes of armour, more than any payload this pinger sends",
+            block.body.len()
+        )));
+    }
+    match sealed_header(&block.body) {
+        Some(SealedHeader { salt: found, .. }) if found != salt => {
+            return Err(DecryptError::WrongKey);
+        }
+        Some(header) if header != SealedHeader::ours(salt) => {
+            return Err(DecryptError::NotOurs(
+                "its key packet is not the one this pinger writes (cipher, S2K, count or \
+                 packet sequence)"
+                    .into(),
+            ));
+        }
+        Some(_) => {}
+        None => return Err(DecryptError::WrongKey),
     }
     decrypt_symmetric(password, text).map_err(|e| match e {
         DecryptError::WrongKey => {
@@ -422,15 +453,50 @@ pub fn decrypt_symmetric_salted(
     })
 }
 
-/// The S2K salt of a leading SKESK v4 with an iterated-salted S2K, read from the start of the
-/// armour's base64: new-format tag 3 (0xC3), one-byte length, version 4, cipher, S2K type 3,
-/// hash, then 8 salt bytes (bytes 6..14; 20 base64 characters give 15 bytes).
-fn skesk_salt(base64: &[u8]) -> Option<[u8; 8]> {
-    let head = base64_decode(base64.get(..20)?)?;
-    match head.as_slice() {
-        [0xC3, _, 4, _, 3, _, salt @ .., _] if salt.len() == 8 => salt.try_into().ok(),
-        _ => None,
+/// The first packets of a sealed message as [`encrypt_symmetric_salted`] writes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SealedHeader {
+    /// New-format tag 3 (0xC3) and its one-byte length.
+    skesk_tag_and_length: [u8; 2],
+    /// SKESK version, cipher, S2K type and hash.
+    skesk_params: [u8; 4],
+    salt: [u8; 8],
+    /// The coded S2K count.
+    count: u8,
+    /// The tag byte of the packet after the SKESK.
+    next_tag: u8,
+}
+
+impl SealedHeader {
+    fn ours(salt: [u8; 8]) -> SealedHeader {
+        SealedHeader {
+            skesk_tag_and_length: [0xC3, 13],
+            // v4, AES-256 (9), iterated and salted (3), SHA-256 (8).
+            skesk_params: [4, 9, 3, 8],
+            salt,
+            count: S2K_CODED_COUNT,
+            // New-format tag 18: SEIPD.
+            next_tag: 0xC0 | 18,
+        }
     }
+}
+
+/// The coded count of [`S2K_HASH_BYTES`] (RFC 4880 3.7.1.3: `(16 + (c & 15)) << ((c >> 4) + 6)`
+/// bytes; 65536 = 16 << 12).
+const S2K_CODED_COUNT: u8 = 0x60;
+
+/// Reads the leading SKESK and the next packet's tag from the first 24 base64 characters
+/// (18 bytes) of an armour body.
+fn sealed_header(base64: &[u8]) -> Option<SealedHeader> {
+    let head = base64_decode(base64.get(..24)?)?;
+    let head: &[u8; 18] = head.get(..18)?.try_into().ok()?;
+    Some(SealedHeader {
+        skesk_tag_and_length: [head[0], head[1]],
+        skesk_params: [head[2], head[3], head[4], head[5]],
+        salt: head[6..14].try_into().ok()?,
+        count: head[14],
+        next_tag: head[15],
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1203,6 +1269,65 @@ mod tests {
         let started = std::time::Instant::now();
         assert!(matches!(decrypt_symmetric(PASSWORD, &armored), Err(DecryptError::WrongKey)));
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    /// Re-armours a sealed message after `edit` changed its binary form (no CRC line, which
+    /// our decoder accepts, as a forger would leave it).
+    fn rearmoured(armored: &str, edit: impl FnOnce(&mut Vec<u8>)) -> String {
+        let block = next_armor_block(armored.as_bytes(), MESSAGE_BLOCK, 0).expect("block");
+        let mut binary = block.data.expect("intact");
+        edit(&mut binary);
+        let body = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &binary);
+        format!("-----BEGIN PGP MESSAGE-----\n\n{body}\n-----END PGP MESSAGE-----\n")
+    }
+
+    #[test]
+    fn the_coded_count_is_the_one_sequoia_writes() {
+        let salt = [9u8; 8];
+        let armored = encrypt_symmetric_salted(PASSWORD, salt, b"x").expect("seal");
+        let block = next_armor_block(armored.as_bytes(), MESSAGE_BLOCK, 0).expect("block");
+        assert_eq!(sealed_header(&block.body), Some(SealedHeader::ours(salt)));
+        assert_eq!(decrypt_symmetric_salted(PASSWORD, salt, armored.as_bytes()).unwrap(), b"x");
+    }
+
+    #[test]
+    fn a_copied_header_with_another_shape_is_refused_unopened() {
+        let salt = [3u8; 8];
+        let armored = encrypt_symmetric_salted(PASSWORD, salt, b"payload").expect("seal");
+        type Edit = fn(&mut Vec<u8>);
+        let edits: [(&str, Edit); 4] = [
+            // The count that made one return cost 3 ms of hashing per copy.
+            ("largest affordable count", |b| b[14] = 0x80),
+            ("the maximum count", |b| b[14] = 0xff),
+            ("AES-128", |b| b[3] = 7),
+            ("a second SKESK", |b| {
+                let skesk = b[..15].to_vec();
+                b.splice(15..15, skesk);
+            }),
+        ];
+        for (what, edit) in edits {
+            let crafted = rearmoured(&armored, edit);
+            let started = std::time::Instant::now();
+            let result = decrypt_symmetric_salted(PASSWORD, salt, crafted.as_bytes());
+            assert!(matches!(result, Err(DecryptError::NotOurs(_))), "{what}: {result:?}");
+            assert!(started.elapsed() < std::time::Duration::from_millis(50), "{what}");
+        }
+        let other_salt = rearmoured(&armored, |b| b[6] ^= 1);
+        assert!(matches!(
+            decrypt_symmetric_salted(PASSWORD, salt, other_salt.as_bytes()),
+            Err(DecryptError::WrongKey)
+        ));
+    }
+
+    #[test]
+    fn an_armour_larger_than_any_payload_is_refused_unopened() {
+        let salt = [4u8; 8];
+        let armored = encrypt_symmetric_salted(PASSWORD, salt, b"p").expect("seal");
+        let padded = rearmoured(&armored, |b| b.extend(std::iter::repeat_n(0u8, 40 * 1024)));
+        assert!(matches!(
+            decrypt_symmetric_salted(PASSWORD, salt, padded.as_bytes()),
+            Err(DecryptError::NotOurs(_))
+        ));
     }
 
     #[test]

@@ -50,6 +50,11 @@ fn marker(test: &str) -> String {
 
 /// Minimal SMTP client: one message to ping7+<tag>@localhost carrying `marker`.
 fn send_mail_blocking(marker: &str) {
+    send_padded_mail_blocking(marker, 0);
+}
+
+/// [`send_mail_blocking`] with `padding` more bytes of body (lines of 76 `x`).
+fn send_padded_mail_blocking(marker: &str, padding: usize) {
     let stream = TcpStream::connect(("127.0.0.1", smtp_port())).expect("SMTP connect");
     stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
@@ -74,9 +79,11 @@ fn send_mail_blocking(marker: &str) {
         writer.write_all(cmd.as_bytes()).unwrap();
         expect(code, &mut reader);
     }
+    let line = format!("{}\r\n", "x".repeat(76));
     let body = format!(
         "From: tester@localhost\r\nTo: {USER}@localhost\r\nSubject: {marker}\r\n\
-         Message-ID: <{marker}@localhost>\r\n\r\nping reply body {marker}\r\n.\r\n"
+         Message-ID: <{marker}@localhost>\r\n\r\nping reply body {marker}\r\n{}.\r\n",
+        line.repeat(padding / line.len())
     );
     writer.write_all(body.as_bytes()).unwrap();
     expect("250", &mut reader);
@@ -112,6 +119,25 @@ async fn find_unseen(mb: &mut ImapMailbox, marker: &str) -> Vec<FetchedMail> {
         .into_iter()
         .filter(|m| has_marker(m, marker))
         .collect()
+}
+
+#[tokio::test]
+async fn a_mail_larger_than_the_limit_is_fetched_only_up_to_it() {
+    if !support::mail::available() {
+        return;
+    }
+    let _guard = LOCK.lock().await;
+    let marker = marker("huge");
+    let mut mb = ImapMailbox::connect(&settings()).await.expect("connect");
+    let m = marker.clone();
+    tokio::task::spawn_blocking(move || send_padded_mail_blocking(&m, 3 << 20)).await.unwrap();
+    let mail = wait_for_marker(&mut mb, &marker).await;
+    let limit = fathometer::ingest::MAX_MAIL_BYTES;
+    assert_eq!(mail.raw.len(), limit + 1, "only the first bytes are fetched");
+    assert!(mail.size.is_some_and(|s| s > 3 << 20), "{:?}", mail.size);
+    mb.settle(mail.uid, Disposition::Quarantined).await.expect("settle");
+    assert!(find_unseen(&mut mb, &marker).await.is_empty());
+    mb.logout().await;
 }
 
 #[tokio::test]

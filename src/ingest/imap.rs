@@ -29,6 +29,11 @@ use tokio_native_tls::native_tls;
 /// small, but a mailbox can also collect large junk. The rest comes in the next round.
 pub const FETCH_BATCH: usize = 200;
 
+/// At most this many bytes of message bodies are fetched per round (at least one message).
+/// A message larger than [`MAX_MAIL_BYTES`](super::MAX_MAIL_BYTES) is fetched only up to
+/// that limit (a partial `BODY.PEEK[]<0.n>`), so no mail costs more memory than that.
+pub const FETCH_BYTES: u64 = 16 << 20;
+
 /// RFC 2177 asks clients to re-issue IDLE at least every 29 minutes; we stay well below.
 pub const IDLE_REISSUE: Duration = Duration::from_secs(25 * 60);
 
@@ -128,8 +133,11 @@ pub struct FetchedMail {
     pub uid: u32,
     /// The folder's UIDVALIDITY: (uid_validity, uid) names the message for good.
     pub uid_validity: u32,
-    /// The complete message as stored (RFC 5322, CRLF line ends).
+    /// The message as stored (RFC 5322, CRLF line ends): all of it, or, for a message larger
+    /// than [`MAX_MAIL_BYTES`](super::MAX_MAIL_BYTES), only its first bytes.
     pub raw: Vec<u8>,
+    /// RFC822.SIZE: the whole message's size as the server stores it.
+    pub size: Option<u64>,
     /// INTERNALDATE as unix seconds: when the server received the message, i.e. the delivery
     /// time used for latency. `None` if the server sent none or an unparsable one.
     pub internal_date: Option<i64>,
@@ -449,11 +457,44 @@ impl ImapMailbox {
         if uids.is_empty() {
             return Ok(Vec::new());
         }
+        // Sizes first: the bodies fetched below never exceed the per-mail limit or the
+        // per-round budget, whatever a stranger put in the mailbox.
+        let limit = super::MAX_MAIL_BYTES as u64 + 1;
         let set = uid_set(&uids);
-        let fetches: Vec<Fetch> = step!(self, "UID FETCH", |s| {
-            s.uid_fetch(&set, "(UID INTERNALDATE BODY.PEEK[])").await?.try_collect().await
+        let sizes: Vec<Fetch> = step!(self, "UID FETCH", |s| {
+            s.uid_fetch(&set, "(UID RFC822.SIZE)").await?.try_collect().await
         })
         .await?;
+        let size_of = |uid: u32| {
+            sizes.iter().find(|f| f.uid == Some(uid)).and_then(|f| f.size).map(u64::from)
+        };
+        let mut budget = FETCH_BYTES;
+        let mut whole = Vec::new();
+        let mut partial = Vec::new();
+        for &uid in &uids {
+            let size = size_of(uid).unwrap_or(limit);
+            let cost = size.min(limit);
+            if cost > budget && !(whole.is_empty() && partial.is_empty()) {
+                break;
+            }
+            budget = budget.saturating_sub(cost);
+            if size < limit { whole.push(uid) } else { partial.push(uid) }
+        }
+        let mut fetches: Vec<Fetch> = Vec::new();
+        for (set, query) in [
+            (uid_set(&whole), "(UID INTERNALDATE BODY.PEEK[])".to_owned()),
+            (uid_set(&partial), format!("(UID INTERNALDATE BODY.PEEK[]<0.{limit}>)")),
+        ] {
+            if set.is_empty() {
+                continue;
+            }
+            let batch: Vec<Fetch> = step!(self, "UID FETCH", |s| {
+                s.uid_fetch(&set, &query).await?.try_collect().await
+            })
+            .await?;
+            fetches.extend(batch);
+        }
+        let fetched: Vec<u32> = whole.iter().chain(&partial).copied().collect();
 
         let uid_validity = self.uid_validity;
         let mut mails: Vec<FetchedMail> = fetches
@@ -462,14 +503,16 @@ impl ImapMailbox {
                 // The server may interleave unsolicited FETCH responses (flag changes by other
                 // clients) that carry no body: skip those.
                 let uid = f.uid?;
-                if uids.binary_search(&uid).is_err() {
+                if !fetched.contains(&uid) {
                     return None;
                 }
-                let raw = f.body()?.to_vec();
+                let body = f.body()?;
+                let raw = body[..body.len().min(limit as usize)].to_vec();
                 Some(FetchedMail {
                     uid,
                     uid_validity,
                     raw,
+                    size: size_of(uid),
                     internal_date: f.internal_date().map(|d| d.timestamp()),
                 })
             })

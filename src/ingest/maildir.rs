@@ -12,7 +12,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-use super::Disposition;
+use std::io::Read;
+
+use super::{Disposition, RawMail};
 
 pub const QUARANTINE_FOLDER: &str = ".Quarantine";
 
@@ -65,15 +67,25 @@ impl Maildir {
         Ok(out)
     }
 
-    /// The mail's bytes and its delivery time (file modification time, unix seconds).
-    pub fn read(&self, mail: &NewMail) -> io::Result<(Vec<u8>, Option<i64>)> {
-        let bytes = fs::read(&mail.path)?;
-        let delivered = fs::metadata(&mail.path)?
+    /// At most the first `limit` bytes of a mail, its size and its delivery time (file
+    /// modification time, unix seconds). A huge file costs `limit` bytes of memory, not its
+    /// size.
+    pub fn read(&self, mail: &NewMail, limit: usize) -> io::Result<RawMail> {
+        let file = fs::File::open(&mail.path)?;
+        let meta = file.metadata()?;
+        let delivered = meta
             .modified()
             .ok()
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map(|d| d.as_secs() as i64);
-        Ok((bytes, delivered))
+        let mut bytes = Vec::with_capacity((meta.len() as usize).min(limit));
+        file.take(limit as u64).read_to_end(&mut bytes)?;
+        Ok(RawMail {
+            bytes,
+            size: Some(meta.len()),
+            delivered_at: delivered,
+            source: format!("maildir:{}", mail.name),
+        })
     }
 
     /// Moves a mail out of `new/` once its verdict is committed.
@@ -102,9 +114,11 @@ mod tests {
         fs::write(dir.path().join("new/.hidden"), b"skip").unwrap();
         let pending = md.pending().unwrap();
         assert_eq!(pending.len(), 2);
-        let (bytes, delivered) = md.read(&pending[0]).unwrap();
-        assert_eq!(bytes, b"one");
-        assert!(delivered.unwrap() > 1_600_000_000);
+        let mail = md.read(&pending[0], 1000).unwrap();
+        assert_eq!(mail.bytes, b"one");
+        assert_eq!(mail.size, Some(3));
+        assert!(mail.delivered_at.unwrap() > 1_600_000_000);
+        assert_eq!(md.read(&pending[1], 2).unwrap().bytes, b"tw", "read up to the limit");
         md.settle(&pending[0], Disposition::Processed).unwrap();
         md.settle(&pending[1], Disposition::Quarantined).unwrap();
         assert!(dir.path().join("cur/1700000000.a.host:2,S").exists());

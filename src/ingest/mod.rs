@@ -32,18 +32,36 @@ use crate::store::{
     TaggedRequest,
 };
 
-/// Larger mail is not a ping return; it is quarantined unread.
-pub const MAX_MAIL_BYTES: usize = 4 << 20;
+/// Larger mail is neither a ping return (about 12 KiB) nor a remailer's reply (its text is
+/// cut at 64 KiB anyway); it is quarantined unparsed, and the mailbox edges read no more than
+/// this plus one byte of it.
+pub const MAX_MAIL_BYTES: usize = 1 << 20;
+/// More MIME parts than this is no return or reply of a remailer; such mail is quarantined
+/// before anything is decrypted or parsed further.
+pub const MAX_MIME_PARTS: usize = 64;
+/// Text parts searched for our payload (see [`open_payload`]).
+const MAX_TEXT_PARTS_TRIED: usize = 3;
 /// Raw copies kept in the database (replies, quarantine) are cut at this size.
 const MAX_KEPT_BYTES: usize = 256 << 10;
 /// Tags expire after the statistics window: a later "return" cannot change any figure.
 pub const TAG_LIFETIME_SECS: i64 = STATS_DAYS as i64 * SECONDS_PER_DAY;
 
 /// How the ingester is doing, shared with `/healthz` and `/metrics`: the mailbox edge reports
-/// after every round it completes and every round that fails.
-#[derive(Debug, Default)]
+/// after every round it completes and every round that fails, and the observer (the daemon's
+/// published snapshot) hears of each change at once.
+#[derive(Default)]
 pub struct Liveness {
     state: Mutex<LivenessState>,
+    observer: Option<Box<LivenessObserver>>,
+}
+
+/// Told about every change of a [`Liveness`].
+pub type LivenessObserver = dyn Fn(&LivenessState) + Send + Sync;
+
+impl std::fmt::Debug for Liveness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Liveness").field("state", &self.snapshot()).finish_non_exhaustive()
+    }
 }
 
 /// A snapshot of [`Liveness`]: the Unix time of the last completed round, and the failure
@@ -55,19 +73,37 @@ pub struct LivenessState {
 }
 
 impl Liveness {
+    /// A liveness that tells `observer` about every change.
+    pub fn observed(observer: impl Fn(&LivenessState) + Send + Sync + 'static) -> Liveness {
+        Liveness { state: Mutex::default(), observer: Some(Box::new(observer)) }
+    }
+
     /// A completed round clears the failure before it.
     pub fn round_completed(&self, now: i64) {
-        let mut state = self.lock();
-        state.last_round = Some(now);
-        state.last_failure = None;
+        self.change(|state| {
+            state.last_round = Some(now);
+            state.last_failure = None;
+        });
     }
 
     pub fn round_failed(&self, now: i64, reason: impl Into<String>) {
-        self.lock().last_failure = Some((now, reason.into()));
+        let reason = reason.into();
+        self.change(|state| state.last_failure = Some((now, reason)));
     }
 
     pub fn snapshot(&self) -> LivenessState {
         self.lock().clone()
+    }
+
+    fn change(&self, f: impl FnOnce(&mut LivenessState)) {
+        let state = {
+            let mut state = self.lock();
+            f(&mut state);
+            state.clone()
+        };
+        if let Some(observer) = &self.observer {
+            observer(&state);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LivenessState> {
@@ -83,7 +119,7 @@ impl LivenessState {
             return Some(format!("ingester: {reason}"));
         }
         let since = self.last_round.unwrap_or(started);
-        (now - since > max_quiet_secs).then(|| match self.last_round {
+        (now.saturating_sub(since) > max_quiet_secs).then(|| match self.last_round {
             Some(t) => format!("ingester: no mailbox round completed for {}s", now - t),
             None => format!(
                 "ingester: no mailbox round completed since the start {}s ago",
@@ -142,18 +178,48 @@ pub struct Processed {
     pub newly_recorded: bool,
 }
 
-/// Classifies and records one mail. `delivered_at` is the mailbox's delivery time (Maildir
-/// file time, IMAP INTERNALDATE); without it the local MTA's `Received:` date is used.
+/// One mail as a mailbox edge read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawMail {
+    /// The mail's first [`MAX_MAIL_BYTES`] + 1 bytes: all of it, unless it is larger.
+    pub bytes: Vec<u8>,
+    /// The whole mail's size, when the edge knows it is larger than `bytes`.
+    pub size: Option<u64>,
+    /// The mailbox's delivery time (Maildir file time, IMAP INTERNALDATE).
+    pub delivered_at: Option<i64>,
+    /// Where it is (`maildir:<name>`, `imap:<validity>:<uid>`).
+    pub source: String,
+}
+
+impl RawMail {
+    fn oversized(&self) -> Option<u64> {
+        let size = self.size.unwrap_or(self.bytes.len() as u64).max(self.bytes.len() as u64);
+        (size > MAX_MAIL_BYTES as u64).then_some(size)
+    }
+}
+
+/// Classifies and records one mail. Without a delivery time from the mailbox the local MTA's
+/// `Received:` date is used.
+///
+/// The store lock is taken only for the two short steps that need it (finding the tag's ping,
+/// recording the verdict); parsing and decryption run without it, so a slow mail never holds
+/// up the scheduler, the sender or the web server. Another process recording the same mail
+/// in between is harmless: [`Store::record_mail`] keeps the first record.
 pub fn process(
-    store: &mut Store,
+    store: &Mutex<Store>,
     ctx: &IngestContext<'_>,
-    raw: &[u8],
-    delivered_at: Option<i64>,
-    source: &str,
+    mail: &RawMail,
     now: i64,
 ) -> Result<Processed, StoreError> {
-    let digest = payload::hex(&Sha256::digest(raw));
-    if let Some(kind) = store.recorded_mail_kind(&digest)? {
+    let raw = &mail.bytes;
+    // An oversized mail is known only by its first bytes and its size.
+    let digest = match mail.oversized() {
+        Some(size) => payload::hex(&Sha256::digest(
+            [raw.as_slice(), &size.to_be_bytes(), b"oversized"].concat(),
+        )),
+        None => payload::hex(&Sha256::digest(raw)),
+    };
+    if let Some(kind) = lock(store).recorded_mail_kind(&digest)? {
         return Ok(Processed {
             kind,
             detail: None,
@@ -162,20 +228,34 @@ pub fn process(
         });
     }
     let parsed =
-        if raw.len() <= MAX_MAIL_BYTES { MessageParser::default().parse(raw) } else { None };
+        if mail.oversized().is_none() { MessageParser::default().parse(raw) } else { None };
     let delivered_at =
-        delivered_at.or_else(|| parsed.as_ref().and_then(received_time)).unwrap_or(now);
-    let verdict = match &parsed {
-        None if raw.len() > MAX_MAIL_BYTES => {
-            Verdict::new(MailKind::Unknown, format!("larger than {} MiB", MAX_MAIL_BYTES >> 20))
-        }
-        None => Verdict::new(MailKind::Unknown, "not a parseable mail message"),
-        Some(message) => classify(store, ctx, message, delivered_at, now)?,
+        mail.delivered_at.or_else(|| parsed.as_ref().and_then(received_time)).unwrap_or(now);
+    let verdict = match (&parsed, mail.oversized()) {
+        (_, Some(size)) => Verdict::new(
+            MailKind::Unknown,
+            format!("{size} bytes, larger than {} MiB", MAX_MAIL_BYTES >> 20),
+        ),
+        (None, None) => Verdict::new(MailKind::Unknown, "not a parseable mail message"),
+        (Some(message), None) if message.parts.len() > MAX_MIME_PARTS => Verdict::new(
+            MailKind::Unknown,
+            format!(
+                "{} MIME parts; no return or reply has more than {MAX_MIME_PARTS}",
+                message.parts.len()
+            ),
+        ),
+        (Some(message), None) => match addressee(message, ctx.identity) {
+            Err(verdict) => verdict,
+            Ok(tag) => {
+                let target = lock(store).lookup_tag(&tag)?;
+                verdict(ctx, message, &tag, target, delivered_at, now)
+            }
+        },
     };
     let keep_raw = verdict.kind.is_quarantined() || verdict.kind == MailKind::Reply;
     let record = MailRecord {
         digest,
-        source: source.to_owned(),
+        source: mail.source.clone(),
         delivered_at: Some(delivered_at),
         processed_at: now,
         kind: verdict.kind,
@@ -184,7 +264,7 @@ pub fn process(
         raw: keep_raw.then(|| raw[..raw.len().min(MAX_KEPT_BYTES)].to_vec()),
     };
     crash_point("ingest-before-commit");
-    let recorded = store.record_mail(&record, &verdict.effects)?;
+    let recorded = lock(store).record_mail(&record, &verdict.effects)?;
     crash_point("ingest-after-commit");
     let kind = recorded.unwrap_or(verdict.kind);
     Ok(Processed {
@@ -193,6 +273,11 @@ pub fn process(
         disposition: Disposition::of(kind),
         newly_recorded: recorded.is_some(),
     })
+}
+
+fn lock(store: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
+    // Every store change is a transaction: a panic elsewhere cannot leave it half done.
+    store.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Logs one processed mail at a level that matches what it means for the operator.
@@ -242,27 +327,28 @@ impl IngestSummary {
     }
 }
 
-/// Processes everything in the Maildir's `new/` once.
+/// Processes everything in the Maildir's `new/` once, stopping early (between two mails)
+/// when `stop` is set.
 pub fn ingest_maildir(
     store: &Mutex<Store>,
     ctx: &IngestContext<'_>,
     maildir: &Maildir,
+    stop: &std::sync::atomic::AtomicBool,
 ) -> anyhow::Result<IngestSummary> {
     let mut summary = IngestSummary::default();
-    for mail in maildir.pending()? {
-        let (raw, delivered) = match maildir.read(&mail) {
-            Ok(r) => r,
+    for pending in maildir.pending()? {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            break;
+        }
+        let mail = match maildir.read(&pending, MAX_MAIL_BYTES + 1) {
+            Ok(m) => m,
             // Moved away by someone else between listing and reading.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e.into()),
         };
-        let source = format!("maildir:{}", mail.name);
-        let processed = {
-            let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
-            process(&mut store, ctx, &raw, delivered, &source, unix_now())?
-        };
-        log_processed(&source, &processed);
-        maildir.settle(&mail, processed.disposition)?;
+        let processed = process(store, ctx, &mail, unix_now())?;
+        log_processed(&mail.source, &processed);
+        maildir.settle(&pending, processed.disposition)?;
         summary.add(&processed);
     }
     Ok(summary)
@@ -282,60 +368,67 @@ pub fn crash_point(name: &str) {
     }
 }
 
-/// The verdict for a parsed mail.
-pub fn classify(
-    store: &Store,
-    ctx: &IngestContext<'_>,
-    message: &Message<'_>,
-    delivered_at: i64,
-    now: i64,
-) -> Result<Verdict, StoreError> {
-    let Some(tag) = find_tag(message, ctx.identity) else {
+/// The tag of the return address a parsed mail was delivered to, or the verdict on a mail
+/// that names none (or one we never issue).
+pub fn addressee(message: &Message<'_>, identity: &Identity) -> Result<String, Verdict> {
+    let Some(tag) = find_tag(message, identity) else {
         if let Some(request) = reply_type(message.subject().unwrap_or("")) {
             // Only a reply to one of our tagged requests is believed: anyone can send mail
             // that looks like a remailer's answer.
-            return Ok(Verdict::new(
+            return Err(Verdict::new(
                 MailKind::Unknown,
                 format!("{request} reply sent to no request of ours"),
             ));
         }
         if is_bounce(message) {
-            return Ok(Verdict::new(MailKind::Unknown, "bounce that names no ping"));
+            return Err(Verdict::new(MailKind::Unknown, "bounce that names no ping"));
         }
-        return Ok(Verdict::new(MailKind::Unknown, "not addressed to a ping return address"));
+        return Err(Verdict::new(MailKind::Unknown, "not addressed to a ping return address"));
     };
     if !payload::looks_like_tag(&tag) {
-        return Ok(Verdict::new(
+        return Err(Verdict::new(
             MailKind::Forged,
             format!("`{}` is not a tag we issue", short(&tag)),
         ));
     }
-    let target = match store.lookup_tag(&tag)? {
-        Some(t) => t,
-        None => return Ok(Verdict::new(MailKind::Forged, format!("no ping has tag {tag}"))),
+    Ok(tag)
+}
+
+/// The verdict for a parsed mail delivered to `tag`, given what the tag belongs to (`None`:
+/// no ping, request or self-check of ours has it). Pure: the store was asked beforehand.
+pub fn verdict(
+    ctx: &IngestContext<'_>,
+    message: &Message<'_>,
+    tag: &str,
+    target: Option<TagTarget>,
+    delivered_at: i64,
+    now: i64,
+) -> Verdict {
+    let Some(target) = target else {
+        return Verdict::new(MailKind::Forged, format!("no ping has tag {tag}"));
     };
     match target {
         TagTarget::SelfCheck { id, sent_at, .. } => {
             if is_bounce(message) {
-                return Ok(Verdict::new(
+                return Verdict::new(
                     MailKind::Bounced,
                     format!("self-check bounced: {}", bounce_reason(message)),
-                ));
+                );
             }
-            let fields = match open_payload(message, ctx.secret, &tag) {
+            let fields = match open_payload(message, ctx.secret, tag) {
                 Ok(f) => f,
-                Err((kind, why)) => return Ok(Verdict::new(kind, format!("self-check: {why}"))),
+                Err((kind, why)) => return Verdict::new(kind, format!("self-check: {why}")),
             };
             if fields.kind != PayloadKind::SelfCheck || fields.id != id || fields.tag != tag {
-                return Ok(Verdict::new(
+                return Verdict::new(
                     MailKind::Forged,
                     "payload of another mail sent to a self-check tag",
-                ));
+                );
             }
             if sent_at.is_none() && fields.sent + TAG_LIFETIME_SECS < now {
-                return Ok(Verdict::new(MailKind::Unknown, "expired self-check tag"));
+                return Verdict::new(MailKind::Unknown, "expired self-check tag");
             }
-            Ok(Verdict {
+            Verdict {
                 kind: MailKind::SelfCheck,
                 ping_id: None,
                 detail: None,
@@ -343,10 +436,10 @@ pub fn classify(
                     id,
                     returned_at: delivered_at.max(fields.sent),
                 }],
-            })
+            }
         }
-        TagTarget::Ping(ping) => classify_return(ctx, message, &ping, &tag, delivered_at, now),
-        TagTarget::Request(request) => Ok(classify_reply(message, &request, delivered_at, now)),
+        TagTarget::Ping(ping) => classify_return(ctx, message, &ping, tag, delivered_at, now),
+        TagTarget::Request(request) => classify_reply(message, &request, delivered_at, now),
     }
 }
 
@@ -451,34 +544,34 @@ fn classify_return(
     tag: &str,
     delivered_at: i64,
     now: i64,
-) -> Result<Verdict, StoreError> {
+) -> Verdict {
     if ping.sent_at.is_some_and(|s| s + TAG_LIFETIME_SECS < now) {
-        return Ok(Verdict::for_ping(
+        return Verdict::for_ping(
             MailKind::Unknown,
             ping,
             "tag expired (older than the statistics window)",
-        ));
+        );
     }
     if is_bounce(message) {
         let reason = bounce_reason(message);
-        return Ok(Verdict {
+        return Verdict {
             effects: vec![MailEffect::Bounced { ping_id: ping.id, reason: reason.clone() }],
             ..Verdict::for_ping(MailKind::Bounced, ping, reason)
-        });
+        };
     }
     let fields = match open_payload(message, ctx.secret, tag) {
         Ok(f) => f,
         Err((MailKind::Corrupted, why)) => {
-            return Ok(Verdict {
+            return Verdict {
                 effects: vec![MailEffect::Corrupted { ping_id: ping.id }],
                 ..Verdict::for_ping(MailKind::Corrupted, ping, why)
-            });
+            };
         }
-        Err((kind, why)) => return Ok(Verdict::for_ping(kind, ping, why)),
+        Err((kind, why)) => return Verdict::for_ping(kind, ping, why),
     };
     if let Some(why) = mismatch(&fields, ping, tag) {
         // A genuine payload, but of another ping: a return replayed to a different address.
-        return Ok(Verdict::for_ping(MailKind::Forged, ping, why));
+        return Verdict::for_ping(MailKind::Forged, ping, why);
     }
     let mut effects = vec![MailEffect::Returned {
         ping_id: ping.id,
@@ -496,7 +589,7 @@ fn classify_return(
             seen_at: delivered_at,
         });
     }
-    Ok(Verdict { kind: MailKind::Returned, ping_id: Some(ping.id), detail: None, effects })
+    Verdict { kind: MailKind::Returned, ping_id: Some(ping.id), detail: None, effects }
 }
 
 /// Why a verified payload does not belong to the ping its tag names, if it does not.
@@ -522,6 +615,13 @@ fn mismatch(fields: &PayloadFields, ping: &TaggedPing, tag: &str) -> Option<Stri
 }
 
 /// Decrypts and verifies the payload of a mail body. The error carries the verdict kind.
+///
+/// A few places are tried, no more: the first [`MAX_TEXT_PARTS_TRIED`] text parts (decoded
+/// from their transfer encoding; a remailer may put a notice before our text) and the raw
+/// message (a body whose MIME decoding failed may still hold the armour). Each try refuses
+/// what this pinger never writes before spending anything on it
+/// ([`openpgp::decrypt_symmetric_salted`]), so one mail costs at most four openings of one of
+/// our own payloads, however many parts or copies of an armour it carries.
 fn open_payload(
     message: &Message<'_>,
     secret: &[u8],
@@ -529,11 +629,9 @@ fn open_payload(
 ) -> Result<PayloadFields, (MailKind, String)> {
     let password = payload::payload_password(secret);
     let salt = payload::payload_salt(secret, tag);
-    let mut texts: Vec<Vec<u8>> = (0..message.text_body_count())
+    let texts = (0..message.text_body_count().min(MAX_TEXT_PARTS_TRIED))
         .filter_map(|i| message.body_text(i).map(|t| t.as_bytes().to_vec()))
-        .collect();
-    // The raw message too: a body whose MIME decoding failed may still hold the armour.
-    texts.push(message.raw_message().to_vec());
+        .chain(std::iter::once(message.raw_message().to_vec()));
     let mut outcome = Err((MailKind::Forged, "no OpenPGP message in the body".to_owned()));
     for text in texts {
         match openpgp::decrypt_symmetric_salted(password.as_bytes(), salt, &text) {
@@ -550,6 +648,7 @@ fn open_payload(
                 outcome =
                     Err((MailKind::Forged, "payload not encrypted under this pinger's key".into()));
             }
+            Err(e @ DecryptError::NotOurs(_)) => outcome = Err((MailKind::Forged, e.to_string())),
             Err(DecryptError::Damaged(why)) => {
                 outcome = Err((MailKind::Corrupted, format!("payload damaged in transit: {why}")));
             }

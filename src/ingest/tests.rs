@@ -59,7 +59,17 @@ fn sent_ping() -> (Store, String) {
 fn ingest(store: &mut Store, mail: &[u8]) -> Processed {
     let identity = identity();
     let ctx = IngestContext { secret: SECRET, identity: &identity };
-    process(store, &ctx, mail, Some(NOW + 60), "test", NOW + 120).unwrap()
+    let raw = RawMail {
+        bytes: mail.to_vec(),
+        size: None,
+        delivered_at: Some(NOW + 60),
+        source: "test".into(),
+    };
+    // The store is lent to a mutex for the call and taken back.
+    let shared = Mutex::new(std::mem::replace(store, Store::open_in_memory().unwrap()));
+    let processed = process(&shared, &ctx, &raw, NOW + 120).unwrap();
+    *store = shared.into_inner().unwrap();
+    processed
 }
 
 #[test]

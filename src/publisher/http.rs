@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::{Path as UrlPath, State};
@@ -14,13 +14,16 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Redirect, Response};
 use axum::routing::get;
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
 
 use crate::publisher::json::{EntryJson, stats_json};
 use crate::publisher::pages::THESAURUS_DIR;
 use crate::stats::Report;
 
-/// What the daemon shares with the web server, updated after each step.
+/// What the daemon shares with the web server, updated after each step. It is the one
+/// source of `/healthz`, `/metrics` and the API, and [`Published::problem`] is the one health
+/// rule both report.
 #[derive(Debug, Clone, Default)]
 pub struct Published {
     /// The latest statistics build.
@@ -29,24 +32,58 @@ pub struct Published {
     pub last_tick: Option<i64>,
     /// Unix time of the last successful statistics build.
     pub last_build: Option<i64>,
-    /// Why the daemon is unhealthy, if it is.
+    /// Why the scheduler is failing, if it is.
     pub problem: Option<String>,
     /// Pings in the store by outcome (the outbox is `queued`).
     pub ping_counts: crate::store::PingCounts,
     /// The mailbox and the pinger's own mail path, as of the last tick.
     pub mail_health: crate::store::MailHealth,
-    /// Why the ingester is not alive (no mailbox, failing, or silent), as of the last tick.
-    pub ingester_problem: Option<String>,
-    /// Unix time the ingester last completed a mailbox round.
-    pub ingester_last_round: Option<i64>,
+    /// The ingester's rounds, as it reports them (at once, not at the next tick).
+    pub ingester: crate::ingest::LivenessState,
+    /// The thresholds of the health rule.
+    pub rules: HealthRules,
+}
+
+/// The limits [`Published::problem`] applies, from the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct HealthRules {
+    /// When the daemon started (the ingester's first round is due counting from here).
+    pub started_at: i64,
+    /// A statistics build older than this is a sign the daemon is stuck.
+    pub stale_build_secs: i64,
+    /// The ingester must complete a round at least this often; `None` when no mailbox is
+    /// configured (returns are then never read, which is a problem in itself).
+    pub ingester_quiet_secs: Option<i64>,
+}
+
+impl Published {
+    /// Why the ingester is not alive as of `now`, if it is not.
+    pub fn ingester_problem(&self, now: i64) -> Option<String> {
+        match self.rules.ingester_quiet_secs {
+            None => Some("returns are not read: no [mailbox] configured".to_owned()),
+            Some(quiet) => self.ingester.problem(self.rules.started_at, now, quiet),
+        }
+    }
+
+    /// Why the daemon is unhealthy as of `now`, if it is: the scheduler failed, the ingester
+    /// is failing or silent, or no statistics build is recent.
+    pub fn problem(&self, now: i64) -> Option<String> {
+        self.problem.clone().or_else(|| self.ingester_problem(now)).or_else(|| {
+            match self.last_build {
+                None => Some("no statistics built yet".to_owned()),
+                Some(t) if now.saturating_sub(t) > self.rules.stale_build_secs => {
+                    Some(format!("last statistics build was {}s ago", now - t))
+                }
+                _ => None,
+            }
+        })
+    }
 }
 
 #[derive(Clone)]
 struct AppState {
     results_dir: Arc<PathBuf>,
     published: watch::Receiver<Published>,
-    /// A build older than this is a sign the daemon is stuck.
-    stale_after_secs: i64,
     rebuilds: Rebuilds,
 }
 
@@ -81,15 +118,9 @@ pub fn freshness(modified: i64, interval: i64, now: i64) -> (i64, i64) {
 pub fn router(
     results_dir: &Path,
     published: watch::Receiver<Published>,
-    stale_after_secs: i64,
     rebuilds: Rebuilds,
 ) -> Router {
-    let state = AppState {
-        results_dir: Arc::new(results_dir.to_owned()),
-        published,
-        stale_after_secs,
-        rebuilds,
-    };
+    let state = AppState { results_dir: Arc::new(results_dir.to_owned()), published, rebuilds };
     Router::new()
         .route("/", get(index))
         .route("/healthz", get(healthz))
@@ -103,6 +134,80 @@ pub fn router(
         .route("/thesaurus/", get(thesaurus_index))
         .route("/thesaurus/{file}", get(thesaurus_file))
         .with_state(state)
+}
+
+/// How the connection loop protects the daemon from slow or numerous clients.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeLimits {
+    /// Connections served at once; more wait in the kernel's backlog. Kept below the
+    /// process's open-file limit, so clients can never starve the ingester and the sender of
+    /// file descriptors.
+    pub max_connections: usize,
+    /// A client must send a request's whole header within this time, also on a kept-alive
+    /// connection (counted from the end of the previous response).
+    pub header_read_timeout: Duration,
+    /// No connection lives longer than this, however it trickles.
+    pub connection_lifetime: Duration,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        ServeLimits {
+            max_connections: 256,
+            header_read_timeout: Duration::from_secs(10),
+            connection_lifetime: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` turns true.
+///
+/// Our own accept loop instead of `axum::serve`, which has neither a header-read timeout nor
+/// a connection limit: 100 half-sent requests stayed open indefinitely, and a thousand slow
+/// connections exhausted the file descriptors the ingester and the sender need.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ServeLimits,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    loop {
+        // A permit first: at the limit, new connections wait in the backlog instead of
+        // taking a descriptor each.
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            _ = shutdown.changed() => return,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // EMFILE and friends: wait a little instead of spinning.
+                    tracing::warn!("HTTP: cannot accept a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let app = app.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout);
+            let connection =
+                builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            // Errors are the client's (timeouts, resets); nothing to report.
+            let _ = tokio::time::timeout(limits.connection_lifetime, connection).await;
+        });
+    }
 }
 
 /// `Tue, 14 Nov 2023 22:13:20 GMT` (RFC 9110 IMF-fixdate).
@@ -170,13 +275,26 @@ async fn serve_file(
         return (StatusCode::NOT_FOUND, "not found\n").into_response();
     }
     let dir = match subdir {
-        Some(subdir) => state.results_dir.join(subdir),
+        Some(subdir) => {
+            // The subdirectory must be a real directory of the tree, not a link out of it.
+            let dir = state.results_dir.join(subdir);
+            match tokio::fs::symlink_metadata(&dir).await {
+                Ok(m) if m.is_dir() => dir,
+                _ => return (StatusCode::NOT_FOUND, "not found\n").into_response(),
+            }
+        }
         None => state.results_dir.as_ref().clone(),
     };
     let path = dir.join(&name);
     // Read the file once: after an atomic rename the old inode stays readable, so the bytes
-    // and the metadata below belong to one consistent version.
-    let file = match tokio::fs::File::open(&path).await {
+    // and the metadata below belong to one consistent version. O_NOFOLLOW: a symbolic link
+    // in the tree (`results/leak -> ../secret`) is never followed out of it.
+    let file = match tokio::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .await
+    {
         Ok(f) => f,
         Err(_) => return (StatusCode::NOT_FOUND, "not found\n").into_response(),
     };
@@ -237,6 +355,7 @@ async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let mut names: Vec<String> = match std::fs::read_dir(state.results_dir.as_ref()) {
         Ok(dir) => dir
             .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
             .filter_map(|e| e.file_name().into_string().ok())
             .filter(|n| is_servable_name(n))
             .collect(),
@@ -262,21 +381,13 @@ struct Health {
 
 async fn healthz(State(state): State<AppState>) -> Response {
     let p = state.published.borrow().clone();
-    let now = chrono::Utc::now().timestamp();
-    let reason =
-        p.problem.clone().or_else(|| p.ingester_problem.clone()).or_else(|| match p.last_build {
-            None => Some("no statistics built yet".to_owned()),
-            Some(t) if now - t > state.stale_after_secs => {
-                Some(format!("last statistics build was {}s ago", now - t))
-            }
-            _ => None,
-        });
+    let reason = p.problem(chrono::Utc::now().timestamp());
     let status = if reason.is_some() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     let body = Health {
         status: if reason.is_some() { "unhealthy" } else { "ok" },
         last_tick: p.last_tick,
         last_build: p.last_build,
-        ingester_last_round: p.ingester_last_round,
+        ingester_last_round: p.ingester.last_round,
         reason,
     };
     (status, Json(body)).into_response()

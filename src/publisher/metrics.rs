@@ -147,7 +147,7 @@ pub fn render(published: &Published, now: i64) -> String {
         "Control mails of the last day that did not come back in time (the pinger's own fault)",
         health.self_checks_failed_last_day as f64,
     );
-    if let Some(t) = published.ingester_last_round {
+    if let Some(t) = published.ingester.last_round {
         gauge(
             &mut registry,
             "fathometer_ingester_last_round_timestamp_seconds",
@@ -159,7 +159,7 @@ pub fn render(published: &Published, now: i64) -> String {
         &mut registry,
         "fathometer_ingester_up",
         "1 when the ingester reads the mailbox, 0 when it is failing, silent or not configured",
-        if published.ingester_problem.is_none() { 1.0 } else { 0.0 },
+        if published.ingester_problem(now).is_none() { 1.0 } else { 0.0 },
     );
     gauge(
         &mut registry,
@@ -203,8 +203,8 @@ pub fn render(published: &Published, now: i64) -> String {
     gauge(
         &mut registry,
         "fathometer_healthy",
-        "1 when the daemon reports no problem (scheduler and ingester)",
-        if published.problem.is_none() && published.ingester_problem.is_none() { 1.0 } else { 0.0 },
+        "1 when /healthz reports no problem (scheduler, ingester, a recent statistics build)",
+        if published.problem(now).is_none() { 1.0 } else { 0.0 },
     );
     let mut out = String::new();
     // Writing into a String cannot fail.
@@ -255,8 +255,12 @@ mod tests {
                 self_checks_failed_last_day: 1,
                 requests_queued: 2,
             },
-            ingester_problem: None,
-            ingester_last_round: Some(99_950),
+            ingester: crate::ingest::LivenessState { last_round: Some(99_950), last_failure: None },
+            rules: super::super::http::HealthRules {
+                started_at: 90_000,
+                stale_build_secs: 960,
+                ingester_quiet_secs: Some(90),
+            },
         };
         let text = render(&published, 100_000);
         assert!(
@@ -279,7 +283,10 @@ mod tests {
             "{text}"
         );
         let failing = Published {
-            ingester_problem: Some("ingester: IMAP refused".into()),
+            ingester: crate::ingest::LivenessState {
+                last_round: Some(99_950),
+                last_failure: Some((99_990, "IMAP refused".into())),
+            },
             ..published.clone()
         };
         let text = render(&failing, 100_000);
@@ -294,5 +301,9 @@ mod tests {
         assert!(text.contains("fathometer_self_checks_failed_last_day 1.0"), "{text}");
         assert!(text.contains("fathometer_requests_queued 2.0"), "{text}");
         assert!(text.trim_end().ends_with("# EOF"));
+        // A stale build makes /healthz answer 503; the metric says the same.
+        let stale = Published { last_build: Some(98_000), ..published.clone() };
+        assert!(stale.problem(100_000).is_some());
+        assert!(render(&stale, 100_000).contains("fathometer_healthy 0.0"));
     }
 }

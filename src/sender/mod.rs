@@ -457,8 +457,9 @@ pub async fn drain_outbox(
     Ok(summary)
 }
 
-/// Sends the self-checks not yet accepted by the MTA (tried again each pass until their
-/// deadline).
+/// Sends the self-checks not yet accepted by the MTA. A temporary failure is retried after
+/// a growing wait until the check's deadline; a permanent refusal abandons the check and is
+/// reported once, as an error (the pinger's own mail path is broken), not at every pass.
 pub async fn send_self_checks(
     store: &Mutex<Store>,
     smtp: &SmtpSender,
@@ -466,8 +467,8 @@ pub async fn send_self_checks(
     identity: &Identity,
     deadline_secs: i64,
 ) -> Result<(), StoreError> {
-    let pending = lock(store).pending_self_checks(now_unix() - deadline_secs)?;
-    for check in pending {
+    let pending = lock(store).pending_self_checks(now_unix() - deadline_secs, now_unix())?;
+    for (check, attempts) in pending {
         let now = now_unix();
         let outgoing = match build_self_check(
             check.id,
@@ -479,15 +480,23 @@ pub async fn send_self_checks(
         ) {
             Ok(o) => o,
             Err(e) => {
-                lock(store).self_check_failed(check.id, &e.to_string())?;
+                lock(store).self_check_failed(check.id, &e.to_string(), None, now)?;
                 continue;
             }
         };
         match smtp.send(&outgoing).await {
             Ok(()) => lock(store).self_check_sent(check.id, now)?,
-            Err(e) => {
-                warn!("self-check not accepted by the MTA: {e}");
-                lock(store).self_check_failed(check.id, &e.to_string())?;
+            Err(SendError::Permanent(e)) => {
+                tracing::error!(
+                    "the MTA refused our self-check for good ({e}); the pinger's own mail path \
+                     is broken until this is fixed"
+                );
+                lock(store).self_check_failed(check.id, &e, None, now)?;
+            }
+            Err(SendError::Transient(e)) => {
+                let wait = (smtp.retry_secs().max(1) << attempts.min(10)).min(MAX_RETRY_SECS);
+                warn!(retry_in_s = wait, "self-check not accepted by the MTA: {e}");
+                lock(store).self_check_failed(check.id, &e, Some(now + wait), now)?;
             }
         }
     }

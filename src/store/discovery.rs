@@ -1,6 +1,8 @@
 //! Discovery in the store: the request outbox, what replies teach us (capabilities, keys,
 //! candidates, the thesaurus), and the key history.
 
+use std::collections::BTreeMap;
+
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::{KeyChange, Result, Store, StoreError, remailer_id, upsert_key_tx};
@@ -246,6 +248,31 @@ impl Store {
     }
 
     /// The latest reply of each kind from a remailer, by kind.
+    /// The latest replies of every remailer, by remailer row id (one query for the pages).
+    pub fn all_replies(&self) -> Result<BTreeMap<i64, Vec<StoredReply>>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT remailer_id, kind, received_at, body FROM replies ORDER BY remailer_id, kind",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        let mut out: BTreeMap<i64, Vec<StoredReply>> = BTreeMap::new();
+        for row in rows {
+            let (remailer_id, kind, received_at, body) = row?;
+            out.entry(remailer_id).or_default().push(StoredReply {
+                kind: parse_kind(&kind)?,
+                received_at,
+                body,
+            });
+        }
+        Ok(out)
+    }
+
     pub fn replies_of(&self, remailer_id: i64) -> Result<Vec<StoredReply>> {
         let mut stmt = self.conn.prepare(
             "SELECT kind, received_at, body FROM replies WHERE remailer_id = ?1 ORDER BY kind",

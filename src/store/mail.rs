@@ -163,6 +163,8 @@ pub struct QuarantinedMail {
     pub source: String,
     pub kind: String,
     pub reason: Option<String>,
+    /// False once the retention removed its bytes.
+    pub raw_kept: bool,
 }
 
 impl Store {
@@ -436,10 +438,19 @@ impl Store {
         Ok(out)
     }
 
+    /// Forgets the raw bytes of mail processed before `before` (quarantined mail and replies);
+    /// the verdict and its reason stay. Returns how many mails lost their bytes.
+    pub fn prune_raw_mail(&mut self, before: i64) -> Result<usize> {
+        Ok(self.conn.execute(
+            "UPDATE mails SET raw = NULL WHERE raw IS NOT NULL AND processed_at < ?1",
+            [before],
+        )?)
+    }
+
     /// The quarantine, newest first.
     pub fn quarantine(&self, limit: usize) -> Result<Vec<QuarantinedMail>> {
         let mut stmt = self.conn.prepare(
-            "SELECT processed_at, source, kind, detail FROM mails
+            "SELECT processed_at, source, kind, detail, raw IS NOT NULL FROM mails
              WHERE kind IN ('forged', 'corrupted', 'unknown')
              ORDER BY processed_at DESC, id DESC LIMIT ?1",
         )?;
@@ -449,6 +460,7 @@ impl Store {
                 source: r.get(1)?,
                 kind: r.get(2)?,
                 reason: r.get(3)?,
+                raw_kept: r.get(4)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

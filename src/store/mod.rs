@@ -34,6 +34,7 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     (1, "0001_initial", include_str!("../../migrations/0001_initial.sql")),
     (2, "0002_mail_path", include_str!("../../migrations/0002_mail_path.sql")),
     (3, "0003_discovery", include_str!("../../migrations/0003_discovery.sql")),
+    (4, "0004_hardening", include_str!("../../migrations/0004_hardening.sql")),
 ];
 
 /// The schema version this binary writes.

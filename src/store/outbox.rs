@@ -242,9 +242,22 @@ impl Store {
         Ok(())
     }
 
-    pub fn self_check_failed(&mut self, id: i64, error: &str) -> Result<()> {
-        self.conn
-            .execute("UPDATE self_checks SET last_error = ?2 WHERE id = ?1", params![id, error])?;
+    /// An attempt to send a self-check failed: try again at `retry_at`, or, without one
+    /// (refused for good), never again.
+    pub fn self_check_failed(
+        &mut self,
+        id: i64,
+        error: &str,
+        retry_at: Option<i64>,
+        now: i64,
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE self_checks SET last_error = ?2, attempts = attempts + 1,
+                                    next_attempt_at = ?3,
+                                    abandoned_at = CASE WHEN ?3 IS NULL THEN ?4 END
+             WHERE id = ?1",
+            params![id, error, retry_at, now],
+        )?;
         Ok(())
     }
 
@@ -266,9 +279,28 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Self-checks created after `since` that the MTA has not accepted yet.
-    pub fn pending_self_checks(&self, since: i64) -> Result<Vec<SelfCheck>> {
-        Ok(self.self_checks_since(since)?.into_iter().filter(|c| c.sent_at.is_none()).collect())
+    /// Self-checks created after `since` that the MTA has not accepted yet, are not abandoned
+    /// and are due for an attempt at `now`, with the attempts made so far.
+    pub fn pending_self_checks(&self, since: i64, now: i64) -> Result<Vec<(SelfCheck, u32)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, tag, created_at, sent_at, returned_at, attempts FROM self_checks
+             WHERE created_at > ?1 AND sent_at IS NULL AND abandoned_at IS NULL
+               AND (next_attempt_at IS NULL OR next_attempt_at <= ?2)
+             ORDER BY created_at, id",
+        )?;
+        let rows = stmt.query_map(params![since, now], |r| {
+            Ok((
+                SelfCheck {
+                    id: r.get(0)?,
+                    tag: r.get(1)?,
+                    created_at: r.get(2)?,
+                    sent_at: r.get(3)?,
+                    returned_at: r.get(4)?,
+                },
+                r.get::<_, i64>(5)?.clamp(0, i64::from(u32::MAX)) as u32,
+            ))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     pub fn last_self_check_created(&self) -> Result<Option<i64>> {

@@ -13,6 +13,8 @@ use serde::Deserialize;
 
 use crate::stats::Model;
 
+pub mod environment;
+
 /// Where the daemon looks when neither `--config` nor `FATHOMETER_CONFIG` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/fathometer/fathometer.toml";
 
@@ -34,6 +36,17 @@ pub struct Config {
     pub discovery: DiscoveryConfig,
     #[serde(default)]
     pub publish: PublishConfig,
+    /// The file this configuration was read from, and its text, to locate problems found
+    /// after parsing (see [`environment`]).
+    #[serde(skip)]
+    pub origin: Option<Origin>,
+}
+
+/// Where a configuration came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub path: PathBuf,
+    pub text: String,
 }
 
 /// What is published, and how often (the lists follow `[stats] build_interval_secs`).
@@ -42,7 +55,7 @@ pub struct Config {
 pub struct PublishConfig {
     /// Seconds between keyring rebuilds (pubring.mix, type2.list, pgp-*.asc); Echolot's 8 h.
     #[serde(default = "default_keyring_interval")]
-    pub keyring_interval_secs: PositiveSecs,
+    pub keyring_interval_secs: Secs<WEEK>,
     /// Also write one type I list per key type: rlist-{rsa,dsa,clear}.txt and rlist2-*.txt
     /// (Echolot's `separate_rlists`; on in Debian's Echolot package).
     #[serde(default = "yes")]
@@ -68,8 +81,8 @@ impl Default for PublishConfig {
     }
 }
 
-fn default_keyring_interval() -> PositiveSecs {
-    PositiveSecs(8 * 3600)
+fn default_keyring_interval() -> Secs<WEEK> {
+    Secs(8 * 3600)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -108,7 +121,7 @@ pub struct SmtpConfig {
     /// First wait after a temporary failure (the MTA down, a 4xx); doubled on each further
     /// failure, up to 30 minutes, while the ping's 2-hour slot lasts.
     #[serde(default = "default_retry")]
-    pub retry_secs: PositiveSecs,
+    pub retry_secs: Secs<1800>,
 }
 
 impl Default for SmtpConfig {
@@ -144,7 +157,11 @@ pub struct MailboxConfig {
     /// How often a Maildir is scanned, or IMAP polled when the server lacks IDLE. Latency
     /// does not depend on it: it is measured at delivery.
     #[serde(default = "default_poll")]
-    pub poll_secs: PositiveSecs,
+    pub poll_secs: Secs<3600>,
+    /// Days the raw bytes of quarantined mail and of replies are kept in the database; after
+    /// that only the verdict and its reason remain.
+    #[serde(default = "default_quarantine_days")]
+    pub quarantine_days: Count<1, 3650>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -166,12 +183,32 @@ pub struct ImapConfig {
 pub struct HttpConfig {
     #[serde(default = "default_listen")]
     pub listen: ListenAddr,
+    /// Connections served at once. The daemon lowers it further to stay below its open-file
+    /// limit, so HTTP clients can never take the descriptors mail needs.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: Count<1, 65536>,
+    /// A client must send a request's header within this time, and an idle kept-alive
+    /// connection is closed after it.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_secs: Secs<300>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { listen: default_listen() }
+        HttpConfig {
+            listen: default_listen(),
+            max_connections: default_max_connections(),
+            header_timeout_secs: default_header_timeout(),
+        }
     }
+}
+
+fn default_header_timeout() -> Secs<300> {
+    Secs(10)
+}
+
+fn default_max_connections() -> Count<1, 65536> {
+    Count(256)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -197,7 +234,7 @@ pub struct StatsConfig {
     pub publish_broken_chains: bool,
     /// Seconds between two statistics builds (Echolot's `buildstats`).
     #[serde(default = "default_build_interval")]
-    pub build_interval_secs: PositiveSecs,
+    pub build_interval_secs: Secs<DAY>,
 }
 
 impl Default for StatsConfig {
@@ -219,10 +256,10 @@ impl Default for StatsConfig {
 pub struct ScheduleConfig {
     /// How often the scheduler wakes up to look for due slots.
     #[serde(default = "default_tick")]
-    pub tick_secs: PositiveSecs,
+    pub tick_secs: Secs<600>,
     /// A slot missed by more than this (the daemon was down) is skipped, not replayed.
     #[serde(default = "default_lateness")]
-    pub max_lateness_secs: PositiveSecs,
+    pub max_lateness_secs: Secs<DAY>,
     /// Ping two-hop chains (weekly, daily for interesting chains).
     #[serde(default = "yes")]
     pub chain_pings: bool,
@@ -231,7 +268,7 @@ pub struct ScheduleConfig {
     pub ping_types: Vec<crate::types::PingType>,
     /// How often the pinger mails itself a control message (decision 8).
     #[serde(default = "default_self_check")]
-    pub self_check_secs: PositiveSecs,
+    pub self_check_secs: Secs<DAY>,
 }
 
 impl Default for ScheduleConfig {
@@ -257,13 +294,13 @@ pub struct DiscoveryConfig {
     /// Add an address named in the supported-remailer lists of at least this many distinct
     /// remailers (Echolot's `reliable_auto_add_min`). 0 turns automatic adding off.
     #[serde(default = "default_auto_add_min")]
-    pub auto_add_min: u32,
+    pub auto_add_min: Count<0, 1000>,
     /// Days a remailer's recommendation counts.
     #[serde(default = "default_candidate_days")]
-    pub candidate_days: u32,
+    pub candidate_days: Count<1, 365>,
     /// After this many unanswered daily conf requests a remailer is marked unresponsive.
     #[serde(default = "default_unanswered_limit")]
-    pub unanswered_limit: u32,
+    pub unanswered_limit: Count<1, 1000>,
 }
 
 impl Default for DiscoveryConfig {
@@ -277,14 +314,14 @@ impl Default for DiscoveryConfig {
     }
 }
 
-fn default_auto_add_min() -> u32 {
-    6
+fn default_auto_add_min() -> Count<0, 1000> {
+    Count(6)
 }
-fn default_candidate_days() -> u32 {
-    5
+fn default_candidate_days() -> Count<1, 365> {
+    Count(5)
 }
-fn default_unanswered_limit() -> u32 {
-    5
+fn default_unanswered_limit() -> Count<1, 1000> {
+    Count(5)
 }
 fn yes() -> bool {
     true
@@ -313,28 +350,36 @@ fn default_imap_folder() -> String {
 fn default_listen() -> ListenAddr {
     ListenAddr("127.0.0.1:8080".parse().expect("literal socket address"))
 }
-fn default_build_interval() -> PositiveSecs {
-    PositiveSecs(300)
+fn default_build_interval() -> Secs<DAY> {
+    Secs(300)
 }
 impl Default for MailboxConfig {
     fn default() -> Self {
-        MailboxConfig { maildir: None, imap: None, poll_secs: default_poll() }
+        MailboxConfig {
+            maildir: None,
+            imap: None,
+            poll_secs: default_poll(),
+            quarantine_days: default_quarantine_days(),
+        }
     }
 }
-fn default_retry() -> PositiveSecs {
-    PositiveSecs(60)
+fn default_quarantine_days() -> Count<1, 3650> {
+    Count(30)
 }
-fn default_poll() -> PositiveSecs {
-    PositiveSecs(10)
+fn default_retry() -> Secs<1800> {
+    Secs(60)
 }
-fn default_self_check() -> PositiveSecs {
-    PositiveSecs(900)
+fn default_poll() -> Secs<3600> {
+    Secs(10)
 }
-fn default_tick() -> PositiveSecs {
-    PositiveSecs(30)
+fn default_self_check() -> Secs<DAY> {
+    Secs(900)
 }
-fn default_lateness() -> PositiveSecs {
-    PositiveSecs(600)
+fn default_tick() -> Secs<600> {
+    Secs(30)
+}
+fn default_lateness() -> Secs<DAY> {
+    Secs(600)
 }
 fn all_ping_types() -> Vec<crate::types::PingType> {
     crate::types::PingType::ALL.to_vec()
@@ -429,17 +474,57 @@ impl TryFrom<String> for ListenAddr {
     }
 }
 
+/// Seconds in a day and in a week, the upper bounds of the longer intervals.
+pub const DAY: u64 = 86_400;
+pub const WEEK: u64 = 7 * DAY;
+
+/// A number of seconds from 1 to `MAX`. Every interval has an upper bound, so that no
+/// arithmetic on it can overflow and no typo (an extra zero, `i64::MAX`) turns a daemon into
+/// one that never rebuilds, never polls or reports itself unhealthy from the start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "i64")]
-pub struct PositiveSecs(pub u64);
+pub struct Secs<const MAX: u64>(pub u64);
 
-impl TryFrom<i64> for PositiveSecs {
+impl<const MAX: u64> Secs<MAX> {
+    /// The value as signed seconds, the unit of every timestamp (it fits: `MAX` is small).
+    pub fn as_i64(self) -> i64 {
+        self.0 as i64
+    }
+}
+
+impl<const MAX: u64> TryFrom<i64> for Secs<MAX> {
     type Error = String;
     fn try_from(n: i64) -> Result<Self, String> {
-        if n > 0 {
-            Ok(PositiveSecs(n as u64))
-        } else {
-            Err(format!("{n} must be a positive number of seconds"))
+        match u64::try_from(n) {
+            Ok(s) if (1..=MAX).contains(&s) => Ok(Secs(s)),
+            _ => Err(format!("{n} is not between 1 and {MAX} seconds ({})", human_secs(MAX))),
+        }
+    }
+}
+
+/// `86400` → `1 day`, for the bounds in error messages.
+fn human_secs(secs: u64) -> String {
+    let plural = |n: u64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    match secs {
+        s if s % WEEK == 0 => plural(s / WEEK, "week"),
+        s if s % DAY == 0 => plural(s / DAY, "day"),
+        s if s % 3600 == 0 => plural(s / 3600, "hour"),
+        s if s % 60 == 0 => plural(s / 60, "minute"),
+        s => plural(s, "second"),
+    }
+}
+
+/// A count from `MIN` to `MAX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "i64")]
+pub struct Count<const MIN: u32, const MAX: u32>(pub u32);
+
+impl<const MIN: u32, const MAX: u32> TryFrom<i64> for Count<MIN, MAX> {
+    type Error = String;
+    fn try_from(n: i64) -> Result<Self, String> {
+        match u32::try_from(n) {
+            Ok(c) if (MIN..=MAX).contains(&c) => Ok(Count(c)),
+            _ => Err(format!("{n} is not between {MIN} and {MAX}")),
         }
     }
 }
@@ -498,6 +583,7 @@ impl Config {
         let mut config = Config::parse(&text, path)?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.resolve_paths(base);
+        config.origin = Some(Origin { path: path.to_owned(), text });
         Ok(config)
     }
 
@@ -523,6 +609,18 @@ impl Config {
                 line: find_key_line(text, "smtp", "password_file"),
                 key: Some("smtp.password_file".into()),
                 message: "a password file needs `smtp.user` as well".into(),
+            });
+        }
+        if self.schedule.tick_secs.0 >= self.schedule.max_lateness_secs.0 {
+            return Err(ConfigError {
+                path: path.to_owned(),
+                line: find_key_line(text, "schedule", "tick_secs"),
+                key: Some("schedule.tick_secs".into()),
+                message: format!(
+                    "must be shorter than `schedule.max_lateness_secs` ({}): slots further back \
+                     than that are skipped, so longer ticks would skip slots every time",
+                    self.schedule.max_lateness_secs.0
+                ),
             });
         }
         if self.schedule.ping_types.is_empty() {
@@ -618,7 +716,7 @@ fn table_header(line: &str) -> Option<String> {
 }
 
 /// 1-based line of `key` inside `[table]`, for errors found after deserialisation.
-fn find_key_line(text: &str, table: &str, key: &str) -> Option<usize> {
+pub(crate) fn find_key_line(text: &str, table: &str, key: &str) -> Option<usize> {
     let mut current: Option<String> = None;
     for (i, line) in text.lines().enumerate() {
         if let Some(t) = table_header(line) {
@@ -681,6 +779,38 @@ mod tests {
             assert_eq!(e.line, Some(line), "{tail}: {e}");
             assert_eq!(e.key.as_deref(), Some(key), "{tail}: {e}");
         }
+    }
+
+    #[test]
+    fn every_interval_and_count_has_an_upper_bound() {
+        let cases = [
+            ("[stats]\nbuild_interval_secs = 9223372036854775807\n", "stats.build_interval_secs"),
+            ("[mailbox]\npoll_secs = 9223372036854775807\n", "mailbox.poll_secs"),
+            ("[mailbox]\npoll_secs = 3601\n", "mailbox.poll_secs"),
+            ("[publish]\nkeyring_interval_secs = 604801\n", "publish.keyring_interval_secs"),
+            ("[smtp]\nretry_secs = 1801\n", "smtp.retry_secs"),
+            ("[schedule]\nself_check_secs = 86401\n", "schedule.self_check_secs"),
+            ("[http]\nmax_connections = 0\n", "http.max_connections"),
+            ("[http]\nheader_timeout_secs = 301\n", "http.header_timeout_secs"),
+            ("[discovery]\nunanswered_limit = 4294967296\n", "discovery.unanswered_limit"),
+            ("[mailbox]\nquarantine_days = 0\n", "mailbox.quarantine_days"),
+        ];
+        for (tail, key) in cases {
+            let e = parse(&format!("{MINIMAL}\n{tail}")).unwrap_err();
+            assert_eq!((e.line, e.key.as_deref()), (Some(5), Some(key)), "{tail}: {e}");
+            assert!(e.message.contains("is not between"), "{e}");
+        }
+        let e = parse(&format!("{MINIMAL}\n[stats]\nbuild_interval_secs = 86401\n")).unwrap_err();
+        assert!(e.message.contains("between 1 and 86400 seconds (1 day)"), "{e}");
+        assert!(parse(&format!("{MINIMAL}\n[stats]\nbuild_interval_secs = 86400\n")).is_ok());
+    }
+
+    #[test]
+    fn a_tick_longer_than_the_lateness_would_skip_slots() {
+        let e =
+            parse(&format!("{MINIMAL}\n[schedule]\ntick_secs = 600\nmax_lateness_secs = 600\n"))
+                .unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(5), Some("schedule.tick_secs")), "{e}");
     }
 
     #[test]
