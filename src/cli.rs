@@ -200,6 +200,13 @@ pub fn terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
 
 /// Parses the arguments and runs the command; errors are printed, not panicked.
 pub fn main() -> ExitCode {
+    // Libraries must not capture a backtrace for every error they make: sequoia makes many
+    // while it reads a damaged message, and with RUST_BACKTRACE=1 each one cost a stack walk
+    // (a hostile mail went from 7 ms to 200 ms). Panics still print theirs.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: first thing in main, before any other thread exists.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
     let cli = Cli::parse();
     // Everything fathometer creates is private to its user, whatever the umask.
     crate::state::use_private_umask();
