@@ -4,10 +4,10 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use fathometer::model::PingType;
 use fathometer::openpgp;
 use fathometer::payload::{self, Hop, PayloadFields, PayloadKind};
 use fathometer::sender::{HopSpec, Identity, PingSpec, build_ping};
-use fathometer::types::PingType;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -87,7 +87,8 @@ fn hostile(c: &mut Criterion) {
     // As `fathometer` itself does at start (src/cli.rs): no backtrace per library error.
     // SAFETY: before criterion starts any thread.
     unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
-    use fathometer::store::{DueSinglePing, Store};
+    use fathometer::model::DueSinglePing;
+    use fathometer::store::Store;
     let mut rng = StdRng::seed_from_u64(2);
     let mut store = Store::open_in_memory().unwrap();
     store.add_remailer("r@x.example", 0).unwrap();

@@ -8,9 +8,12 @@ use std::hint::black_box;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
-use fathometer::stats::{self, ChainPing, Dataset, Ping, RemailerHistory, StatsOptions};
-use fathometer::store::{ImportedChain, ImportedPing, RemailerInfo, Store};
-use fathometer::types::{ChainType, PingType};
+use fathometer::model::{
+    ChainPing, ChainType, Dataset, ImportedChain, ImportedPing, Ping, PingType, RemailerHistory,
+    RemailerInfo,
+};
+use fathometer::stats::{self, StatsOptions};
+use fathometer::store::Store;
 
 const NOW: i64 = 1_800_000_000;
 const DAY: i64 = 86_400;
@@ -37,7 +40,7 @@ fn dataset(n: usize) -> Dataset {
                 caps: Some(format!("$remailer{{\"{nick}\"}} = \"<{nick}@x.example> cpunk mix\";")),
                 address: format!("{nick}@x.example"),
                 nick: Some(nick),
-                showit: true,
+                hidden: false,
                 key_types: types.to_vec(),
                 pings,
             }
@@ -127,7 +130,8 @@ fn bench_compute(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function("100", |b| {
         b.iter(|| {
-            let d = store.dataset(NOW - 13 * DAY, NOW).expect("dataset");
+            let d =
+                stats::window::dataset(store.history(NOW - 13 * DAY, NOW).expect("history"), NOW);
             stats::compute(&d, NOW, &options)
         })
     });

@@ -8,12 +8,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, DEFAULT_CONFIG_PATH, MailAddress};
 use crate::ingest::{self, IngestContext, IngestSummary, maildir::Maildir};
+use crate::model::{ChainType, Model, PingType, RemailerKey, RemailerStatus};
 use crate::publisher::{self, ListFile};
 use crate::sender::{self, HopSpec, PingSpec};
-use crate::stats::{self, Model, Report, StatsOptions};
-use crate::store::KeyRow;
+use crate::stats::{self, Report, StatsOptions};
 use crate::store::Store;
-use crate::types::{ChainType, PingType};
 use crate::{daemon, import, keys, payload, scheduler, secret};
 
 #[derive(Debug, Parser)]
@@ -504,7 +503,7 @@ pub fn stats_options(config: Option<&Config>, model: Option<Model>) -> Result<St
 pub fn compute_report(store: &Store, now: i64, options: &StatsOptions) -> Result<Report> {
     // One day of slack beyond the window keeps the query cheap and the window exact.
     let since = now - (stats::STATS_DAYS as i64 + 1) * stats::SECONDS_PER_DAY;
-    let dataset = store.dataset(since, now)?;
+    let dataset = crate::stats::window::dataset(store.history(since, now)?, now);
     Ok(stats::compute(&dataset, now, options))
 }
 
@@ -564,7 +563,7 @@ pub fn list_table(store: &Store, now: i64, options: &StatsOptions) -> Result<Str
         let mut types: Vec<&str> =
             r.keys.iter().filter(|k| k.is_current(now)).map(|k| k.ping_type.as_str()).collect();
         types.dedup();
-        let mut status = r.status.clone();
+        let mut status = r.status.to_string();
         if r.is_hidden() {
             status.push_str(if r.hidden { " hidden" } else { " hidden(testing)" });
         }
@@ -612,7 +611,7 @@ pub fn list_details(
         for k in &r.keys {
             let state = if k.retired_at.is_some() {
                 format!("retired {}", date(k.retired_at))
-            } else if k.is_current(now) && r.status != "disabled" {
+            } else if k.is_current(now) && r.status != RemailerStatus::Disabled {
                 match schedule.filter(|(_, types)| types.contains(&k.ping_type)) {
                     Some((secret, _)) => {
                         let next = scheduler::next_single_slot(
@@ -667,7 +666,7 @@ fn parse_ping_type(s: &str) -> Result<PingType, String> {
 
 /// The key a manual ping uses: of the requested type, or the best type I type the remailer
 /// has (as chains choose hops), the newest current one.
-fn pick_key(keys: &[KeyRow], wanted: Option<PingType>, now: i64) -> Option<KeyRow> {
+fn pick_key(keys: &[RemailerKey], wanted: Option<PingType>, now: i64) -> Option<RemailerKey> {
     let types: Vec<PingType> = match wanted {
         Some(t) => vec![t],
         None => ChainType::Cpunk.preferred_hop_types().to_vec(),

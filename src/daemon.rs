@@ -23,17 +23,14 @@ use tracing::{error, info, warn};
 
 use crate::cli::{same_operator_text, stats_options, unix_now};
 use crate::config::{Config, ImapConfig, TlsMode};
-use crate::discovery::RequestKind;
 use crate::ingest::{self, IngestContext, imap, maildir::Maildir};
-use crate::payload;
+use crate::model::{ChainType, DueRequest, RequestKind, SELF_CHECK_DEADLINE_SECS};
 use crate::publisher::{self, http::Published};
 use crate::scheduler::{self, plan};
 use crate::secret::{self, Secret};
 use crate::sender::{self, Identity, SmtpSender};
-use crate::state;
-use crate::stats::SELF_CHECK_DEADLINE_SECS;
-use crate::store::{DueRequest, Store, StoreError};
-use crate::types::ChainType;
+use crate::store::{Store, StoreError};
+use crate::{payload, state};
 
 const LAST_TICK: &str = "scheduler.last_tick";
 
@@ -504,19 +501,24 @@ async fn ingest_loop(
     }
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when
+/// the future is first polled: a signal arriving while the first tick and build run must stop
+/// the daemon cleanly, not kill it with the default action.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+    let handlers = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()));
+    async move {
+        match handlers {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
             }
-        }
-        _ => {
-            warn!("cannot install signal handlers; stop with SIGKILL");
-            std::future::pending::<()>().await
+            _ => {
+                warn!("cannot install signal handlers; stop with SIGKILL");
+                std::future::pending::<()>().await
+            }
         }
     }
 }
@@ -604,9 +606,9 @@ pub fn build_and_publish(
     let same_operator = same_operator_text(config)?;
     let (dataset, remailers, replies, from_lines, keys) = {
         let store = store.lock().unwrap_or_else(|p| p.into_inner());
-        let since = now - (crate::stats::STATS_DAYS as i64 + 1) * crate::stats::SECONDS_PER_DAY;
+        let since = now - (crate::model::STATS_DAYS as i64 + 1) * crate::model::SECONDS_PER_DAY;
         (
-            store.dataset(since, now)?,
+            crate::stats::window::dataset(store.history(since, now)?, now),
             store.remailers()?,
             store.all_replies()?,
             store.from_lines()?,

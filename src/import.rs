@@ -11,8 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::MailAddress;
-use crate::store::{ImportedChain, ImportedPing, RemailerInfo};
-use crate::types::{ChainType, PingType};
+use crate::model::{ChainType, ImportedChain, ImportedPing, PingType, RemailerInfo};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {message}")]

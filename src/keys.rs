@@ -7,9 +7,11 @@
 
 use base64::Engine as _;
 
+use crate::model::caps::find_caps_line;
+
+use crate::model::{KeyChange, PingType};
 use crate::openpgp::{self, KeyKind};
-use crate::store::{KeyChange, Store, StoreError};
-use crate::types::PingType;
+use crate::store::{Store, StoreError};
 
 /// A type II key entry as a remailer publishes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,18 +129,6 @@ fn day_start(date: &str) -> Option<i64> {
     Some(d.and_hms_opt(0, 0, 0)?.and_utc().timestamp())
 }
 
-/// The `$remailer{"nick"} = "<address> caps";` line of a key or conf reply, if any.
-pub fn capability_line(text: &str) -> Option<(String, String, String)> {
-    text.lines().map(str::trim).find_map(|l| {
-        let rest = l.strip_prefix("$remailer{\"")?;
-        let (nick, rest) = rest.split_once("\"}")?;
-        let lt = rest.find('<')?;
-        let gt = rest[lt..].find('>')? + lt;
-        let address = rest[lt + 1..gt].to_ascii_lowercase();
-        Some((nick.to_owned(), address, l.to_owned()))
-    })
-}
-
 /// Every key in `text`, OpenPGP and Mix.
 pub fn find_keys(text: &[u8]) -> Vec<FoundKey> {
     let mut out = Vec::new();
@@ -205,7 +195,7 @@ pub fn import(
     now: i64,
 ) -> Result<Vec<ImportLine>, StoreError> {
     let mut lines = Vec::new();
-    let identity = capability_line(&String::from_utf8_lossy(text));
+    let identity = find_caps_line(&String::from_utf8_lossy(text));
     for found in find_keys(text) {
         let FoundKey::Key {
             address,
@@ -257,7 +247,7 @@ pub fn import(
         };
         lines.push(ImportLine { outcome, text: what });
         // A Mix entry's header line names the remailer: a nick for `ping`, `list` and lists.
-        let nick = material.split_whitespace().next().filter(|n| crate::discovery::valid_nick(n));
+        let nick = material.split_whitespace().next().filter(|n| crate::model::caps::valid_nick(n));
         if ping_type == PingType::Mix
             && let Some(nick) = nick
             && store.fill_nick(&address, nick, now)?
@@ -268,13 +258,16 @@ pub fn import(
             });
         }
     }
-    if let Some((nick, address, caps)) = identity
-        && store.find_remailer(&address).is_ok()
-        && store.fill_identity(&address, &nick, &caps, now)?
+    if let Some(caps) = identity
+        && store.find_remailer(&caps.address).is_ok()
+        && store.fill_identity(&caps.address, &caps.nick, &caps.line, now)?
     {
         lines.push(ImportLine {
             outcome: "updated",
-            text: format!("remailer {address}: nick {nick} and capabilities from the key reply"),
+            text: format!(
+                "remailer {}: nick {} and capabilities from the key reply",
+                caps.address, caps.nick
+            ),
         });
     }
     Ok(lines)
@@ -333,9 +326,9 @@ mod tests {
             })
             .collect();
         assert!(types.contains(&PingType::CpunkDsa) && types.contains(&PingType::Mix));
-        let (nick, address, line) = capability_line(&text).unwrap();
-        assert_eq!((nick.as_str(), address.as_str()), ("testmix1", "testmix1@localhost"));
-        assert!(line.starts_with("$remailer{\"testmix1\"}"));
+        let caps = find_caps_line(&text).unwrap();
+        assert_eq!((caps.nick.as_str(), caps.address.as_str()), ("testmix1", "testmix1@localhost"));
+        assert!(caps.line.starts_with("$remailer{\"testmix1\"}"));
     }
 
     #[test]

@@ -34,7 +34,7 @@ use hmac::{Hmac, Mac};
 use rand::{Rng, RngCore};
 use sha2::{Digest, Sha256};
 
-use crate::types::PingType;
+use crate::model::PingType;
 
 type HmacSha256 = Hmac<Sha256>;
 

@@ -391,7 +391,7 @@ fn pings_wait_while_the_mta_is_down_and_are_never_charged_for_it() {
             fathometer::store::Store::open(&dir.path().join("state/fathometer.sqlite")).unwrap();
         let r = store.find_remailer("remailer8@localhost").unwrap();
         let now = chrono::Utc::now().timestamp();
-        let due = [fathometer::store::DueSinglePing { key_row_id: r.keys[0].id, slot_time: now }];
+        let due = [fathometer::model::DueSinglePing { key_row_id: r.keys[0].id, slot_time: now }];
         assert_eq!(store.queue_single_pings(&due, now).unwrap(), 1);
     }
     let mut daemon =

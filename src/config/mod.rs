@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::stats::Model;
+use crate::model::Model;
 
 pub mod environment;
 
@@ -265,7 +265,7 @@ pub struct ScheduleConfig {
     pub chain_pings: bool,
     /// Ping types this pinger sends; a subset of mix, cpunk-rsa, cpunk-dsa, cpunk-clear.
     #[serde(default = "all_ping_types")]
-    pub ping_types: Vec<crate::types::PingType>,
+    pub ping_types: Vec<crate::model::PingType>,
     /// How often the pinger mails itself a control message (decision 8).
     #[serde(default = "default_self_check")]
     pub self_check_secs: Secs<DAY>,
@@ -381,8 +381,8 @@ fn default_tick() -> Secs<600> {
 fn default_lateness() -> Secs<DAY> {
     Secs(600)
 }
-fn all_ping_types() -> Vec<crate::types::PingType> {
-    crate::types::PingType::ALL.to_vec()
+fn all_ping_types() -> Vec<crate::model::PingType> {
+    crate::model::PingType::ALL.to_vec()
 }
 
 /// An RFC 5321 mailbox in its simple `local@domain` form.

@@ -6,10 +6,9 @@
 //! field is bounded and checked, nothing panics, and a reply that says nothing usable is
 //! refused with a reason (the ingester quarantines it).
 
-use std::fmt;
-
 use crate::keys::{self, FoundKey};
-use crate::types::PingType;
+use crate::model::caps::{find_caps_line, valid_address};
+use crate::model::{Candidate, CandidateReason, Capabilities, OfferedKey, PingType, RequestKind};
 
 #[cfg(test)]
 mod tests;
@@ -18,53 +17,6 @@ mod tests;
 pub const MAX_REPLY_BYTES: usize = 64 << 10;
 /// At most this many supported-remailer lines are read from one reply.
 const MAX_CANDIDATES_PER_REPLY: usize = 200;
-/// Nicks longer than this are refused (Mixmaster keeps 19 characters, Echolot shows 12).
-pub const MAX_NICK_CHARS: usize = 32;
-
-/// The information requests a Mixmaster remailer answers (`mixmaster.md` §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum RequestKind {
-    Conf,
-    Key,
-    Help,
-    Stats,
-    Adminkey,
-}
-
-impl RequestKind {
-    pub const ALL: [RequestKind; 5] = [
-        RequestKind::Conf,
-        RequestKind::Key,
-        RequestKind::Help,
-        RequestKind::Stats,
-        RequestKind::Adminkey,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RequestKind::Conf => "conf",
-            RequestKind::Key => "key",
-            RequestKind::Help => "help",
-            RequestKind::Stats => "stats",
-            RequestKind::Adminkey => "adminkey",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<RequestKind> {
-        RequestKind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-
-    /// The Subject the remailer recognises.
-    pub fn subject(self) -> String {
-        format!("remailer-{}", self.as_str())
-    }
-}
-
-impl fmt::Display for RequestKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// The body of a request. Remailers ignore it; a person who is not a remailer reads it, so it
 /// says what this is and how to make it stop (Echolot's `remailerxxxtext`).
@@ -81,127 +33,6 @@ pub fn request_body(remailer: &str, pinger_name: &str, operator: Option<&str>) -
          \"not a remailer\" as the first line, and you will not be asked again.\n\
          {contact}"
     )
-}
-
-/// A remailer's capability line: `$remailer{"nick"} = "<address> flag flag ...";`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Capabilities {
-    pub nick: String,
-    pub address: String,
-    pub flags: Vec<String>,
-    /// The whole line as received (it is published verbatim in rlist.txt).
-    pub line: String,
-}
-
-impl Capabilities {
-    pub fn has(&self, flag: &str) -> bool {
-        self.flags.iter().any(|f| f.eq_ignore_ascii_case(flag))
-    }
-
-    /// `testing` in the flags: the operator asks pingers not to publish it yet.
-    pub fn is_testing(&self) -> bool {
-        self.has("testing")
-    }
-
-    /// Plaintext type I is accepted: `cpunk` without `pgponly` (Echolot's cpunk-clear rule).
-    pub fn accepts_clear(&self) -> bool {
-        self.has("cpunk") && !self.has("pgponly")
-    }
-}
-
-/// Whether a capability line (stored verbatim) carries the word `testing`.
-pub fn caps_say_testing(line: &str) -> bool {
-    parse_caps_line(line).is_some_and(|c| c.is_testing())
-}
-
-/// Parses one capability line; None unless it has the exact shape (the nick and address are
-/// checked, the flags must be plain words).
-pub fn parse_caps_line(line: &str) -> Option<Capabilities> {
-    let trimmed = line.trim();
-    let rest = trimmed.strip_prefix("$remailer{\"")?;
-    let (nick, rest) = rest.split_once("\"}")?;
-    let rest = rest.trim_start().strip_prefix('=')?.trim_start().strip_prefix('"')?;
-    let rest = rest.strip_prefix('<')?;
-    let (address, rest) = rest.split_once('>')?;
-    let flags_part = rest.trim_end().strip_suffix(';')?.trim_end().strip_suffix('"')?;
-    if !valid_nick(nick) || !valid_address(address) {
-        return None;
-    }
-    let flags: Vec<String> = flags_part.split_whitespace().map(str::to_owned).collect();
-    if flags.iter().any(|f| f.len() > 64 || !f.chars().all(|c| c.is_ascii_graphic() && c != '"')) {
-        return None;
-    }
-    Some(Capabilities {
-        nick: nick.to_owned(),
-        address: address.to_ascii_lowercase(),
-        flags,
-        line: trimmed.to_owned(),
-    })
-}
-
-/// A nick is printable ASCII without spaces or quotes. Anything else it contains (markup,
-/// say) is escaped where it is shown.
-pub fn valid_nick(nick: &str) -> bool {
-    !nick.is_empty()
-        && nick.chars().count() <= MAX_NICK_CHARS
-        && nick.chars().all(|c| c.is_ascii_graphic() && c != '"')
-}
-
-/// A plausible mail address: one `@`, printable ASCII, no brackets, at most 254 characters.
-pub fn valid_address(address: &str) -> bool {
-    let Some((local, domain)) = address.split_once('@') else {
-        return false;
-    };
-    address.len() <= 254
-        && !local.is_empty()
-        && !domain.is_empty()
-        && !domain.contains('@')
-        && address.chars().all(|c| c.is_ascii_graphic() && !"<>()[]\",;:\\".contains(c))
-}
-
-/// Why an address became a candidate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CandidateReason {
-    /// Named in a "SUPPORTED CPUNK (TYPE I) REMAILERS" list.
-    VouchedType1,
-    /// Named in a "SUPPORTED MIXMASTER (TYPE II) REMAILERS" list.
-    VouchedType2,
-    /// A conf reply's capability line gives another address than the one we asked.
-    SelfConf,
-    /// A key reply's keys belong to another address than the one we asked.
-    SelfKey,
-}
-
-impl CandidateReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CandidateReason::VouchedType1 => "vouched-type1",
-            CandidateReason::VouchedType2 => "vouched-type2",
-            CandidateReason::SelfConf => "self-conf",
-            CandidateReason::SelfKey => "self-key",
-        }
-    }
-
-    /// A remailer naming its own (new) address is added at once; others need vouchers.
-    pub fn is_self(self) -> bool {
-        matches!(self, CandidateReason::SelfConf | CandidateReason::SelfKey)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Candidate {
-    pub address: String,
-    pub reason: CandidateReason,
-}
-
-/// A key offered in a key reply for the address we asked.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OfferedKey {
-    pub ping_type: PingType,
-    pub key_id: String,
-    pub material: String,
-    pub valid_from: Option<i64>,
-    pub valid_until: Option<i64>,
 }
 
 /// What a reply tells us.
@@ -251,7 +82,7 @@ pub fn read_reply(
 }
 
 fn read_conf(asked: &str, body: &str, findings: &mut Findings) -> Result<(), String> {
-    let caps = first_caps_line(body)
+    let caps = find_caps_line(body)
         .ok_or_else(|| "conf reply without a valid $remailer{...} capability line".to_owned())?;
     findings.remailer_type = body.lines().find_map(|l| {
         let (name, value) = l.split_once(':')?;
@@ -272,10 +103,6 @@ fn read_conf(asked: &str, body: &str, findings: &mut Findings) -> Result<(), Str
     }
     read_supported_lists(asked, body, findings);
     Ok(())
-}
-
-fn first_caps_line(body: &str) -> Option<Capabilities> {
-    body.lines().filter(|l| l.trim_start().starts_with("$remailer{")).find_map(parse_caps_line)
 }
 
 /// Mixmaster's LISTSUPPORTED sections: after the heading, each line naming an address
@@ -315,7 +142,7 @@ fn read_supported_lists(asked: &str, body: &str, findings: &mut Findings) {
 }
 
 fn read_key(asked: &str, body: &str, now: i64, findings: &mut Findings) -> Result<(), String> {
-    if let Some(caps) = first_caps_line(body).filter(|c| c.address == asked) {
+    if let Some(caps) = find_caps_line(body).filter(|c| c.address == asked) {
         findings.caps = Some(caps);
     }
     for found in keys::find_keys(body.as_bytes()) {
@@ -371,22 +198,4 @@ fn undo_dash_escaping(body: &str) -> String {
     body.split_inclusive('\n')
         .map(|l| l.strip_prefix("- ").filter(|r| r.starts_with('-')).unwrap_or(l))
         .collect()
-}
-
-/// The key types a remailer supports according to its capabilities (`mixmaster.md` §5.1):
-/// `mix` for type II, `pgp` for encrypted type I (RSA or DSA keys decide which), and clear
-/// type I when it accepts unencrypted mail.
-pub fn supported_types(caps: &Capabilities) -> Vec<PingType> {
-    let mut types = Vec::new();
-    if caps.has("mix") {
-        types.push(PingType::Mix);
-    }
-    if caps.has("pgp") {
-        types.push(PingType::CpunkRsa);
-        types.push(PingType::CpunkDsa);
-    }
-    if caps.accepts_clear() {
-        types.push(PingType::CpunkClear);
-    }
-    types
 }

@@ -1,6 +1,8 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::model::caps::*;
+use crate::model::*;
 
 fn reply_body(name: &str) -> String {
     let path = format!("{}/tests/vectors/mixmaster/replies/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -128,8 +130,8 @@ fn signed_replies_are_unescaped() {
 fn testing_and_clear_capabilities() {
     let caps = parse_caps_line("$remailer{\"t\"} = \"<t@x> cpunk mix testing\";").unwrap();
     assert!(caps.is_testing() && caps.accepts_clear());
-    assert!(caps_say_testing(&caps.line));
-    assert!(!caps_say_testing("$remailer{\"t\"} = \"<t@x> cpunk mix\";"));
+    assert!(says_testing(&caps.line));
+    assert!(!says_testing("$remailer{\"t\"} = \"<t@x> cpunk mix\";"));
     let hostile = parse_caps_line("$remailer{\"<script>alert(1)</script>\"} = \"<e@x> mix\";");
     assert_eq!(hostile.unwrap().nick, "<script>alert(1)</script>");
 }

@@ -22,15 +22,15 @@ use tracing::{debug, info, warn};
 use maildir::Maildir;
 use sha2::{Digest, Sha256};
 
-use crate::discovery::{self, RequestKind};
+use crate::discovery;
+use crate::model::{
+    DiscoveryEffect, MailEffect, MailKind, MailRecord, RequestKind, SECONDS_PER_DAY, STATS_DAYS,
+    TagTarget, TaggedPing, TaggedRequest,
+};
 use crate::openpgp::{self, DecryptError};
 use crate::payload::{self, PayloadError, PayloadFields, PayloadKind};
 use crate::sender::Identity;
-use crate::stats::{SECONDS_PER_DAY, STATS_DAYS};
-use crate::store::{
-    DiscoveryEffect, MailEffect, MailKind, MailRecord, Store, StoreError, TagTarget, TaggedPing,
-    TaggedRequest,
-};
+use crate::store::{Store, StoreError};
 
 /// Larger mail is neither a ping return (about 12 KiB) nor a remailer's reply (its text is
 /// cut at 64 KiB anyway); it is quarantined unparsed, and the mailbox edges read no more than

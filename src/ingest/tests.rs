@@ -7,9 +7,8 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::*;
+use crate::model::{DueSinglePing, PingType};
 use crate::sender::{HopSpec, PingSpec, build_ping};
-use crate::store::DueSinglePing;
-use crate::types::PingType;
 
 const SECRET: &[u8] = &[9u8; 32];
 const NOW: i64 = 1_800_000_000;
@@ -83,7 +82,7 @@ fn a_genuine_return_counts_once_and_a_second_copy_is_a_duplicate() {
     // Another copy (a replay through another MTA hop): a duplicate.
     let copy = format!("Received: from elsewhere\n{mail}");
     assert_eq!(ingest(&mut store, copy.as_bytes()).kind, MailKind::Duplicate);
-    let d = store.dataset(0, NOW + 1000).unwrap();
+    let d = crate::stats::window::dataset(store.history(0, NOW + 1000).unwrap(), NOW + 1000);
     assert_eq!(d.remailers[0].pings[0].returned, Some(NOW + 60), "latency ends at delivery");
     assert_eq!(d.returns["r@x.example"].duplicate, 1);
 }
@@ -106,7 +105,7 @@ fn vector_reply(name: &str) -> String {
 fn asked(store: &mut Store, kind: RequestKind, tag: &str, vector: &str) -> String {
     store.add_remailer("testmix1@localhost", 0).ok();
     let id = store.find_remailer("testmix1@localhost").unwrap().id;
-    let due = crate::store::DueRequest { remailer_id: id, kind, slot_time: NOW };
+    let due = crate::model::DueRequest { remailer_id: id, kind, slot_time: NOW };
     store.queue_request(&due, true, tag, NOW).unwrap();
     let request = store.requests_due(NOW, 10).unwrap().into_iter().find(|r| r.tag == tag).unwrap();
     store.mark_request_sent(request.id, NOW, 5).unwrap();

@@ -35,9 +35,9 @@ pub struct Published {
     /// Why the scheduler is failing, if it is.
     pub problem: Option<String>,
     /// Pings in the store by outcome (the outbox is `queued`).
-    pub ping_counts: crate::store::PingCounts,
+    pub ping_counts: crate::model::PingCounts,
     /// The mailbox and the pinger's own mail path, as of the last tick.
-    pub mail_health: crate::store::MailHealth,
+    pub mail_health: crate::model::MailHealth,
     /// The ingester's rounds, as it reports them (at once, not at the next tick).
     pub ingester: crate::ingest::LivenessState,
     /// The thresholds of the health rule.

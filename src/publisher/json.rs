@@ -2,7 +2,8 @@
 
 use serde::Serialize;
 
-use crate::stats::{ListEntry, Report, ReturnCounters, STATS_DAYS};
+use crate::model::{ReturnCounters, STATS_DAYS};
+use crate::stats::{ListEntry, Report};
 
 #[derive(Debug, Serialize)]
 pub struct StatsJson<'a> {

@@ -8,9 +8,8 @@
 
 use std::collections::HashSet;
 
+use crate::model::{PingType, PublishableKey};
 use crate::openpgp::{self, PgpError};
-use crate::store::PublishableKey;
-use crate::types::PingType;
 
 /// The four keyring files.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -6,7 +6,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::stats::{ListEntry, STATS_DAYS, contains_word, word_number};
+use crate::model::STATS_DAYS;
+use crate::model::caps::{contains_word, word_number};
+use crate::stats::ListEntry;
 
 /// The optional sections Echolot puts around the table: `<S><B1><B2>`.
 #[derive(Debug, Clone, Copy, Default)]

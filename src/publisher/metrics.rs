@@ -217,28 +217,28 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::stats::{Dataset, Ping, RemailerHistory, StatsOptions, compute};
-    use crate::store::PingCounts;
-    use crate::types::PingType;
+    use crate::model::{Dataset, Ping, RemailerHistory};
+    use crate::model::{PingCounts, PingType};
+    use crate::stats::{StatsOptions, compute};
 
     #[test]
     fn exposes_listed_remailers_and_health() {
-        let history = |nick: &str, showit: bool| RemailerHistory {
+        let history = |nick: &str, hidden: bool| RemailerHistory {
             address: format!("{nick}@x.example"),
             nick: Some(nick.into()),
             caps: Some(format!("$remailer{{\"{nick}\"}} = \"<{nick}@x.example> mix\";")),
-            showit,
+            hidden,
             key_types: vec![PingType::Mix],
             pings: vec![Ping { ping_type: PingType::Mix, sent: 1000, returned: Some(1600) }],
         };
         let mut data = Dataset {
-            remailers: vec![history("open", true), history("secret", false)],
+            remailers: vec![history("open", false), history("secret", true)],
             chains: vec![],
             ..Default::default()
         };
         for nick in ["open", "secret"] {
             let counters =
-                crate::stats::ReturnCounters { returned: 1, forged: 1, ..Default::default() };
+                crate::model::ReturnCounters { returned: 1, forged: 1, ..Default::default() };
             data.returns.insert(format!("{nick}@x.example"), counters);
         }
         let report = compute(&data, 100_000, &StatsOptions::default());
@@ -248,7 +248,7 @@ mod tests {
             last_build: Some(99_700),
             problem: None,
             ping_counts: PingCounts { queued: 3, sent: 1, returned: 2, not_sent: 0 },
-            mail_health: crate::store::MailHealth {
+            mail_health: crate::model::MailHealth {
                 last_mail_processed_at: Some(99_000),
                 last_mail_lag_secs: Some(4),
                 last_self_check_returned_at: Some(98_000),

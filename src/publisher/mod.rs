@@ -211,7 +211,7 @@ pub const META_EXTENSION: &str = ".meta";
 /// `private_dir` (every remailer's current key), each file atomically.
 pub fn write_keyrings(
     report: &Report,
-    keys: &[crate::store::PublishableKey],
+    keys: &[crate::model::PublishableKey],
     public_dir: &Path,
     private_dir: &Path,
     meta_expires: Option<i64>,
@@ -355,8 +355,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::{Dataset, Ping, RemailerHistory, StatsOptions, compute};
-    use crate::types::PingType;
+    use crate::model::PingType;
+    use crate::model::{Dataset, Ping, RemailerHistory};
+    use crate::stats::{StatsOptions, compute};
 
     const NOW: i64 = 1_700_000_000;
 
@@ -372,7 +373,7 @@ mod tests {
             address: "half@x.example".into(),
             nick: Some("half".into()),
             caps: Some("$remailer{\"half\"} = \"<half@x.example> cpunk pgp\";".into()),
-            showit: true,
+            hidden: false,
             key_types: vec![PingType::CpunkRsa, PingType::CpunkClear],
             pings,
         };

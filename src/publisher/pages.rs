@@ -11,15 +11,13 @@ use super::html::{
     ReplyView, Site, ThesaurusFile, ThesaurusRow, TypeStats,
 };
 use super::lists;
-use crate::discovery;
-use crate::stats::{ListEntry, Report, SECONDS_PER_DAY, STATS_DAYS};
-use crate::store::{FromLine, RemailerRow, StoredReply};
-use crate::types::PingType;
+use crate::model::{FromLine, PingType, Remailer, SECONDS_PER_DAY, STATS_DAYS, StoredReply};
+use crate::stats::{ListEntry, Report};
 
 /// What the pages show besides the statistics.
 pub struct PageInputs<'a> {
     pub report: &'a Report,
-    pub remailers: &'a [RemailerRow],
+    pub remailers: &'a [Remailer],
     /// The latest replies, by remailer row id.
     pub replies: &'a BTreeMap<i64, Vec<StoredReply>>,
     pub from_lines: &'a [FromLine],
@@ -123,11 +121,10 @@ fn thesaurus_files(
     let mut rows = Vec::new();
     let mut index_txt = String::new();
     for v in by_nick {
-        let testing = discovery::parse_caps_line(&v.caps_line).is_some_and(|c| c.is_testing());
         let Some(row) = inputs.remailers.iter().find(|r| r.address == v.address) else {
             continue;
         };
-        if testing && !private {
+        if !private && !row.is_listed() {
             continue;
         }
         let replies = inputs.replies.get(&row.id).map(Vec::as_slice).unwrap_or_default();
@@ -223,7 +220,7 @@ fn remailer_view(inputs: &PageInputs<'_>, address: &str, private: bool) -> Optio
         || "unknown".to_owned(),
         |r| match &r.status_reason {
             Some(reason) => format!("{} ({reason})", r.status),
-            None => r.status.clone(),
+            None => r.status.to_string(),
         },
     );
     Some(RemailerView {
@@ -278,8 +275,9 @@ fn from_line_rows(
     let mut default_rows = Vec::new();
     let mut user_rows = Vec::new();
     for v in views {
-        let caps = discovery::parse_caps_line(&v.caps_line);
-        if caps.as_ref().is_some_and(|c| c.has("middle") || c.is_testing()) {
+        let middleman =
+            crate::model::caps::parse_caps_line(&v.caps_line).is_some_and(|c| c.has("middle"));
+        if middleman || crate::model::caps::says_testing(&v.caps_line) {
             continue;
         }
         let rows = |with_from: bool| -> Vec<FromLineRow> {

@@ -43,19 +43,19 @@
 use chrono::{Datelike, NaiveDate};
 use md5::{Digest, Md5};
 
-use crate::types::{ChainType, PingType};
+use crate::model::{ChainType, PingType};
 
 pub mod plan;
 
-/// Length of a single-hop period: each key is pinged once per period.
-pub const SINGLE_PERIOD_SECS: i64 = 7200;
+/// Length of a single-hop period: each key is pinged once per period (the slot).
+pub const SINGLE_PERIOD_SECS: i64 = crate::model::SLOT_SECS;
 /// Length of a UTC day (period of the intensive-care chain pings).
-pub const DAY_SECS: i64 = 86400;
+pub const DAY_SECS: i64 = crate::model::SECONDS_PER_DAY;
 /// Length of an ISO week (period of the regular chain pings).
 pub const WEEK_SECS: i64 = 604800;
 
-/// Days from 0001-01-01 (chrono's "day 1 of the common era" is day number 1) to 1970-01-01.
-const UNIX_EPOCH_DAYS_FROM_CE: i64 = 719_163;
+use crate::model::time::UNIX_EPOCH_DAYS_FROM_CE;
+pub use crate::model::time::utc_date;
 /// 1970-01-01 was a Thursday, i.e. 3 days after the Monday that starts its ISO week.
 const EPOCH_DAYS_AFTER_MONDAY: i64 = 3;
 
@@ -87,15 +87,6 @@ fn date_label(day: NaiveDate) -> String {
 fn iso_week_label(day: NaiveDate) -> String {
     let week = day.iso_week();
     format!("{:04}-W{:02}", week.year(), week.week())
-}
-
-/// The UTC calendar date containing unix time `t` (clamped to chrono's date range).
-pub fn utc_date(t: i64) -> NaiveDate {
-    let days = t.div_euclid(DAY_SECS);
-    i32::try_from(days + UNIX_EPOCH_DAYS_FROM_CE)
-        .ok()
-        .and_then(NaiveDate::from_num_days_from_ce_opt)
-        .unwrap_or(if days < 0 { NaiveDate::MIN } else { NaiveDate::MAX })
 }
 
 /// Unix time of 00:00 UTC on `day`.

@@ -3,9 +3,10 @@
 
 use std::collections::HashSet;
 
-use crate::discovery::RequestKind;
-use crate::store::{DueChainPing, DueRequest, DueSinglePing, RemailerRow};
-use crate::types::{ChainType, PingType};
+use crate::model::{
+    ChainType, DueChainPing, DueRequest, DueSinglePing, PingType, Remailer, RemailerStatus,
+    RequestKind,
+};
 
 use super::{DueWindow, chain_slots_due, request_slots_due, single_slots_due};
 
@@ -24,9 +25,9 @@ pub struct SchedulableRemailer {
 }
 
 /// Remailers that are not disabled, with their keys that are valid at `now`.
-pub fn schedulable_remailers(rows: &[RemailerRow], now: i64) -> Vec<SchedulableRemailer> {
+pub fn schedulable_remailers(rows: &[Remailer], now: i64) -> Vec<SchedulableRemailer> {
     rows.iter()
-        .filter(|r| r.status != "disabled")
+        .filter(|r| r.status != RemailerStatus::Disabled)
         .map(|r| SchedulableRemailer {
             address: r.address.clone(),
             keys: r
@@ -107,13 +108,9 @@ pub fn due_pings(
 
 /// Every information request due in `window`: each kind, once a day, to every remailer that
 /// has not been disabled (an unresponsive one keeps being asked: an answer revives it).
-pub fn due_requests(
-    secret: &[u8],
-    remailers: &[RemailerRow],
-    window: &DueWindow,
-) -> Vec<DueRequest> {
+pub fn due_requests(secret: &[u8], remailers: &[Remailer], window: &DueWindow) -> Vec<DueRequest> {
     let mut due = Vec::new();
-    for r in remailers.iter().filter(|r| r.status != "disabled") {
+    for r in remailers.iter().filter(|r| r.status != RemailerStatus::Disabled) {
         for kind in RequestKind::ALL {
             for slot_time in request_slots_due(secret, &r.address, kind.as_str(), window) {
                 due.push(DueRequest { remailer_id: r.id, kind, slot_time });
@@ -127,6 +124,8 @@ pub fn due_requests(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::model::*;
 
     fn remailer(address: &str, keys: &[(i64, PingType)]) -> SchedulableRemailer {
         SchedulableRemailer {
@@ -208,12 +207,12 @@ mod tests {
 
     #[test]
     fn each_request_kind_is_due_once_a_day_and_disabled_remailers_are_not_asked() {
-        let row = |id: i64, address: &str, status: &str| RemailerRow {
+        let row = |id: i64, address: &str, status: RemailerStatus| Remailer {
             id,
             address: address.into(),
             nick: None,
             caps: None,
-            status: status.into(),
+            status,
             status_reason: None,
             remailer_type: None,
             last_answer_at: None,
@@ -221,8 +220,11 @@ mod tests {
             first_seen: 0,
             keys: Vec::new(),
         };
-        let rows =
-            vec![row(1, "a@x", "active"), row(2, "b@x", "unresponsive"), row(3, "c@x", "disabled")];
+        let rows = vec![
+            row(1, "a@x", RemailerStatus::Active),
+            row(2, "b@x", RemailerStatus::Unresponsive),
+            row(3, "c@x", RemailerStatus::Disabled),
+        ];
         let start = 1_800_000_000 - 1_800_000_000 % 86_400;
         let mut due = Vec::new();
         for tick in 0..(3 * 86_400 / 300) {

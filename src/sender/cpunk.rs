@@ -18,8 +18,8 @@
 
 use std::time::SystemTime;
 
+use crate::model::PingType;
 use crate::openpgp::{self, PgpError};
-use crate::types::PingType;
 
 /// One hop of a type I ping.
 #[derive(Debug, Clone)]

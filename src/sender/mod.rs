@@ -16,18 +16,17 @@ use rand::RngCore;
 use tracing::{debug, info, warn};
 
 use crate::config::{Delimiter, MailAddress};
-use crate::discovery;
-use crate::openpgp;
+use crate::model::{OutboxPing, OutboxRequest, PingType};
 use crate::payload::{self, Hop, PayloadFields, PayloadKind};
-use crate::store::{OutboxPing, OutboxRequest, Store, StoreError};
-use crate::types::PingType;
+use crate::store::{Store, StoreError};
+use crate::{discovery, openpgp};
 
 use cpunk::CpunkHop;
 use mix::MixHop;
 pub use smtp::{Outgoing, SendError, SmtpSender};
 
 /// A ping may be retried until its 2-hour slot period ends (the next slot takes over).
-pub const SLOT_SECS: i64 = 7200;
+pub use crate::model::SLOT_SECS;
 /// Retries wait `[smtp] retry_secs` first, then twice as long each time, up to half an hour.
 const MAX_RETRY_SECS: i64 = 1800;
 

@@ -3,7 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::{ChainPing, ListEntry, StatsOptions};
+use super::{ListEntry, StatsOptions};
+use crate::model::ChainPing;
 
 /// Echolot's chain constants, with its code's defaults.
 #[derive(Debug, Clone, Copy, PartialEq)]

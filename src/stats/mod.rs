@@ -13,21 +13,18 @@
 //!   the fraction of latencies `> (age - 900) / 0.8`, the chance it is merely still in transit.
 
 pub mod chains;
+pub mod window;
 
 use std::collections::BTreeMap;
 
-use std::fmt;
-use std::str::FromStr;
+use serde::Serialize;
 
-use serde::{Deserialize, Serialize};
-
-use crate::types::{ChainType, PingType};
+use crate::model::remailer::is_listed;
+use crate::model::{ChainType, Dataset, Model, Ping, PingType, ReturnCounters};
+pub use crate::model::{SECONDS_PER_DAY, STATS_DAYS};
 
 pub use chains::{BrokenChains, ChainParams, IntensiveCare, compress_broken_chains};
 
-/// Days in the statistics window (`stats_days`).
-pub const STATS_DAYS: usize = 12;
-pub const SECONDS_PER_DAY: i64 = 86_400;
 /// The age weight `w1`, indexed by whole days of age (`pings_weight`).
 pub const AGE_WEIGHTS: [f64; STATS_DAYS] =
     [0.5, 1.0, 1.0, 1.0, 1.0, 0.9, 0.8, 0.5, 0.3, 0.2, 0.2, 0.1];
@@ -37,40 +34,6 @@ pub const SKEW_SECS: f64 = 900.0;
 pub const SKEW_FACTOR: f64 = 0.8;
 /// Echolot sorts a remailer with no latency as if it had this one.
 const UNDEFINED_LATENCY_SORT_KEY: f64 = 9999.0;
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Model {
-    #[default]
-    Methodology,
-    Echolot,
-}
-
-impl Model {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Model::Methodology => "methodology",
-            Model::Echolot => "echolot",
-        }
-    }
-}
-
-impl fmt::Display for Model {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Model {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "methodology" => Ok(Model::Methodology),
-            "echolot" => Ok(Model::Echolot),
-            _ => Err(format!("unknown model `{s}` (expected methodology or echolot)")),
-        }
-    }
-}
 
 /// A published list: which ping types are pooled into it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,61 +51,6 @@ pub const CPUNK_RSA_LIST: ListSpec = ListSpec { name: "cpunk-rsa", types: &[Ping
 pub const CPUNK_DSA_LIST: ListSpec = ListSpec { name: "cpunk-dsa", types: &[PingType::CpunkDsa] };
 pub const CPUNK_CLEAR_LIST: ListSpec =
     ListSpec { name: "cpunk-clear", types: &[PingType::CpunkClear] };
-
-/// One single-hop ping that the MTA accepted (pings that never left are not charged and
-/// never reach the statistics).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ping {
-    pub ping_type: PingType,
-    pub sent: i64,
-    /// When the genuine return was delivered, if it was.
-    pub returned: Option<i64>,
-}
-
-/// What the statistics need to know about one remailer.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RemailerHistory {
-    pub address: String,
-    /// From the remailer's conf reply; a remailer without nick and caps is not listed.
-    pub nick: Option<String>,
-    /// The whole `$remailer{"nick"} = "<address> ...";` line.
-    pub caps: Option<String>,
-    /// Operator's choice to publish it (Echolot's `showit`).
-    pub showit: bool,
-    /// Ping types for which the remailer has a current key.
-    pub key_types: Vec<PingType>,
-    /// Pings in the order they were sent.
-    pub pings: Vec<Ping>,
-}
-
-/// One two-hop chain ping.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChainPing {
-    pub chain_type: ChainType,
-    pub addr1: String,
-    pub addr2: String,
-    pub sent: i64,
-    pub returned: Option<i64>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Dataset {
-    pub remailers: Vec<RemailerHistory>,
-    pub chains: Vec<ChainPing>,
-    /// What came back in the window besides genuine returns, per remailer address.
-    pub returns: BTreeMap<String, ReturnCounters>,
-}
-
-/// Per-remailer counts of the mail that came back (decision 5): genuine returns, and the
-/// duplicates, forgeries, corrupted copies and bounces that never count as returned.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct ReturnCounters {
-    pub returned: u64,
-    pub duplicate: u64,
-    pub forged: u64,
-    pub corrupted: u64,
-    pub bounced: u64,
-}
 
 /// Statistics of one remailer in one list.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -167,7 +75,7 @@ pub struct ListEntry {
     pub address: String,
     pub nick: String,
     pub caps: String,
-    /// Shown in public lists: `showit` and caps not containing the word `testing`.
+    /// Shown in public lists ([`crate::model::remailer::is_listed`]).
     pub listed: bool,
     pub stats: RemailerStats,
 }
@@ -275,7 +183,7 @@ pub fn build_list(
                 address: r.address.clone(),
                 nick: nick.clone(),
                 caps: caps.clone(),
-                listed: r.showit && !contains_word(caps, "testing"),
+                listed: is_listed(r.hidden, Some(caps)),
                 stats: remailer_stats(pings, now, options.model),
             })
         })
@@ -442,11 +350,6 @@ pub fn methodology_mod_age(age_secs: f64) -> f64 {
     (age_secs - SKEW_SECS) * SKEW_FACTOR
 }
 
-/// Perl's `/\bword\b/i` on ASCII: `word` with no word character on either side.
-/// How long a self-check may take to come back before its window counts as the pinger's own
-/// failure. Local delivery takes well under a second; half an hour allows for a loaded MTA.
-pub const SELF_CHECK_DEADLINE_SECS: i64 = 1800;
-
 /// Intervals `(start, end)` in which the pinger's own mail path failed (decision 8): every
 /// ping sent strictly inside one is excluded from every remailer's statistics.
 ///
@@ -483,55 +386,6 @@ pub fn own_failure_windows(
 /// Whether `sent` lies strictly inside one of `windows`.
 pub fn in_own_failure(windows: &[(i64, i64)], sent: i64) -> bool {
     windows.iter().any(|&(start, end)| start < sent && sent < end)
-}
-
-pub fn contains_word(text: &str, word: &str) -> bool {
-    word_matches(text, word).next().is_some()
-}
-
-/// The number `n` of the first `\bprefix(\d+)\b` in `text` (case-insensitive), e.g. `klen1000`.
-pub fn word_number(text: &str, prefix: &str) -> Option<u64> {
-    let bytes = text.as_bytes();
-    let lower = text.to_ascii_lowercase();
-    let prefix = prefix.to_ascii_lowercase();
-    let mut from = 0;
-    while let Some(pos) = lower[from..].find(&prefix).map(|p| p + from) {
-        from = pos + 1;
-        if pos > 0 && is_word_byte(bytes[pos - 1]) {
-            continue;
-        }
-        let digits_start = pos + prefix.len();
-        let digits_len = bytes[digits_start..].iter().take_while(|b| b.is_ascii_digit()).count();
-        let end = digits_start + digits_len;
-        if digits_len == 0 || bytes.get(end).is_some_and(|&b| is_word_byte(b)) {
-            continue;
-        }
-        // Saturate absurdly long numbers: only "at least 900" matters to anyone.
-        return Some(text[digits_start..end].parse().unwrap_or(u64::MAX));
-    }
-    None
-}
-
-fn is_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
-}
-
-fn word_matches<'a>(text: &'a str, word: &'a str) -> impl Iterator<Item = usize> + 'a {
-    let bytes = text.as_bytes();
-    let lower = text.to_ascii_lowercase();
-    let word = word.to_ascii_lowercase();
-    let mut starts = Vec::new();
-    let mut from = 0;
-    while let Some(pos) = lower[from..].find(&word).map(|p| p + from) {
-        from = pos + 1;
-        let end = pos + word.len();
-        let left_ok = pos == 0 || !is_word_byte(bytes[pos - 1]);
-        let right_ok = end >= bytes.len() || !is_word_byte(bytes[end]);
-        if left_ok && right_ok {
-            starts.push(pos);
-        }
-    }
-    starts.into_iter()
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::model::caps::*;
+use crate::model::*;
 
 const NOW: i64 = 1_700_000_000;
 const DAY: i64 = SECONDS_PER_DAY;
@@ -19,7 +21,7 @@ fn remailer(nick: &str, caps_tail: &str, pings: Vec<Ping>) -> RemailerHistory {
         caps: Some(format!("$remailer{{\"{nick}\"}} = \"<{address}> {caps_tail}\";")),
         address,
         nick: Some(nick.into()),
-        showit: true,
+        hidden: false,
         key_types: vec![PingType::Mix],
         pings,
     }
@@ -158,9 +160,9 @@ fn age_weights_apply_by_whole_days() {
 }
 
 #[test]
-fn listing_requires_keys_nick_and_caps_and_honours_testing_and_showit() {
+fn listing_requires_keys_nick_and_caps_and_honours_testing_and_hiding() {
     let mut hidden = remailer("hidden", "mix", vec![]);
-    hidden.showit = false;
+    hidden.hidden = true;
     let mut no_caps = remailer("nocaps", "mix", vec![]);
     no_caps.caps = None;
     let mut no_key = remailer("nokey", "mix", vec![]);
@@ -233,7 +235,7 @@ fn chain(a1: &str, a2: &str, sent: i64, returned: Option<i64>) -> ChainPing {
 fn chain_data(chains: Vec<ChainPing>) -> Dataset {
     let good = || (0..20).map(|i| returned(NOW - DAY - i * 3600, 600)).collect::<Vec<_>>();
     let mut hidden = remailer("hid", "mix", good());
-    hidden.showit = false;
+    hidden.hidden = true;
     Dataset {
         remailers: vec![
             remailer("a", "mix", good()),

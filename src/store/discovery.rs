@@ -5,109 +5,12 @@ use std::collections::BTreeMap;
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::{KeyChange, Result, Store, StoreError, remailer_id, upsert_key_tx};
-use crate::discovery::{Candidate, Capabilities, OfferedKey, RequestKind};
-use crate::types::PingType;
+use crate::model::{
+    DiscoveryEffect, DueRequest, KeyChange, KeyEvent, OutboxRequest, PingType, PublishableKey,
+    RequestKind, StoredReply, TaggedRequest,
+};
 
-/// A remailer's current key, as the keyrings publish it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublishableKey {
-    pub address: String,
-    pub nick: String,
-    pub ping_type: PingType,
-    pub key_id: String,
-    /// The Mix key entry (header line, blank line, key block) or the armoured OpenPGP key.
-    pub material: String,
-}
-
-/// A request the scheduler wants sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DueRequest {
-    pub remailer_id: i64,
-    pub kind: RequestKind,
-    pub slot_time: i64,
-}
-
-/// A queued request, as the sender needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboxRequest {
-    pub id: i64,
-    pub address: String,
-    pub kind: RequestKind,
-    pub slot_time: i64,
-    pub tag: String,
-    pub attempts: u32,
-}
-
-/// A request found by the tag of the address a reply was sent to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaggedRequest {
-    pub id: i64,
-    pub remailer_id: i64,
-    pub address: String,
-    pub kind: RequestKind,
-    pub sent_at: Option<i64>,
-}
-
-/// The latest reply of one kind (the thesaurus entry).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredReply {
-    pub kind: RequestKind,
-    pub received_at: i64,
-    pub body: String,
-}
-
-/// One entry of a key's history.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyEvent {
-    pub ping_type: PingType,
-    pub key_id: String,
-    pub at: i64,
-    pub event: String,
-    pub detail: Option<String>,
-}
-
-/// What an accepted reply changes (applied with the mail's row, in one transaction).
-#[derive(Debug, Clone, PartialEq)]
-pub enum DiscoveryEffect {
-    /// The request got its answer. `restores` is true for an accepted conf or key reply:
-    /// the remailer is answering again.
-    Answered {
-        request_id: i64,
-        remailer_id: i64,
-        at: i64,
-        restores: bool,
-    },
-    Thesaurus {
-        remailer_id: i64,
-        kind: RequestKind,
-        body: String,
-        at: i64,
-    },
-    /// `request_time`: when the request was sent; an older answer never wins over a newer.
-    Capabilities {
-        remailer_id: i64,
-        caps: Capabilities,
-        remailer_type: Option<String>,
-        request_time: i64,
-    },
-    /// Keys of a key reply. Stored keys of `complete_types` missing from `keys` are retired.
-    Keys {
-        remailer_id: i64,
-        keys: Vec<OfferedKey>,
-        complete_types: Vec<PingType>,
-        at: i64,
-    },
-    NotARemailer {
-        remailer_id: i64,
-        at: i64,
-    },
-    Candidates {
-        recommender: String,
-        candidates: Vec<Candidate>,
-        at: i64,
-    },
-}
+use super::{Result, Store, StoreError, remailer_id, upsert_key_tx};
 
 /// A question asked at once (after `add`, or of a newly vouched-for remailer) makes the daily
 /// scheduled one of the same kind redundant for this long: its answer is still fresh, and
@@ -379,8 +282,14 @@ impl Store {
         for row in rows {
             let (address, nick, id, ping_type, key_id, material, valid_from, valid_until) = row?;
             let ping_type: PingType = ping_type.parse().map_err(StoreError::Corrupt)?;
-            let key =
-                super::KeyRow { id, ping_type, key_id, valid_from, valid_until, retired_at: None };
+            let key = super::RemailerKey {
+                id,
+                ping_type,
+                key_id,
+                valid_from,
+                valid_until,
+                retired_at: None,
+            };
             let taken =
                 out.last().is_some_and(|k| k.address == address && k.ping_type == ping_type);
             if taken || !key.is_current(now) {
@@ -604,8 +513,11 @@ pub(super) fn apply(tx: &Transaction, effect: &DiscoveryEffect) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::discovery::{CandidateReason, parse_caps_line};
-    use crate::store::{MailEffect, MailKind, MailRecord};
+
+    use crate::model::caps::parse_caps_line;
+    use crate::model::*;
+    use crate::model::{CandidateReason, MailEffect};
+    use crate::model::{MailKind, MailRecord};
 
     fn apply_effects(store: &mut Store, digest: &str, effects: Vec<DiscoveryEffect>) {
         let record = MailRecord {
@@ -696,13 +608,14 @@ mod tests {
         }
         let mut conf_sent = 0;
         for r in s.requests_due(10 * 86_400, 100).unwrap() {
-            let expected = if conf_sent < 5 { "active" } else { "unresponsive" };
+            let expected =
+                if conf_sent < 5 { RemailerStatus::Active } else { RemailerStatus::Unresponsive };
             assert_eq!(s.find_remailer("a@x").unwrap().status, expected);
             s.mark_request_sent(r.id, r.slot_time, 5).unwrap();
             conf_sent += usize::from(r.kind == RequestKind::Conf);
         }
         let r = s.find_remailer("a@x").unwrap();
-        assert_eq!(r.status, "unresponsive");
+        assert_eq!(r.status, RemailerStatus::Unresponsive);
         assert_eq!(r.status_reason.as_deref(), Some("5 conf requests unanswered"));
         let request = s.lookup_request("tag4").unwrap().unwrap();
         apply_effects(

@@ -10,24 +10,15 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use crate::stats::{
-    ChainPing, Dataset, Ping, RemailerHistory, SECONDS_PER_DAY, SELF_CHECK_DEADLINE_SECS,
-    in_own_failure, own_failure_windows,
+use crate::model::{
+    CLEAR_KEY_ID, ChainRow, ChainType, DueChainPing, DueSinglePing, HistoryRows, ImportSummary,
+    ImportedChain, ImportedPing, KeyChange, Ping, PingCounts, PingType, Remailer, RemailerInfo,
+    RemailerKey, RemailerStatus, SECONDS_PER_DAY, SingleRow, UNKNOWN_KEY_ID,
 };
-use crate::types::{ChainType, PingType};
 
 mod discovery;
 mod mail;
 mod outbox;
-
-pub use discovery::{
-    DiscoveryEffect, DueRequest, KeyEvent, OutboxRequest, PublishableKey, StoredReply,
-    TaggedRequest,
-};
-pub use mail::{
-    FromLine, MailEffect, MailHealth, MailKind, MailRecord, QuarantinedMail, TagTarget, TaggedPing,
-};
-pub use outbox::{OutboxHop, OutboxPing, SelfCheck};
 
 /// Embedded migrations, in order. The number is the `user_version` after applying it.
 const MIGRATIONS: &[(u32, &str, &str)] = &[
@@ -66,137 +57,6 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub struct Store {
     conn: Connection,
 }
-
-/// A remailer as `fathometer list` shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RemailerRow {
-    pub id: i64,
-    pub address: String,
-    pub nick: Option<String>,
-    pub caps: Option<String>,
-    pub status: String,
-    /// Why the status is what it is ("replied: not a remailer", ...).
-    pub status_reason: Option<String>,
-    /// `Remailer-Type:` of its latest conf reply.
-    pub remailer_type: Option<String>,
-    /// The last accepted conf or key reply.
-    pub last_answer_at: Option<i64>,
-    pub hidden: bool,
-    pub first_seen: i64,
-    pub keys: Vec<KeyRow>,
-}
-
-impl RemailerRow {
-    /// Only in the private lists: hidden by the operator, or `testing` in its capabilities.
-    pub fn is_hidden(&self) -> bool {
-        self.hidden || self.caps.as_deref().is_some_and(crate::discovery::caps_say_testing)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct KeyRow {
-    pub id: i64,
-    pub ping_type: PingType,
-    pub key_id: String,
-    pub valid_from: Option<i64>,
-    pub valid_until: Option<i64>,
-    pub retired_at: Option<i64>,
-}
-
-/// Clocks differ: a Mix key is used only from this long after its creation date until this
-/// long before its expiry, so a remailer whose clock is a little behind or ahead of ours never
-/// sees a packet for a key it considers "created in the future" (its secring check) or
-/// expired. OpenPGP keys carry exact times and remailers do not check them on decryption.
-pub const KEY_CLOCK_TOLERANCE_SECS: i64 = 3600;
-
-impl KeyRow {
-    /// Usable for pinging at `now`: not retired and within its validity dates (with the
-    /// clock tolerance for Mix keys).
-    pub fn is_current(&self, now: i64) -> bool {
-        let tolerance = if self.ping_type == PingType::Mix { KEY_CLOCK_TOLERANCE_SECS } else { 0 };
-        self.retired_at.is_none()
-            && self.valid_from.is_none_or(|f| f + tolerance <= now)
-            && self.valid_until.is_none_or(|u| now < u - tolerance)
-    }
-}
-
-/// A remailer's identity as imported or learnt from a conf reply.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RemailerInfo {
-    pub address: String,
-    pub nick: Option<String>,
-    pub caps: Option<String>,
-    pub hidden: bool,
-}
-
-/// A past single ping, as `import-pings` reads it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ImportedPing {
-    pub address: String,
-    pub ping_type: PingType,
-    pub key_id: Option<String>,
-    pub sent: i64,
-    pub returned: Option<i64>,
-}
-
-/// A past chain ping, as `import-pings` reads it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ImportedChain {
-    pub chain_type: ChainType,
-    pub addr1: String,
-    pub addr2: String,
-    pub sent: i64,
-    pub returned: Option<i64>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ImportSummary {
-    pub remailers_added: usize,
-    pub remailers_updated: usize,
-    pub keys_added: usize,
-    pub pings_added: usize,
-    pub pings_skipped_duplicate: usize,
-    pub chains_added: usize,
-    pub chains_skipped_duplicate: usize,
-}
-
-/// A single ping the scheduler wants sent.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DueSinglePing {
-    pub key_row_id: i64,
-    pub slot_time: i64,
-}
-
-/// A chain ping the scheduler wants sent.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DueChainPing {
-    pub chain_type: ChainType,
-    pub hop1_key_row_id: i64,
-    pub hop2_key_row_id: i64,
-    pub slot_time: i64,
-}
-
-/// Pings waiting for the MTA, by outcome.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PingCounts {
-    pub queued: u64,
-    pub sent: u64,
-    pub returned: u64,
-    pub not_sent: u64,
-}
-
-/// What [`Store::store_key`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyChange {
-    Added,
-    Updated,
-    Unchanged,
-}
-
-/// Key id used for a key whose id we never learnt (imported history).
-pub const UNKNOWN_KEY_ID: &str = "unknown";
-/// Echolot's pseudo key id of cpunk-clear "keys".
-pub const CLEAR_KEY_ID: &str = "none";
 
 /// Switches a database to WAL. Switching a fresh file needs a lock that SQLite does not wait
 /// for (the busy handler is not called for it), so when another process is opening the same
@@ -285,7 +145,7 @@ impl Store {
     }
 
     /// Finds a remailer by address, or by nick when no address matches.
-    pub fn find_remailer(&self, address_or_nick: &str) -> Result<RemailerRow> {
+    pub fn find_remailer(&self, address_or_nick: &str) -> Result<Remailer> {
         let mut all = self.remailers()?;
         let by_address = all.iter().position(|r| r.address == address_or_nick);
         let index = by_address
@@ -295,20 +155,20 @@ impl Store {
     }
 
     /// Every remailer with its keys, ordered by address.
-    pub fn remailers(&self) -> Result<Vec<RemailerRow>> {
+    pub fn remailers(&self) -> Result<Vec<Remailer>> {
         let mut stmt = self.conn.prepare(
             "SELECT id, address, nick, caps, status, hidden, first_seen, status_reason,
                     remailer_type, last_answer_at
              FROM remailers ORDER BY address",
         )?;
-        let mut rows: Vec<RemailerRow> = stmt
+        let mut rows: Vec<Remailer> = stmt
             .query_map([], |r| {
-                Ok(RemailerRow {
+                Ok(Remailer {
                     id: r.get(0)?,
                     address: r.get(1)?,
                     nick: r.get(2)?,
                     caps: r.get(3)?,
-                    status: r.get(4)?,
+                    status: column_status(r.get::<_, String>(4)?)?,
                     status_reason: r.get(7)?,
                     remailer_type: r.get(8)?,
                     last_answer_at: r.get(9)?,
@@ -322,7 +182,7 @@ impl Store {
             "SELECT remailer_id, id, ping_type, key_id, valid_from, valid_until, retired_at
              FROM keys ORDER BY remailer_id, ping_type, key_id",
         )?;
-        let mut by_remailer: BTreeMap<i64, Vec<KeyRow>> = BTreeMap::new();
+        let mut by_remailer: BTreeMap<i64, Vec<RemailerKey>> = BTreeMap::new();
         let key_rows = keys.query_map([], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
@@ -337,7 +197,7 @@ impl Store {
         for row in key_rows {
             let (remailer_id, id, ping_type, key_id, valid_from, valid_until, retired_at) = row?;
             let ping_type: PingType = ping_type.parse().map_err(StoreError::Corrupt)?;
-            by_remailer.entry(remailer_id).or_default().push(KeyRow {
+            by_remailer.entry(remailer_id).or_default().push(RemailerKey {
                 id,
                 ping_type,
                 key_id,
@@ -542,40 +402,19 @@ impl Store {
 
     // ----- statistics input ------------------------------------------------------------
 
-    /// Everything the statistics need as of `now`: remailers with their current key types,
-    /// and the pings the MTA accepted that were sent in `(since, now]`. Returns delivered
-    /// after `now` are reported as not yet returned.
-    ///
-    /// Pings sent while the pinger's own mail path was failing (a self-check did not come
-    /// back, decision 8) are left out: their loss would be ours, not the remailer's.
-    pub fn dataset(&self, since: i64, now: i64) -> Result<Dataset> {
-        let checks: Vec<(i64, Option<i64>)> = self
+    /// The rows the statistics read as of `now`: every remailer with its keys, the pings the
+    /// MTA accepted that were sent in `(since, now]` (returns delivered after `now` reported
+    /// as not yet returned; bounced and corrupted pings were sent and did not arrive intact),
+    /// the self-checks of the window and the day before it, and the mail counters. Rows only:
+    /// which of them count is for the statistics to decide ([`crate::model::HistoryRows`]).
+    pub fn history(&self, since: i64, now: i64) -> Result<HistoryRows> {
+        let self_checks: Vec<(i64, Option<i64>)> = self
             .self_checks_since(since - SECONDS_PER_DAY)?
             .into_iter()
             .filter(|c| c.created_at <= now)
             .filter_map(|c| c.sent_at.map(|s| (s, c.returned_at.filter(|&r| r <= now))))
             .collect();
-        let excluded = own_failure_windows(&checks, SELF_CHECK_DEADLINE_SECS, now);
         let remailers = self.remailers()?;
-        let mut index: BTreeMap<i64, usize> = BTreeMap::new();
-        let mut histories: Vec<RemailerHistory> = Vec::with_capacity(remailers.len());
-        for r in remailers {
-            index.insert(r.id, histories.len());
-            let showit = !r.is_hidden();
-            let mut key_types: Vec<PingType> =
-                r.keys.iter().filter(|k| k.is_current(now)).map(|k| k.ping_type).collect();
-            key_types.sort();
-            key_types.dedup();
-            histories.push(RemailerHistory {
-                address: r.address,
-                nick: r.nick,
-                caps: r.caps,
-                showit,
-                key_types,
-                pings: Vec::new(),
-            });
-        }
-        // Bounced and corrupted pings were sent and did not arrive intact: they count as lost.
         let mut stmt = self.conn.prepare(
             "SELECT remailer1_id, type1, sent_at,
                     CASE WHEN outcome = 'returned' AND returned_at <= ?2 THEN returned_at END
@@ -588,18 +427,12 @@ impl Store {
         let rows = stmt.query_map(params![since, now], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?))
         })?;
+        let mut singles = Vec::new();
         for row in rows {
-            let (rid, ping_type, sent, returned) = row?;
+            let (remailer_id, ping_type, sent, returned) = row?;
             let ping_type: PingType = ping_type.parse().map_err(StoreError::Corrupt)?;
-            if in_own_failure(&excluded, sent) {
-                continue;
-            }
-            if let Some(&i) = index.get(&rid) {
-                histories[i].pings.push(Ping { ping_type, sent, returned });
-            }
+            singles.push(SingleRow { remailer_id, ping: Ping { ping_type, sent, returned } });
         }
-        let addresses: BTreeMap<i64, String> =
-            index.iter().map(|(&id, &i)| (id, histories[i].address.clone())).collect();
         let mut stmt = self.conn.prepare(
             "SELECT chain_type, remailer1_id, remailer2_id, sent_at,
                     CASE WHEN outcome = 'returned' AND returned_at <= ?2 THEN returned_at END
@@ -620,23 +453,12 @@ impl Store {
         })?;
         let mut chains = Vec::new();
         for row in rows {
-            let (chain_type, r1, r2, sent, returned) = row?;
+            let (chain_type, remailer1_id, remailer2_id, sent, returned) = row?;
             let chain_type: ChainType = chain_type.parse().map_err(StoreError::Corrupt)?;
-            if in_own_failure(&excluded, sent) {
-                continue;
-            }
-            if let (Some(a1), Some(a2)) = (addresses.get(&r1), addresses.get(&r2)) {
-                chains.push(ChainPing {
-                    chain_type,
-                    addr1: a1.clone(),
-                    addr2: a2.clone(),
-                    sent,
-                    returned,
-                });
-            }
+            chains.push(ChainRow { chain_type, remailer1_id, remailer2_id, sent, returned });
         }
         let returns = self.return_counters(since)?;
-        Ok(Dataset { remailers: histories, chains, returns })
+        Ok(HistoryRows { remailers, singles, chains, self_checks, returns })
     }
 
     // ----- scheduling ------------------------------------------------------------------
@@ -725,6 +547,17 @@ impl Store {
     }
 }
 
+/// A remailer's status column as the model's enum; another value is a corrupt row.
+fn column_status(text: String) -> rusqlite::Result<RemailerStatus> {
+    RemailerStatus::parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            4,
+            rusqlite::types::Type::Text,
+            format!("remailer status `{text}`").into(),
+        )
+    })
+}
+
 fn remailer_id(tx: &Transaction, address: &str) -> Result<Option<i64>> {
     Ok(tx
         .query_row("SELECT id FROM remailers WHERE address = ?1", [address], |r| r.get(0))
@@ -764,6 +597,8 @@ fn upsert_key_tx(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::model::*;
 
     fn ping(address: &str, t: PingType, sent: i64, returned: Option<i64>) -> ImportedPing {
         ImportedPing { address: address.into(), ping_type: t, key_id: None, sent, returned }
@@ -865,20 +700,23 @@ mod tests {
         assert_eq!(second.chains_skipped_duplicate, 1);
 
         // As of 180, the ping sent at 200 does not exist yet and the one sent at 100 is back.
-        let d = s.dataset(0, 180).unwrap();
-        let a = d.remailers.iter().find(|r| r.address == "a@x.example").unwrap();
-        assert!(!a.showit);
-        assert_eq!(a.key_types, vec![PingType::Mix]);
+        let h = s.history(0, 180).unwrap();
+        let a = h.remailers.iter().find(|r| r.address == "a@x.example").unwrap();
+        assert!(a.hidden);
+        assert_eq!(a.current_key_types(180), vec![PingType::Mix]);
         assert_eq!(
-            a.pings,
-            vec![Ping { ping_type: PingType::Mix, sent: 100, returned: Some(160) }]
+            h.singles,
+            vec![SingleRow {
+                remailer_id: a.id,
+                ping: Ping { ping_type: PingType::Mix, sent: 100, returned: Some(160) }
+            }]
         );
         // As of 200 the chain ping has not come back yet.
-        let d = s.dataset(0, 200).unwrap();
-        assert_eq!(d.chains.len(), 1);
-        assert_eq!(d.chains[0].returned, None);
-        let d = s.dataset(0, 1000).unwrap();
-        assert_eq!(d.chains[0].returned, Some(250));
+        let h = s.history(0, 200).unwrap();
+        assert_eq!(h.chains.len(), 1);
+        assert_eq!(h.chains[0].returned, None);
+        let h = s.history(0, 1000).unwrap();
+        assert_eq!(h.chains[0].returned, Some(250));
         let b = s.find_remailer("b@y.example").unwrap();
         assert_eq!(b.keys[0].key_id, CLEAR_KEY_ID);
     }
@@ -893,12 +731,11 @@ mod tests {
         assert_eq!(s.queue_single_pings(&due, 7230).unwrap(), 0);
         assert_eq!(s.ping_counts().unwrap().queued, 1);
         // Queued pings have not been accepted by an MTA: not charged to the remailer.
-        let d = s.dataset(0, 10_000).unwrap();
-        assert!(d.remailers[0].pings.is_empty());
+        assert!(s.history(0, 10_000).unwrap().singles.is_empty());
     }
 
     #[test]
-    fn pings_sent_while_our_own_mail_path_failed_are_left_out() {
+    fn the_history_carries_the_self_checks_as_of_now() {
         let mut s = Store::open_in_memory().unwrap();
         let p = |sent, returned| ImportedPing {
             address: "a@x.example".into(),
@@ -932,10 +769,15 @@ mod tests {
                 .unwrap();
             }
         }
-        let d = s.dataset(0, 40_000).unwrap();
-        let sent: Vec<i64> = d.remailers[0].pings.iter().map(|p| p.sent).collect();
-        // The window (5000, 25000) around the failed check is the pinger's fault.
-        assert_eq!(sent, vec![30_000]);
+        let h = s.history(0, 40_000).unwrap();
+        assert_eq!(h.singles.len(), 3, "rows only: the statistics decide what counts");
+        assert_eq!(
+            h.self_checks,
+            vec![(5_000, Some(5_001)), (15_000, None), (25_000, Some(25_002))]
+        );
+        // As of 20,000 the last check does not exist and none has come back after then.
+        let h = s.history(0, 20_000).unwrap();
+        assert_eq!(h.self_checks, vec![(5_000, Some(5_001)), (15_000, None)]);
     }
 
     #[test]

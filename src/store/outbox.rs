@@ -6,39 +6,9 @@
 
 use rusqlite::{OptionalExtension, params};
 
+use crate::model::{ChainType, OutboxHop, OutboxPing, PingType, SelfCheck};
+
 use super::{Result, Store, StoreError};
-use crate::types::{ChainType, PingType};
-
-/// One hop of a queued ping, with the key material the sender encrypts to.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OutboxHop {
-    pub remailer_id: i64,
-    pub address: String,
-    pub ping_type: PingType,
-    /// None when the key row was deleted since the ping was queued.
-    pub key_id: Option<String>,
-    pub material: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct OutboxPing {
-    pub id: i64,
-    pub slot_time: i64,
-    pub chain_type: Option<ChainType>,
-    pub hops: Vec<OutboxHop>,
-    pub tag: Option<String>,
-    pub attempts: u32,
-}
-
-/// One control mail the pinger sent itself (decision 8).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SelfCheck {
-    pub id: i64,
-    pub tag: String,
-    pub created_at: i64,
-    pub sent_at: Option<i64>,
-    pub returned_at: Option<i64>,
-}
 
 impl Store {
     /// Queued pings whose next attempt is due at `now`, oldest slot first. Manual pings are

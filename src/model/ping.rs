@@ -1,12 +1,11 @@
-//! Domain vocabulary shared by every stage: what kind of ping, what kind of chain,
-//! which published list a ping type belongs to.
+//! What a ping is: its type (the four single-hop types Echolot knows), the chain families,
+//! the pings the scheduler wants sent, and the reliability model that judges them.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// The four single-hop ping types Echolot knows, in the order Echolot lists them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum PingType {
     /// Mixmaster (type II) packet.
@@ -103,5 +102,64 @@ impl FromStr for ChainType {
             .into_iter()
             .find(|t| t.as_str() == s)
             .ok_or_else(|| format!("unknown chain type `{s}` (expected mix or cpunk)"))
+    }
+}
+
+/// A single ping the scheduler wants sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueSinglePing {
+    pub key_row_id: i64,
+    pub slot_time: i64,
+}
+
+/// A chain ping the scheduler wants sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueChainPing {
+    pub chain_type: ChainType,
+    pub hop1_key_row_id: i64,
+    pub hop2_key_row_id: i64,
+    pub slot_time: i64,
+}
+
+/// Pings waiting for the MTA, by outcome.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PingCounts {
+    pub queued: u64,
+    pub sent: u64,
+    pub returned: u64,
+    pub not_sent: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Model {
+    #[default]
+    Methodology,
+    Echolot,
+}
+
+impl Model {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Model::Methodology => "methodology",
+            Model::Echolot => "echolot",
+        }
+    }
+}
+
+impl fmt::Display for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Model {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "methodology" => Ok(Model::Methodology),
+            "echolot" => Ok(Model::Echolot),
+            _ => Err(format!("unknown model `{s}` (expected methodology or echolot)")),
+        }
     }
 }
