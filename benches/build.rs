@@ -101,7 +101,7 @@ fn bench(c: &mut Criterion) {
     group.sample_size(20);
     group.bench_function("100", |b| {
         b.iter(|| {
-            fathometer::daemon::build_and_publish(&config, black_box(&store), NOW, true)
+            fathometer::app::report::build_and_publish(&config, black_box(&store), NOW, true)
                 .expect("build")
         })
     });

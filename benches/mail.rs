@@ -4,10 +4,11 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use fathometer::compose::openpgp;
+use fathometer::compose::payload::{self, Hop, PayloadFields, PayloadKind};
+use fathometer::compose::{HopSpec, PingSpec, build_ping};
+use fathometer::model::Identity;
 use fathometer::model::PingType;
-use fathometer::openpgp;
-use fathometer::payload::{self, Hop, PayloadFields, PayloadKind};
-use fathometer::sender::{HopSpec, Identity, PingSpec, build_ping};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -83,7 +84,9 @@ fn bench(c: &mut Criterion) {
 /// bytes a mailbox edge hands over to the committed verdict (an in-memory store holding the
 /// ping whose genuine return the attacker copied).
 fn hostile(c: &mut Criterion) {
-    use fathometer::ingest::{IngestContext, RawMail, process};
+    use fathometer::app::ingest::process;
+    use fathometer::ingest::RawMail;
+    use fathometer::matching::MatchContext;
     // As `fathometer` itself does at start (src/cli.rs): no backtrace per library error.
     // SAFETY: before criterion starts any thread.
     unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
@@ -163,7 +166,7 @@ fn hostile(c: &mut Criterion) {
     altered[middle] ^= 0xff;
     let worst = mail(&armour(&altered), 60);
     let identity = identity();
-    let ctx = IngestContext { secret: SECRET, identity: &identity };
+    let ctx = MatchContext { secret: SECRET, identity: &identity };
     for (name, bytes) in [
         ("hostile mail: the reported attack (4 MB, 18,000 parts)", &reported),
         ("hostile mail: 4,000 parts under the size limit", &many_parts),

@@ -6,8 +6,8 @@ use std::hint::black_box;
 use std::process::Command;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-// In fathometer: `use fathometer::mixmaster::{...}`.
-use fathometer::mixmaster::{Hop, OsRandom, Payload, PublicKey, armor, build_packet};
+// In fathometer: `use fathometer::compose::mixmaster::{...}`.
+use fathometer::compose::mixmaster::{Hop, OsRandom, Payload, PublicKey, armor, build_packet};
 
 const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/mixmaster/keys");
 const TODAY: i64 = 20778;

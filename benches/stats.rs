@@ -141,14 +141,14 @@ fn bench_compute(c: &mut Criterion) {
     // both trees (mlist, mlist2, rlist, rlist2, rlist-*, rlist2-*, clist), rendered.
     let split = StatsOptions { separate_rlists: true, ..StatsOptions::default() };
     let list_options =
-        fathometer::publisher::ListOptions { combined_list: true, ..Default::default() };
+        fathometer::publish::ListOptions { combined_list: true, ..Default::default() };
     let mut group = c.benchmark_group("publish_lists");
     group.sample_size(20);
     group.bench_function("100", |b| {
         b.iter(|| {
             let report = stats::compute(black_box(&data), NOW, &split);
-            let public = fathometer::publisher::list_files(&report, false, &list_options);
-            let private = fathometer::publisher::list_files(&report, true, &list_options);
+            let public = fathometer::publish::list_files(&report, false, &list_options);
+            let private = fathometer::publish::list_files(&report, true, &list_options);
             public.len() + private.len()
         })
     });
@@ -159,7 +159,7 @@ fn bench_compute(c: &mut Criterion) {
     let report = stats::compute(&data, NOW, &split);
     let remailers = store.remailers().expect("remailers");
     let replies = std::collections::BTreeMap::new();
-    let inputs = fathometer::publisher::pages::PageInputs {
+    let inputs = fathometer::publish::pages::PageInputs {
         report: &report,
         remailers: &remailers,
         replies: &replies,
@@ -167,22 +167,16 @@ fn bench_compute(c: &mut Criterion) {
         site_name: "bench",
         operator: None,
     };
-    let public_lists = fathometer::publisher::list_files(&report, false, &list_options);
-    let private_lists = fathometer::publisher::list_files(&report, true, &list_options);
+    let public_lists = fathometer::publish::list_files(&report, false, &list_options);
+    let private_lists = fathometer::publish::list_files(&report, true, &list_options);
     let mut group = c.benchmark_group("publish_pages");
     group.sample_size(10);
     group.bench_function("100", |b| {
         b.iter(|| {
-            let public = fathometer::publisher::pages::render_pages(
-                black_box(&inputs),
-                false,
-                &public_lists,
-            );
-            let private = fathometer::publisher::pages::render_pages(
-                black_box(&inputs),
-                true,
-                &private_lists,
-            );
+            let public =
+                fathometer::publish::pages::render_pages(black_box(&inputs), false, &public_lists);
+            let private =
+                fathometer::publish::pages::render_pages(black_box(&inputs), true, &private_lists);
             public.expect("pages").len() + private.expect("pages").len()
         })
     });

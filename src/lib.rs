@@ -8,21 +8,15 @@
 //! and [`discovery`] learns remailers' capabilities and keys from their replies. [`config`] reads the operator's
 //! TOML, [`import`] reads ping histories from CSV, [`secret`] keeps the pinger's secret.
 
+pub mod app;
+pub mod compose;
 pub mod cli;
 pub mod config;
-pub mod daemon;
-pub mod discovery;
-pub mod import;
 pub mod ingest;
-pub mod keys;
-pub mod mixmaster;
+pub mod matching;
 pub mod model;
-pub mod openpgp;
-pub mod payload;
-pub mod publisher;
-pub mod scheduler;
-pub mod secret;
-pub mod sender;
-pub mod state;
+pub mod publish;
+pub mod schedule;
+pub mod send;
 pub mod stats;
 pub mod store;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fathometer::publisher::html::{
+use fathometer::publish::html::{
     BrokenChain, Counters, Day, FromLineRow, KeyView, REPLY_KINDS, RemailerView, ReplyView, Site,
     ThesaurusFile, ThesaurusRow, TypeStats, render_from_lines, render_index, render_list_page,
     render_remailer, render_thesaurus,

@@ -60,7 +60,7 @@ fn add_leads_to_capabilities_keys_and_scheduled_pings() {
         ],
         // The key it offers is testmix1's: with its secret part the double also handles a
         // scheduled mix ping that may fall due once the key is learnt, instead of an error.
-        mix_secret: fathometer::mixmaster::SecretKey::parse_secring(
+        mix_secret: fathometer::compose::mixmaster::SecretKey::parse_secring(
             &std::fs::read_to_string(format!(
                 "{}/tests/vectors/mixmaster/keys/testmix1.secring.mix",
                 env!("CARGO_MANIFEST_DIR")

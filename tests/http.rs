@@ -227,7 +227,7 @@ fn a_client_reading_while_a_file_is_rewritten_never_gets_part_of_it() {
     let versions: [Vec<u8>; 2] =
         [b"first version\n".repeat(40_000), b"the second one\n".repeat(30_000)];
     let path = results.join("concurrent.txt");
-    fathometer::publisher::write_atomic(&path, &versions[0]).unwrap();
+    fathometer::publish::write_atomic(&path, &versions[0]).unwrap();
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let stop_writing = std::sync::Arc::new(AtomicBool::new(false));
     let rewritten = std::sync::Arc::new(AtomicUsize::new(0));
@@ -237,7 +237,7 @@ fn a_client_reading_while_a_file_is_rewritten_never_gets_part_of_it() {
         std::thread::spawn(move || {
             let mut rewrites = 0usize;
             while !stop.load(Ordering::SeqCst) {
-                fathometer::publisher::write_atomic(&path, &versions[rewrites % 2]).unwrap();
+                fathometer::publish::write_atomic(&path, &versions[rewrites % 2]).unwrap();
                 rewrites += 1;
                 rewritten.store(rewrites, Ordering::SeqCst);
             }

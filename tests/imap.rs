@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use fathometer::ingest::RawMail;
 use fathometer::ingest::imap::{
     Disposition, Extensions, FetchedMail, ImapError, ImapMailbox, ImapSettings, ImapTls, run,
 };
@@ -97,6 +98,16 @@ async fn send_mail(marker: &str) {
 
 fn has_marker(mail: &FetchedMail, marker: &str) -> bool {
     mail.raw.windows(marker.len()).any(|w| w == marker.as_bytes())
+}
+
+/// What `run` hands its handler: the mail as the ingester sees it.
+fn handed_marker(mail: &RawMail, marker: &str) -> bool {
+    mail.bytes.windows(marker.len()).any(|w| w == marker.as_bytes())
+}
+
+/// The UID in a handed mail's source, `imap:<validity>:<uid>`.
+fn handed_uid(mail: &RawMail) -> u32 {
+    mail.source.rsplit(':').next().and_then(|u| u.parse().ok()).expect("imap:<validity>:<uid>")
 }
 
 /// Fetches until a mail carrying `marker` shows up (delivery takes a moment).
@@ -405,10 +416,11 @@ async fn run_round_trip(use_idle: bool) {
 
     let st = state.clone();
     let m = marker.clone();
-    let handler = move |mail: FetchedMail| {
+    let handler = move |mail: RawMail| {
         let st = st.clone();
         let done_tx = done_tx.clone();
-        let ours = has_marker(&mail, &m);
+        let ours = handed_marker(&mail, &m);
+        let uid = handed_uid(&mail);
         async move {
             tokio::task::yield_now().await;
             if !ours {
@@ -422,10 +434,10 @@ async fn run_round_trip(use_idle: bool) {
                 st.attempts
             };
             if attempt == 1 {
-                return Err(format!("simulated database failure for uid {}", mail.uid));
+                return Err(format!("simulated database failure for uid {uid}"));
             }
-            st.lock().unwrap().processed_uid = Some(mail.uid);
-            let _ = done_tx.send(mail.uid);
+            st.lock().unwrap().processed_uid = Some(uid);
+            let _ = done_tx.send(uid);
             Ok(Disposition::Processed)
         }
     };
@@ -490,7 +502,7 @@ async fn run_keeps_retrying_a_dead_server_and_stops_on_shutdown() {
     let s = ImapSettings::new("127.0.0.1", port, USER, PASSWORD);
     let calls = Arc::new(AtomicU32::new(0));
     let c = calls.clone();
-    let handler = move |_mail: FetchedMail| {
+    let handler = move |_mail: RawMail| {
         c.fetch_add(1, Ordering::Relaxed);
         async { Ok::<_, String>(Disposition::Processed) }
     };
@@ -509,7 +521,7 @@ async fn run_keeps_retrying_a_dead_server_and_stops_on_shutdown() {
     let s = ImapSettings::new("127.0.0.1", port, USER, PASSWORD);
     let task = tokio::spawn(run(
         s,
-        |_m: FetchedMail| async { Ok::<_, String>(Disposition::Processed) },
+        |_m: RawMail| async { Ok::<_, String>(Disposition::Processed) },
         stop_rx,
     ));
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -622,9 +634,9 @@ async fn server_disconnect_during_idle() {
     let marker = marker("kick");
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
     let m = marker.clone();
-    let handler = move |mail: FetchedMail| {
-        if has_marker(&mail, &m) {
-            let _ = done_tx.send(mail.uid);
+    let handler = move |mail: RawMail| {
+        if handed_marker(&mail, &m) {
+            let _ = done_tx.send(handed_uid(&mail));
         }
         async { Ok::<_, String>(Disposition::Processed) }
     };

@@ -9,7 +9,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use fathometer::mixmaster::{self, SecretKey};
+use fathometer::compose::mixmaster::{self, SecretKey};
 use support::gpg::GpgHome;
 use support::mail::{available, clear_mailbox, maildir, pinger_config, smtp_addr, wait_until};
 use support::remailer::{Behaviour, Profile, TestRemailer, smtp_send};

@@ -4,8 +4,8 @@
 
 use std::collections::VecDeque;
 
-// In fathometer: `use fathometer::mixmaster::{...}`.
-use fathometer::mixmaster::{
+// In fathometer: `use fathometer::compose::mixmaster::{...}`.
+use fathometer::compose::mixmaster::{
     Decoded, DecodedPayload, Draw, Hop, HopFields, MixRandom, PACKET_LEN, Payload, PublicKey,
     SecretKey, armor, build_packet_dated, dearmor, decode_packet, hex, join_parts,
 };

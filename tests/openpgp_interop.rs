@@ -1,4 +1,4 @@
-//! Interop of `fathometer::openpgp` with real GnuPG 2.2 and with the Mixmaster test remailer
+//! Interop of `fathometer::compose::openpgp` with real GnuPG 2.2 and with the Mixmaster test remailer
 //! keys. Every test uses its own throw-away GnuPG home.
 
 mod support;
@@ -6,7 +6,7 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
-use fathometer::openpgp::{
+use fathometer::compose::openpgp::{
     DecryptError, KeyKind, PgpError, RemailerCert, decrypt_symmetric, encrypt_symmetric,
     encrypt_to_cert, parse_certs,
 };

@@ -12,8 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::model::Model;
-
-pub mod environment;
+pub use crate::model::address::{Delimiter, MailAddress};
 
 /// Where the daemon looks when neither `--config` nor `FATHOMETER_CONFIG` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/fathometer/fathometer.toml";
@@ -327,7 +326,7 @@ fn yes() -> bool {
     true
 }
 fn default_delimiter() -> Delimiter {
-    Delimiter("+".into())
+    Delimiter::default()
 }
 fn default_state_dir() -> PathBuf {
     PathBuf::from("./state")
@@ -383,68 +382,6 @@ fn default_lateness() -> Secs<DAY> {
 }
 fn all_ping_types() -> Vec<crate::model::PingType> {
     crate::model::PingType::ALL.to_vec()
-}
-
-/// An RFC 5321 mailbox in its simple `local@domain` form.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub struct MailAddress(String);
-
-impl MailAddress {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-    pub fn local_part(&self) -> &str {
-        self.0.rsplit_once('@').map(|(l, _)| l).unwrap_or(&self.0)
-    }
-    pub fn domain(&self) -> &str {
-        self.0.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
-    }
-}
-
-impl TryFrom<String> for MailAddress {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        let valid = s.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty()
-                && !domain.is_empty()
-                && !domain.contains('@')
-                && s.bytes().all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>')
-        });
-        if valid {
-            Ok(MailAddress(s))
-        } else {
-            Err(format!("`{s}` is not a mail address of the form local@domain"))
-        }
-    }
-}
-
-impl fmt::Display for MailAddress {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// The character(s) Postfix's `recipient_delimiter` puts between the local part and the tag.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub struct Delimiter(String);
-
-impl Delimiter {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for Delimiter {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        if s.chars().count() == 1 && s.chars().all(|c| "+-_=.".contains(c)) {
-            Ok(Delimiter(s))
-        } else {
-            Err(format!("`{s}` is not a recipient delimiter (one of + - _ = .)"))
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

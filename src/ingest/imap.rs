@@ -126,6 +126,8 @@ impl fmt::Debug for ImapSettings {
     }
 }
 
+pub use super::Disposition;
+
 /// One message as fetched from the server.
 #[derive(Clone, Debug)]
 pub struct FetchedMail {
@@ -141,16 +143,6 @@ pub struct FetchedMail {
     /// INTERNALDATE as unix seconds: when the server received the message, i.e. the delivery
     /// time used for latency. `None` if the server sent none or an unparsable one.
     pub internal_date: Option<i64>,
-}
-
-/// What to do with a message once the handler has committed its result.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Disposition {
-    /// Handled: mark it `\Seen`, it stays in the folder.
-    Processed,
-    /// Not a message we can use: move it to the quarantine folder (UID MOVE when the server
-    /// has MOVE, else UID COPY + `\Deleted` + UID EXPUNGE, or plain EXPUNGE without UIDPLUS).
-    Quarantined,
 }
 
 /// Everything that can go wrong; each variant names the step that failed.
@@ -777,13 +769,13 @@ fn quote(s: &str) -> Result<String, ImapError> {
 /// fetch round at least this often is a cheap safety net.
 const ROUND_MAX_WAIT: Duration = IDLE_REISSUE;
 
-/// The long-running loop the daemon spawns: connect; loop { fetch unseen mail; hand each
-/// message to `handle`; settle it; wait for more }.
+/// The long-running loop the daemon spawns: connect; loop { a [`round`](super::round) over
+/// the folder, each message handed to `handle` and settled after it; wait for more }.
 ///
 /// `handle` returns the [`Disposition`] once its result is committed, or `Err` when it could not
 /// commit: the message is then left untouched and handed out again after `poll_interval`.
-/// Handler futures are never cancelled (not even by shutdown, which is checked between
-/// messages), so a commit is never cut in half.
+/// On shutdown a handler's future may be dropped: its commit must be all or nothing, and the
+/// message, not settled, is handed out again after the restart.
 ///
 /// On any connection error: `tracing::warn!`, reconnect with exponential backoff (1 s doubling
 /// up to 5 min, back to 1 s after a session that got through at least one fetch round). Never
@@ -794,7 +786,7 @@ pub async fn run<F, Fut, E>(
     mut handle: F,
     mut shutdown: watch::Receiver<bool>,
 ) where
-    F: FnMut(FetchedMail) -> Fut,
+    F: FnMut(super::RawMail) -> Fut,
     Fut: Future<Output = Result<Disposition, E>>,
     E: fmt::Display,
 {
@@ -841,7 +833,7 @@ pub async fn run<F, Fut, E>(
 
 /// A failed connection or session: logged, and reported to the liveness (for `/healthz`).
 fn trouble(settings: &ImapSettings, addr: &str, e: &ImapError, backoff: Duration, what: &str) {
-    settings.liveness.round_failed(super::unix_now(), format!("IMAP {addr}: {e}"));
+    settings.liveness.round_failed(format!("IMAP {addr}: {e}"));
     tracing::warn!(addr = %addr, error = %e, retry_in_s = backoff.as_secs(), "IMAP {what}");
 }
 
@@ -854,7 +846,7 @@ async fn session_loop<F, Fut, E>(
     shutdown: &mut watch::Receiver<bool>,
 ) -> (Result<(), ImapError>, bool)
 where
-    F: FnMut(FetchedMail) -> Fut,
+    F: FnMut(super::RawMail) -> Fut,
     Fut: Future<Output = Result<Disposition, E>>,
     E: fmt::Display,
 {
@@ -863,54 +855,58 @@ where
         if is_shutdown(shutdown) {
             return (Ok(()), productive);
         }
-        let mails = tokio::select! {
-            r = mailbox.fetch_unseen() => match r {
-                Ok(m) => m,
+        let stop = shutdown.clone();
+        let round = tokio::select! {
+            r = super::round(mailbox, &mut *handle, &stop) => match r {
+                Ok(round) => round,
                 Err(e) => return (Err(e), productive),
             },
-            // Fetching has no side effects, so it may be abandoned.
+            // A fetch has no side effects. A handler dropped here must have committed all or
+            // nothing (the application's runs its transaction on the blocking pool, which
+            // finishes on its own); its message is not settled and comes again, recognised.
             () = shutdown_signalled(shutdown) => return (Ok(()), productive),
         };
         productive = true;
-        settings.liveness.round_completed(super::unix_now());
-        let mut failed = 0usize;
-        for mail in mails {
-            if is_shutdown(shutdown) {
-                return (Ok(()), productive);
-            }
-            let uid = mail.uid;
-            match handle(mail).await {
-                Ok(disposition) => {
-                    match mailbox.settle(uid, disposition).await {
-                        Ok(()) => tracing::debug!(uid, ?disposition, "IMAP: message settled"),
-                        // The server refused (NO/BAD) but the connection is fine: the message
-                        // stays unseen and is handed out again next round.
-                        Err(e) if mailbox.is_connected() => {
-                            failed += 1;
-                            tracing::warn!(uid, ?disposition, error = %e, "could not settle mail");
-                        }
-                        Err(e) => return (Err(e), productive),
-                    }
-                }
-                Err(e) => {
-                    failed += 1;
-                    tracing::warn!(
-                        uid,
-                        error = %e,
-                        "could not process mail; leaving it unseen for the next round"
-                    );
-                }
-            }
-        }
-        // After a handler failure come back soon (the cause may be transient); otherwise wait
-        // for IDLE or the poll interval.
-        let max_wait = if failed > 0 { settings.poll_interval } else { ROUND_MAX_WAIT };
+        settings.liveness.round_completed();
+        // After a failure come back soon (the cause may be transient); otherwise wait for
+        // IDLE or the poll interval.
+        let max_wait = if round.failed > 0 { settings.poll_interval } else { ROUND_MAX_WAIT };
         if let Err(e) = mailbox.wait_for_mail(max_wait, settings.poll_interval, shutdown).await {
             return (Err(e), productive);
         }
         // A wait that ended normally (IDLE answered, or the poll interval passed) shows the
         // connection is alive even when no mail came.
-        settings.liveness.round_completed(super::unix_now());
+        settings.liveness.round_completed();
+    }
+}
+
+impl super::Mailbox for ImapMailbox {
+    type Key = u32;
+    type Error = ImapError;
+
+    async fn waiting(&mut self) -> Result<Vec<(u32, super::RawMail)>, ImapError> {
+        Ok(self
+            .fetch_unseen()
+            .await?
+            .into_iter()
+            .map(|m| {
+                let raw = super::RawMail {
+                    source: format!("imap:{}:{}", m.uid_validity, m.uid),
+                    bytes: m.raw,
+                    size: m.size,
+                    delivered_at: m.internal_date,
+                };
+                (m.uid, raw)
+            })
+            .collect())
+    }
+
+    async fn settle(&mut self, uid: u32, disposition: Disposition) -> Result<(), ImapError> {
+        ImapMailbox::settle(self, uid, disposition).await
+    }
+
+    fn usable(&self) -> bool {
+        self.is_connected()
     }
 }
 

@@ -14,7 +14,11 @@ use std::time::UNIX_EPOCH;
 
 use std::io::Read;
 
-use super::{Disposition, RawMail};
+use super::{Disposition, MAX_MAIL_BYTES, Mailbox, RawMail};
+
+/// At most this many mails are read per round, and at most [`BATCH_BYTES`] of them.
+pub const BATCH_MAILS: usize = 200;
+pub const BATCH_BYTES: usize = 16 << 20;
 
 pub const QUARANTINE_FOLDER: &str = ".Quarantine";
 
@@ -89,7 +93,7 @@ impl Maildir {
     }
 
     /// Moves a mail out of `new/` once its verdict is committed.
-    pub fn settle(&self, mail: &NewMail, disposition: Disposition) -> io::Result<PathBuf> {
+    pub fn settle_mail(&self, mail: &NewMail, disposition: Disposition) -> io::Result<PathBuf> {
         let dir = match disposition {
             Disposition::Processed => self.root.join("cur"),
             Disposition::Quarantined => self.root.join(QUARANTINE_FOLDER).join("cur"),
@@ -98,6 +102,48 @@ impl Maildir {
         let target = dir.join(format!("{}:2,S", mail.name));
         fs::rename(&mail.path, &target)?;
         Ok(target)
+    }
+}
+
+impl Maildir {
+    /// The oldest waiting mails, read (at most [`MAX_MAIL_BYTES`] + 1 bytes each), within the
+    /// batch limits. A mail moved away between listing and reading is skipped.
+    pub fn read_batch(&self) -> io::Result<Vec<(NewMail, RawMail)>> {
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        for pending in self.pending()? {
+            if batch.len() >= BATCH_MAILS || (bytes >= BATCH_BYTES && !batch.is_empty()) {
+                break;
+            }
+            match self.read(&pending, MAX_MAIL_BYTES + 1) {
+                Ok(mail) => {
+                    bytes += mail.bytes.len();
+                    batch.push((pending, mail));
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(batch)
+    }
+}
+
+/// The file system calls run on the blocking pool: a slow disk never holds up the async
+/// workers that serve HTTP and signals.
+impl Mailbox for Maildir {
+    type Key = NewMail;
+    type Error = io::Error;
+
+    async fn waiting(&mut self) -> io::Result<Vec<(NewMail, RawMail)>> {
+        let maildir = self.clone();
+        tokio::task::spawn_blocking(move || maildir.read_batch()).await.map_err(io::Error::other)?
+    }
+
+    async fn settle(&mut self, mail: NewMail, disposition: Disposition) -> io::Result<()> {
+        let maildir = self.clone();
+        tokio::task::spawn_blocking(move || maildir.settle_mail(&mail, disposition).map(|_| ()))
+            .await
+            .map_err(io::Error::other)?
     }
 }
 
@@ -119,8 +165,8 @@ mod tests {
         assert_eq!(mail.size, Some(3));
         assert!(mail.delivered_at.unwrap() > 1_600_000_000);
         assert_eq!(md.read(&pending[1], 2).unwrap().bytes, b"tw", "read up to the limit");
-        md.settle(&pending[0], Disposition::Processed).unwrap();
-        md.settle(&pending[1], Disposition::Quarantined).unwrap();
+        md.settle_mail(&pending[0], Disposition::Processed).unwrap();
+        md.settle_mail(&pending[1], Disposition::Quarantined).unwrap();
         assert!(dir.path().join("cur/1700000000.a.host:2,S").exists());
         assert!(dir.path().join(".Quarantine/cur/1700000001.b.host:2,S").exists());
         assert!(md.pending().unwrap().is_empty());

@@ -1,58 +1,125 @@
-//! The ingester: reads returns from the mailbox, proves them genuine, and records them.
+//! The ingester's mailbox edges: reading mail as it was delivered ([`maildir`], [`imap`]),
+//! handing each to the application, and settling it (seen, or moved to the quarantine folder)
+//! only after its verdict is committed, so a crash at any instant loses nothing and counts
+//! nothing twice (decision 7). What a mail means is decided elsewhere
+//! ([`crate::matching`], recorded by `crate::app::ingest`).
 //!
-//! Every mail is classified ([`classify`]) as one of: a genuine return (single or chain), a
-//! duplicate of one, forged (not made with our secret, or sent to a tag we never issued),
-//! corrupted (ours, altered on the way), a bounce naming a ping, a self-check, a remailer's
-//! reply to a request, or unknown. [`process`] records the verdict and its effect in one
-//! transaction; the mailbox edge ([`maildir`], [`imap`]) moves the mail only afterwards, so a
-//! crash at any instant loses nothing and counts nothing twice (decision 7).
-//!
-//! Mail from the network is hostile: nothing here panics on it, and whatever is not a genuine
-//! return or a known reply is quarantined with its reason.
+//! Every edge reads at most [`MAX_MAIL_BYTES`] + 1 bytes of a mail and a bounded batch per
+//! round, whatever strangers put in the mailbox.
 
 pub mod imap;
 pub mod maildir;
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 
-use mail_parser::{Message, MessageParser};
+use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use maildir::Maildir;
-use sha2::{Digest, Sha256};
-
-use crate::discovery;
-use crate::model::{
-    DiscoveryEffect, MailEffect, MailKind, MailRecord, RequestKind, SECONDS_PER_DAY, STATS_DAYS,
-    TagTarget, TaggedPing, TaggedRequest,
-};
-use crate::openpgp::{self, DecryptError};
-use crate::payload::{self, PayloadError, PayloadFields, PayloadKind};
-use crate::sender::Identity;
-use crate::store::{Store, StoreError};
+use crate::model::{Clock, MailKind, SystemClock};
 
 /// Larger mail is neither a ping return (about 12 KiB) nor a remailer's reply (its text is
 /// cut at 64 KiB anyway); it is quarantined unparsed, and the mailbox edges read no more than
 /// this plus one byte of it.
 pub const MAX_MAIL_BYTES: usize = 1 << 20;
-/// More MIME parts than this is no return or reply of a remailer; such mail is quarantined
-/// before anything is decrypted or parsed further.
-pub const MAX_MIME_PARTS: usize = 64;
-/// Text parts searched for our payload (see [`open_payload`]).
-const MAX_TEXT_PARTS_TRIED: usize = 3;
-/// Raw copies kept in the database (replies, quarantine) are cut at this size.
-const MAX_KEPT_BYTES: usize = 256 << 10;
-/// Tags expire after the statistics window: a later "return" cannot change any figure.
-pub const TAG_LIFETIME_SECS: i64 = STATS_DAYS as i64 * SECONDS_PER_DAY;
+
+/// A mailbox the ingester reads: it hands out waiting mail and, once a mail's verdict is
+/// committed, settles it.
+pub trait Mailbox {
+    /// How this mailbox names one mail (a Maildir file, an IMAP UID).
+    type Key: Send;
+    type Error: std::fmt::Display;
+
+    /// Waiting mail, oldest first: a batch bounded in count and bytes.
+    fn waiting(
+        &mut self,
+    ) -> impl Future<Output = Result<Vec<(Self::Key, RawMail)>, Self::Error>> + Send;
+
+    /// Moves a mail out of the way once its verdict is committed.
+    fn settle(
+        &mut self,
+        key: Self::Key,
+        disposition: Disposition,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Whether the mailbox can still be used after a settle failed (an IMAP server said NO but
+    /// the connection is fine); a Maildir always can.
+    fn usable(&self) -> bool {
+        true
+    }
+}
+
+/// What one [`round`] did.
+#[derive(Debug, Default)]
+pub struct Round {
+    /// Mails handed out by the mailbox.
+    pub fetched: usize,
+    /// Mails recorded and settled.
+    pub settled: usize,
+    /// Mails left where they were (the handler or the settle failed); they come again.
+    pub failed: usize,
+    /// The first failure of the round, for the operator and `/healthz`.
+    pub first_failure: Option<String>,
+}
+
+/// One round over a mailbox: every waiting mail goes to `handle`, which records it and says
+/// where it goes; the mail is settled only after that. A mail the handler could not record is
+/// left in place for the next round. Stops between two mails when `stop` turns true; an error
+/// of the mailbox itself (it cannot be read, the connection died) ends the round.
+pub async fn round<M, F, Fut, E>(
+    mailbox: &mut M,
+    mut handle: F,
+    stop: &watch::Receiver<bool>,
+) -> Result<Round, M::Error>
+where
+    M: Mailbox,
+    F: FnMut(RawMail) -> Fut,
+    Fut: Future<Output = Result<Disposition, E>>,
+    E: std::fmt::Display,
+{
+    let waiting = mailbox.waiting().await?;
+    let mut round = Round { fetched: waiting.len(), ..Round::default() };
+    let failed = |round: &mut Round, why: String| {
+        round.failed += 1;
+        round.first_failure.get_or_insert(why);
+    };
+    for (key, mail) in waiting {
+        if *stop.borrow() {
+            break;
+        }
+        let source = mail.source.clone();
+        match handle(mail).await {
+            Ok(disposition) => match mailbox.settle(key, disposition).await {
+                Ok(()) => round.settled += 1,
+                Err(e) if mailbox.usable() => {
+                    warn!(source, ?disposition, error = %e, "could not settle mail");
+                    failed(&mut round, format!("settling {source}: {e}"));
+                }
+                Err(e) => return Err(e),
+            },
+            Err(e) => {
+                warn!(source, error = %e, "could not process mail; leaving it for the next round");
+                failed(&mut round, format!("{source}: {e}"));
+            }
+        }
+    }
+    Ok(round)
+}
 
 /// How the ingester is doing, shared with `/healthz` and `/metrics`: the mailbox edge reports
 /// after every round it completes and every round that fails, and the observer (the daemon's
 /// published snapshot) hears of each change at once.
-#[derive(Default)]
 pub struct Liveness {
+    clock: Arc<dyn Clock>,
     state: Mutex<LivenessState>,
     observer: Option<Box<LivenessObserver>>,
+}
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Liveness { clock: Arc::new(SystemClock), state: Mutex::default(), observer: None }
+    }
 }
 
 /// Told about every change of a [`Liveness`].
@@ -73,21 +140,25 @@ pub struct LivenessState {
 }
 
 impl Liveness {
-    /// A liveness that tells `observer` about every change.
-    pub fn observed(observer: impl Fn(&LivenessState) + Send + Sync + 'static) -> Liveness {
-        Liveness { state: Mutex::default(), observer: Some(Box::new(observer)) }
+    /// A liveness that reads `clock` and tells `observer` about every change.
+    pub fn observed(
+        clock: Arc<dyn Clock>,
+        observer: impl Fn(&LivenessState) + Send + Sync + 'static,
+    ) -> Liveness {
+        Liveness { clock, state: Mutex::default(), observer: Some(Box::new(observer)) }
     }
 
     /// A completed round clears the failure before it.
-    pub fn round_completed(&self, now: i64) {
+    pub fn round_completed(&self) {
+        let now = self.clock.now();
         self.change(|state| {
             state.last_round = Some(now);
             state.last_failure = None;
         });
     }
 
-    pub fn round_failed(&self, now: i64, reason: impl Into<String>) {
-        let reason = reason.into();
+    pub fn round_failed(&self, reason: impl Into<String>) {
+        let (now, reason) = (self.clock.now(), reason.into());
         self.change(|state| state.last_failure = Some((now, reason)));
     }
 
@@ -137,38 +208,12 @@ pub enum Disposition {
 }
 
 impl Disposition {
-    fn of(kind: MailKind) -> Disposition {
+    pub fn of(kind: MailKind) -> Disposition {
         if kind.is_quarantined() { Disposition::Quarantined } else { Disposition::Processed }
     }
 }
 
-/// What the ingester decided about one mail.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Verdict {
-    pub kind: MailKind,
-    pub ping_id: Option<i64>,
-    /// The reason (quarantine), diagnostic (bounce) or request type (reply).
-    pub detail: Option<String>,
-    pub effects: Vec<MailEffect>,
-}
-
-impl Verdict {
-    fn new(kind: MailKind, detail: impl Into<String>) -> Verdict {
-        Verdict { kind, ping_id: None, detail: Some(detail.into()), effects: Vec::new() }
-    }
-
-    fn for_ping(kind: MailKind, ping: &TaggedPing, detail: impl Into<String>) -> Verdict {
-        Verdict { ping_id: Some(ping.id), ..Verdict::new(kind, detail) }
-    }
-}
-
-/// What the ingester needs to know about us.
-pub struct IngestContext<'a> {
-    pub secret: &'a [u8],
-    pub identity: &'a Identity,
-}
-
-/// The result of [`process`].
+/// What became of one mail: its verdict as recorded, and where it goes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Processed {
     pub kind: MailKind,
@@ -192,92 +237,11 @@ pub struct RawMail {
 }
 
 impl RawMail {
-    fn oversized(&self) -> Option<u64> {
+    /// The whole mail's size when it is larger than [`MAX_MAIL_BYTES`].
+    pub fn oversized(&self) -> Option<u64> {
         let size = self.size.unwrap_or(self.bytes.len() as u64).max(self.bytes.len() as u64);
         (size > MAX_MAIL_BYTES as u64).then_some(size)
     }
-}
-
-/// Classifies and records one mail. Without a delivery time from the mailbox the local MTA's
-/// `Received:` date is used.
-///
-/// The store lock is taken only for the two short steps that need it (finding the tag's ping,
-/// recording the verdict); parsing and decryption run without it, so a slow mail never holds
-/// up the scheduler, the sender or the web server. Another process recording the same mail
-/// in between is harmless: [`Store::record_mail`] keeps the first record.
-pub fn process(
-    store: &Mutex<Store>,
-    ctx: &IngestContext<'_>,
-    mail: &RawMail,
-    now: i64,
-) -> Result<Processed, StoreError> {
-    let raw = &mail.bytes;
-    // An oversized mail is known only by its first bytes and its size.
-    let digest = match mail.oversized() {
-        Some(size) => payload::hex(&Sha256::digest(
-            [raw.as_slice(), &size.to_be_bytes(), b"oversized"].concat(),
-        )),
-        None => payload::hex(&Sha256::digest(raw)),
-    };
-    if let Some(kind) = lock(store).recorded_mail_kind(&digest)? {
-        return Ok(Processed {
-            kind,
-            detail: None,
-            disposition: Disposition::of(kind),
-            newly_recorded: false,
-        });
-    }
-    let parsed =
-        if mail.oversized().is_none() { MessageParser::default().parse(raw) } else { None };
-    let delivered_at =
-        mail.delivered_at.or_else(|| parsed.as_ref().and_then(received_time)).unwrap_or(now);
-    let verdict = match (&parsed, mail.oversized()) {
-        (_, Some(size)) => Verdict::new(
-            MailKind::Unknown,
-            format!("{size} bytes, larger than {} MiB", MAX_MAIL_BYTES >> 20),
-        ),
-        (None, None) => Verdict::new(MailKind::Unknown, "not a parseable mail message"),
-        (Some(message), None) if message.parts.len() > MAX_MIME_PARTS => Verdict::new(
-            MailKind::Unknown,
-            format!(
-                "{} MIME parts; no return or reply has more than {MAX_MIME_PARTS}",
-                message.parts.len()
-            ),
-        ),
-        (Some(message), None) => match addressee(message, ctx.identity) {
-            Err(verdict) => verdict,
-            Ok(tag) => {
-                let target = lock(store).lookup_tag(&tag)?;
-                verdict(ctx, message, &tag, target, delivered_at, now)
-            }
-        },
-    };
-    let keep_raw = verdict.kind.is_quarantined() || verdict.kind == MailKind::Reply;
-    let record = MailRecord {
-        digest,
-        source: mail.source.clone(),
-        delivered_at: Some(delivered_at),
-        processed_at: now,
-        kind: verdict.kind,
-        ping_id: verdict.ping_id,
-        detail: verdict.detail.clone(),
-        raw: keep_raw.then(|| raw[..raw.len().min(MAX_KEPT_BYTES)].to_vec()),
-    };
-    crash_point("ingest-before-commit");
-    let recorded = lock(store).record_mail(&record, &verdict.effects)?;
-    crash_point("ingest-after-commit");
-    let kind = recorded.unwrap_or(verdict.kind);
-    Ok(Processed {
-        kind,
-        detail: verdict.detail,
-        disposition: Disposition::of(kind),
-        newly_recorded: recorded.is_some(),
-    })
-}
-
-fn lock(store: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
-    // Every store change is a transaction: a panic elsewhere cannot leave it half done.
-    store.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Logs one processed mail at a level that matches what it means for the operator.
@@ -327,427 +291,49 @@ impl IngestSummary {
     }
 }
 
-/// Processes everything in the Maildir's `new/` once, stopping early (between two mails)
-/// when `stop` is set.
-pub fn ingest_maildir(
-    store: &Mutex<Store>,
-    ctx: &IngestContext<'_>,
-    maildir: &Maildir,
-    stop: &std::sync::atomic::AtomicBool,
-) -> anyhow::Result<IngestSummary> {
-    let mut summary = IngestSummary::default();
-    for pending in maildir.pending()? {
-        if stop.load(std::sync::atomic::Ordering::Relaxed) {
-            break;
-        }
-        let mail = match maildir.read(&pending, MAX_MAIL_BYTES + 1) {
-            Ok(m) => m,
-            // Moved away by someone else between listing and reading.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e.into()),
-        };
-        let processed = process(store, ctx, &mail, unix_now())?;
-        log_processed(&mail.source, &processed);
-        maildir.settle(&pending, processed.disposition)?;
-        summary.add(&processed);
-    }
-    Ok(summary)
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
-/// Test hook for the crash tests: `FATHOMETER_CRASH_POINT=<name>` aborts the process at
-/// that point, exactly as a SIGKILL would. Never set in production.
-pub fn crash_point(name: &str) {
-    if std::env::var_os("FATHOMETER_CRASH_POINT").is_some_and(|v| v == name) {
-        std::process::abort();
-    }
-}
-
-/// The tag of the return address a parsed mail was delivered to, or the verdict on a mail
-/// that names none (or one we never issue).
-pub fn addressee(message: &Message<'_>, identity: &Identity) -> Result<String, Verdict> {
-    let Some(tag) = find_tag(message, identity) else {
-        if let Some(request) = reply_type(message.subject().unwrap_or("")) {
-            // Only a reply to one of our tagged requests is believed: anyone can send mail
-            // that looks like a remailer's answer.
-            return Err(Verdict::new(
-                MailKind::Unknown,
-                format!("{request} reply sent to no request of ours"),
-            ));
-        }
-        if is_bounce(message) {
-            return Err(Verdict::new(MailKind::Unknown, "bounce that names no ping"));
-        }
-        return Err(Verdict::new(MailKind::Unknown, "not addressed to a ping return address"));
-    };
-    if !payload::looks_like_tag(&tag) {
-        return Err(Verdict::new(
-            MailKind::Forged,
-            format!("`{}` is not a tag we issue", short(&tag)),
-        ));
-    }
-    Ok(tag)
-}
-
-/// The verdict for a parsed mail delivered to `tag`, given what the tag belongs to (`None`:
-/// no ping, request or self-check of ours has it). Pure: the store was asked beforehand.
-pub fn verdict(
-    ctx: &IngestContext<'_>,
-    message: &Message<'_>,
-    tag: &str,
-    target: Option<TagTarget>,
-    delivered_at: i64,
-    now: i64,
-) -> Verdict {
-    let Some(target) = target else {
-        return Verdict::new(MailKind::Forged, format!("no ping has tag {tag}"));
-    };
-    match target {
-        TagTarget::SelfCheck { id, sent_at, .. } => {
-            if is_bounce(message) {
-                return Verdict::new(
-                    MailKind::Bounced,
-                    format!("self-check bounced: {}", bounce_reason(message)),
-                );
-            }
-            let fields = match open_payload(message, ctx.secret, tag) {
-                Ok(f) => f,
-                Err((kind, why)) => return Verdict::new(kind, format!("self-check: {why}")),
-            };
-            if fields.kind != PayloadKind::SelfCheck || fields.id != id || fields.tag != tag {
-                return Verdict::new(
-                    MailKind::Forged,
-                    "payload of another mail sent to a self-check tag",
-                );
-            }
-            if sent_at.is_none() && fields.sent + TAG_LIFETIME_SECS < now {
-                return Verdict::new(MailKind::Unknown, "expired self-check tag");
-            }
-            Verdict {
-                kind: MailKind::SelfCheck,
-                ping_id: None,
-                detail: None,
-                effects: vec![MailEffect::SelfCheckReturned {
-                    id,
-                    returned_at: delivered_at.max(fields.sent),
-                }],
-            }
-        }
-        TagTarget::Ping(ping) => classify_return(ctx, message, &ping, tag, delivered_at, now),
-        TagTarget::Request(request) => classify_reply(message, &request, delivered_at, now),
-    }
-}
-
-/// A reply to one of our requests: what it teaches us, or the reason it is quarantined.
-fn classify_reply(
-    message: &Message<'_>,
-    request: &TaggedRequest,
-    delivered_at: i64,
-    now: i64,
-) -> Verdict {
-    let kind = request.kind;
-    if is_bounce(message) {
-        return Verdict::new(
-            MailKind::Unknown,
-            format!("{kind} request to {} bounced: {}", request.address, bounce_reason(message)),
-        );
-    }
-    if request.sent_at.is_some_and(|s| s + TAG_LIFETIME_SECS < now) {
-        return Verdict::new(MailKind::Unknown, format!("{kind} reply to an expired request"));
-    }
-    let body = reply_text(message);
-    let findings = match discovery::read_reply(kind, &request.address, &body, now) {
-        Ok(f) => f,
-        Err(why) => {
-            return Verdict::new(MailKind::Unknown, format!("{why} (from {})", request.address));
-        }
-    };
-    let remailer_id = request.remailer_id;
-    let request_time = request.sent_at.unwrap_or(delivered_at);
-    let mut effects = Vec::new();
-    let mut effect = |e: DiscoveryEffect| effects.push(MailEffect::Discovery(e));
-    effect(DiscoveryEffect::Answered {
-        request_id: request.id,
-        remailer_id,
-        at: delivered_at,
-        restores: matches!(kind, RequestKind::Conf | RequestKind::Key)
-            && (findings.caps.is_some() || !findings.keys.is_empty()),
-    });
-    effect(DiscoveryEffect::Thesaurus { remailer_id, kind, body: body.clone(), at: delivered_at });
-    if findings.not_a_remailer {
-        effect(DiscoveryEffect::NotARemailer { remailer_id, at: delivered_at });
-    }
-    // Key replies carry the capability line too (without the Remailer-Type).
-    if let Some(caps) = findings.caps.clone() {
-        effect(DiscoveryEffect::Capabilities {
-            remailer_id,
-            caps,
-            remailer_type: findings.remailer_type.clone(),
-            request_time,
-        });
-    }
-    if kind == RequestKind::Key && !findings.complete_key_types.is_empty() {
-        effect(DiscoveryEffect::Keys {
-            remailer_id,
-            keys: findings.keys.clone(),
-            complete_types: findings.complete_key_types.clone(),
-            at: delivered_at,
-        });
-    }
-    if !findings.candidates.is_empty() {
-        effect(DiscoveryEffect::Candidates {
-            recommender: request.address.clone(),
-            candidates: findings.candidates.clone(),
-            at: delivered_at,
-        });
-    }
-    let mut detail = kind.as_str().to_owned();
-    for p in findings.problems.iter().take(5) {
-        detail.push_str("; ");
-        detail.push_str(&short_header(p));
-    }
-    for p in &findings.problems {
-        warn!(remailer = %request.address, request = %kind, "reply: {p}");
-    }
-    Verdict { kind: MailKind::Reply, ping_id: None, detail: Some(detail), effects }
-}
-
-/// The text of a reply: its text parts, else the raw message after the header. Cut at
-/// [`discovery::MAX_REPLY_BYTES`].
-fn reply_text(message: &Message<'_>) -> String {
-    let mut text: String = (0..message.text_body_count())
-        .filter_map(|i| message.body_text(i))
-        .collect::<Vec<_>>()
-        .join("\n");
-    if text.trim().is_empty() {
-        let raw = message.raw_message();
-        let start = message.root_part().raw_body_offset() as usize;
-        text = String::from_utf8_lossy(raw.get(start..).unwrap_or_default()).into_owned();
-    }
-    let mut cut = text.len().min(discovery::MAX_REPLY_BYTES);
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    text.truncate(cut);
-    text
-}
-
-fn classify_return(
-    ctx: &IngestContext<'_>,
-    message: &Message<'_>,
-    ping: &TaggedPing,
-    tag: &str,
-    delivered_at: i64,
-    now: i64,
-) -> Verdict {
-    if ping.sent_at.is_some_and(|s| s + TAG_LIFETIME_SECS < now) {
-        return Verdict::for_ping(
-            MailKind::Unknown,
-            ping,
-            "tag expired (older than the statistics window)",
-        );
-    }
-    if is_bounce(message) {
-        let reason = bounce_reason(message);
-        return Verdict {
-            effects: vec![MailEffect::Bounced { ping_id: ping.id, reason: reason.clone() }],
-            ..Verdict::for_ping(MailKind::Bounced, ping, reason)
-        };
-    }
-    let fields = match open_payload(message, ctx.secret, tag) {
-        Ok(f) => f,
-        Err((MailKind::Corrupted, why)) => {
-            return Verdict {
-                effects: vec![MailEffect::Corrupted { ping_id: ping.id }],
-                ..Verdict::for_ping(MailKind::Corrupted, ping, why)
-            };
-        }
-        Err((kind, why)) => return Verdict::for_ping(kind, ping, why),
-    };
-    if let Some(why) = mismatch(&fields, ping, tag) {
-        // A genuine payload, but of another ping: a return replayed to a different address.
-        return Verdict::for_ping(MailKind::Forged, ping, why);
-    }
-    let mut effects = vec![MailEffect::Returned {
-        ping_id: ping.id,
-        sent: fields.sent,
-        // Clocks can disagree by a second: a return never arrives before it was sent.
-        returned_at: delivered_at.max(fields.sent),
-    }];
-    if ping.chain_type.is_none() {
-        let (remailer_id, _, ping_type, _) = &ping.hops[0];
-        effects.push(MailEffect::FromLine {
-            remailer_id: *remailer_id,
-            ping_type: *ping_type,
-            with_from: fields.with_from,
-            header: message.header_raw("From").map(|f| short_header(f.trim())),
-            seen_at: delivered_at,
-        });
-    }
-    Verdict { kind: MailKind::Returned, ping_id: Some(ping.id), detail: None, effects }
-}
-
-/// Why a verified payload does not belong to the ping its tag names, if it does not.
-fn mismatch(fields: &PayloadFields, ping: &TaggedPing, tag: &str) -> Option<String> {
-    if fields.tag != tag || fields.id != ping.id {
-        return Some(format!("payload of ping {} sent to the tag of ping {}", fields.id, ping.id));
-    }
-    let expected_kind =
-        if ping.chain_type.is_some() { PayloadKind::Chain } else { PayloadKind::Ping };
-    if fields.kind != expected_kind || fields.hops.len() != ping.hops.len() {
-        return Some("payload kind does not match the ping".into());
-    }
-    for (f, (_, address, ping_type, key_id)) in fields.hops.iter().zip(&ping.hops) {
-        let key_matches = key_id.as_deref().is_none_or(|k| k == f.key_id);
-        if &f.address != address || f.ping_type != *ping_type || !key_matches {
-            return Some(format!(
-                "payload names hop {} {}, the ping went to {address}",
-                f.address, f.ping_type
-            ));
-        }
-    }
-    None
-}
-
-/// Decrypts and verifies the payload of a mail body. The error carries the verdict kind.
-///
-/// A few places are tried, no more: the first [`MAX_TEXT_PARTS_TRIED`] text parts (decoded
-/// from their transfer encoding; a remailer may put a notice before our text) and the raw
-/// message (a body whose MIME decoding failed may still hold the armour). Each try refuses
-/// what this pinger never writes before spending anything on it
-/// ([`openpgp::decrypt_symmetric_salted`]), so one mail costs at most four openings of one of
-/// our own payloads, however many parts or copies of an armour it carries.
-fn open_payload(
-    message: &Message<'_>,
-    secret: &[u8],
-    tag: &str,
-) -> Result<PayloadFields, (MailKind, String)> {
-    let password = payload::payload_password(secret);
-    let salt = payload::payload_salt(secret, tag);
-    let texts = (0..message.text_body_count().min(MAX_TEXT_PARTS_TRIED))
-        .filter_map(|i| message.body_text(i).map(|t| t.as_bytes().to_vec()))
-        .chain(std::iter::once(message.raw_message().to_vec()));
-    let mut outcome = Err((MailKind::Forged, "no OpenPGP message in the body".to_owned()));
-    for text in texts {
-        match openpgp::decrypt_symmetric_salted(password.as_bytes(), salt, &text) {
-            Ok(plain) => {
-                return payload::verify(&plain, secret).map_err(|e| match e {
-                    PayloadError::BadMac => (MailKind::Forged, e.to_string()),
-                    PayloadError::DigestMismatch | PayloadError::Malformed(_) => {
-                        (MailKind::Corrupted, e.to_string())
-                    }
-                });
-            }
-            Err(DecryptError::NoMessage) => {}
-            Err(DecryptError::WrongKey) => {
-                outcome =
-                    Err((MailKind::Forged, "payload not encrypted under this pinger's key".into()));
-            }
-            Err(e @ DecryptError::NotOurs(_)) => outcome = Err((MailKind::Forged, e.to_string())),
-            Err(DecryptError::Damaged(why)) => {
-                outcome = Err((MailKind::Corrupted, format!("payload damaged in transit: {why}")));
-            }
-        }
-    }
-    outcome
-}
-
-/// The tag of the first recipient header naming one of our return addresses. Postfix's
-/// `Delivered-To` / `X-Original-To` come first: they are what the MTA delivered to.
-pub fn find_tag(message: &Message<'_>, identity: &Identity) -> Option<String> {
-    let prefix = format!(
-        "{}{}",
-        identity.address.local_part().to_ascii_lowercase(),
-        identity.delimiter.as_str()
-    );
-    let domain = identity.address.domain().to_ascii_lowercase();
-    for name in ["Delivered-To", "X-Original-To", "To", "Cc"] {
-        for (header, value) in message.headers_raw() {
-            if !header.eq_ignore_ascii_case(name) {
-                continue;
-            }
-            let found = value
-                .split(|c: char| c == ',' || c == '<' || c == '>' || c == '"' || c.is_whitespace())
-                .filter_map(|token| token.rsplit_once('@'))
-                .find_map(|(local, dom)| {
-                    let local = local.to_ascii_lowercase();
-                    let tag = local.strip_prefix(&prefix)?;
-                    (dom.eq_ignore_ascii_case(&domain) && !tag.is_empty()).then(|| tag.to_owned())
-                });
-            if found.is_some() {
-                return found;
-            }
-        }
-    }
-    None
-}
-
-/// A delivery status notification (RFC 3464) or a classic MAILER-DAEMON bounce.
-pub fn is_bounce(message: &Message<'_>) -> bool {
-    let content_type = message.header_raw("Content-Type").unwrap_or("").to_ascii_lowercase();
-    if content_type.contains("multipart/report") && content_type.contains("delivery-status") {
-        return true;
-    }
-    let from = message.header_raw("From").unwrap_or("").to_ascii_lowercase();
-    let subject = message.subject().unwrap_or("").to_ascii_lowercase();
-    (from.contains("mailer-daemon") || from.contains("postmaster"))
-        && (subject.contains("undeliver")
-            || subject.contains("returned")
-            || subject.contains("failure")
-            || subject.contains("delivery"))
-}
-
-/// The most specific reason a bounce gives: `Diagnostic-Code`, else `Status`, else Subject.
-pub fn bounce_reason(message: &Message<'_>) -> String {
-    let raw = String::from_utf8_lossy(message.raw_message());
-    let field = |name: &str| {
-        raw.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
-        })
-    };
-    field("Diagnostic-Code")
-        .or_else(|| field("Status").map(|s| format!("status {s}")))
-        .or_else(|| message.subject().map(str::to_owned))
-        .map(|s| short_header(&s))
-        .unwrap_or_else(|| "bounce without a reason".into())
-}
-
-/// The request a remailer answers with this Subject (`mixmaster.md` §5), if any.
-pub fn reply_type(subject: &str) -> Option<&'static str> {
-    let s = subject.trim().to_ascii_lowercase();
-    if s.starts_with("capabilities of the ") && s.ends_with(" remailer") {
-        Some("conf")
-    } else if s.starts_with("remailer key for ") {
-        Some("key")
-    } else if s.starts_with("statistics for the ") && s.ends_with(" remailer") {
-        Some("stats")
-    } else if s.starts_with("admin key for the ") {
-        Some("adminkey")
-    } else if s.starts_with("your help request") || s.starts_with("remailer-help") {
-        Some("help")
-    } else {
-        None
-    }
-}
-
-/// The local MTA's delivery time: the date of the topmost `Received:` header.
-fn received_time(message: &Message<'_>) -> Option<i64> {
-    message.received().and_then(|r| r.date()).map(|d| d.to_timestamp())
-}
-
-fn short(s: &str) -> String {
-    s.chars().take(40).collect()
-}
-
-fn short_header(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).take(200).collect()
-}
-
 #[cfg(test)]
-mod tests;
+mod tests {
+    use super::*;
+
+    #[test]
+    fn liveness_reports_failures_and_silence() {
+        let started = 1_000;
+        let quiet = 600;
+        let fresh = LivenessState::default();
+        assert_eq!(fresh.problem(started, started + quiet, quiet), None, "grace after the start");
+        assert!(
+            fresh.problem(started, started + quiet + 1, quiet).unwrap().contains("since the start")
+        );
+
+        let ok = LivenessState { last_round: Some(2_000), last_failure: None };
+        assert_eq!(ok.problem(started, 2_000 + quiet, quiet), None);
+        assert!(ok.problem(started, 2_000 + quiet + 1, quiet).unwrap().contains("for 601s"));
+
+        // A failure after the last good round is reported at once, with its reason ...
+        let failing = LivenessState {
+            last_round: Some(2_000),
+            last_failure: Some((2_010, "IMAP connection refused".to_owned())),
+        };
+        assert_eq!(
+            failing.problem(started, 2_011, quiet).as_deref(),
+            Some("ingester: IMAP connection refused")
+        );
+        // ... and a round completed since clears it, even within the same second.
+        let clock = Arc::new(crate::model::FixedClock::at(5));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let told = seen.clone();
+        let shared =
+            Liveness::observed(clock, move |s| told.lock().unwrap().push(s.last_failure.is_some()));
+        shared.round_completed();
+        shared.round_failed("x");
+        assert_eq!(shared.snapshot().problem(0, 5, quiet).as_deref(), Some("ingester: x"));
+        shared.round_completed();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![false, true, false],
+            "the observer hears each change"
+        );
+        assert_eq!(shared.snapshot(), LivenessState { last_round: Some(5), last_failure: None });
+        assert_eq!(shared.snapshot().problem(0, 6, quiet), None);
+    }
+}

@@ -3,6 +3,7 @@
 //! line says). Plain data and pure functions; it imports nothing else of the crate, and every
 //! other module may import it.
 
+pub mod address;
 pub mod caps;
 pub mod discovery;
 pub mod history;
@@ -11,6 +12,7 @@ pub mod ping;
 pub mod remailer;
 pub mod time;
 
+pub use address::{Delimiter, Identity, MailAddress};
 pub use caps::Capabilities;
 pub use discovery::{
     Candidate, CandidateReason, DiscoveryEffect, DueRequest, OfferedKey, OutboxRequest,

@@ -15,7 +15,27 @@ impl Store {
     /// left to the `fathometer ping` that recorded them: a running daemon must not send a
     /// second copy of one while the command is still talking to the MTA.
     pub fn outbox_due(&self, now: i64, limit: usize) -> Result<Vec<OutboxPing>> {
-        let mut stmt = self.conn.prepare(
+        self.outbox_pings(
+            "p.outcome = 'queued' AND p.manual = 0
+             AND (p.next_attempt_at IS NULL OR p.next_attempt_at <= ?1)
+             ORDER BY p.slot_time, p.id LIMIT ?2",
+            params![now, limit as i64],
+        )
+    }
+
+    /// One ping as the sender sees it (a manual ping, just recorded).
+    pub fn outbox_ping(&self, id: i64) -> Result<OutboxPing> {
+        self.outbox_pings("p.id = ?1", params![id])?
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt(format!("no ping {id}")))
+    }
+
+    fn outbox_pings(
+        &self,
+        condition: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<OutboxPing>> {
+        let mut stmt = self.conn.prepare(&format!(
             "SELECT p.id, p.slot_time, p.chain_type, p.tag, p.attempts,
                     p.remailer1_id, r1.address, p.type1, k1.key_id, k1.material,
                     p.remailer2_id, r2.address, p.type2, k2.key_id, k2.material
@@ -24,12 +44,9 @@ impl Store {
              LEFT JOIN keys k1 ON k1.id = p.key1_id
              LEFT JOIN remailers r2 ON r2.id = p.remailer2_id
              LEFT JOIN keys k2 ON k2.id = p.key2_id
-             WHERE p.outcome = 'queued' AND p.manual = 0
-               AND (p.next_attempt_at IS NULL OR p.next_attempt_at <= ?1)
-             ORDER BY p.slot_time, p.id
-             LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![now, limit as i64], |r| {
+             WHERE {condition}"
+        ))?;
+        let rows = stmt.query_map(args, |r| {
             Ok((
                 (
                     r.get::<_, i64>(0)?,

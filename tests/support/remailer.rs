@@ -50,7 +50,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use fathometer::mixmaster::{self, Decoded, OsRandom, SecretKey};
+use fathometer::compose::mixmaster::{self, Decoded, OsRandom, SecretKey};
 
 use super::gpg::GpgHome;
 
@@ -449,7 +449,7 @@ impl Worker {
 
 impl Worker {
     /// A type II packet, handled as Mixmaster 3.0.2d does (`mixmaster.md` §1.6, §1.7), with the
-    /// project's decoder (`fathometer::mixmaster`, itself checked against real remailers'
+    /// project's decoder (`fathometer::compose::mixmaster`, itself checked against real remailers'
     /// output by the v1-v6 vectors): dearmor, decrypt with its secret key, then forward the
     /// next packet (type 0) or deliver the payload (type 1). The delivered mail has the
     /// headers a real remailer adds (From Anonymous, the Comments disclaimer, Message-ID) and,

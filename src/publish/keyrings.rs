@@ -8,8 +8,8 @@
 
 use std::collections::HashSet;
 
+use crate::compose::openpgp::{self, PgpError};
 use crate::model::{PingType, PublishableKey};
-use crate::openpgp::{self, PgpError};
 
 /// The four keyring files.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -85,19 +85,20 @@ mod tests {
     }
 
     fn keys() -> Vec<PublishableKey> {
-        let mut keys: Vec<PublishableKey> = crate::keys::parse_mix_keys(&vector("pubring.mix"))
-            .into_iter()
-            .map(|k| {
-                let k = k.unwrap();
-                PublishableKey {
-                    address: k.address,
-                    nick: k.nick,
-                    ping_type: PingType::Mix,
-                    key_id: k.key_id,
-                    material: k.entry,
-                }
-            })
-            .collect();
+        let mut keys: Vec<PublishableKey> =
+            crate::compose::keys::parse_mix_keys(&vector("pubring.mix"))
+                .into_iter()
+                .map(|k| {
+                    let k = k.unwrap();
+                    PublishableKey {
+                        address: k.address,
+                        nick: k.nick,
+                        ping_type: PingType::Mix,
+                        key_id: k.key_id,
+                        material: k.entry,
+                    }
+                })
+                .collect();
         for n in [1, 3] {
             let cert = openpgp::parse_certs(vector(&format!("testmix{n}.pgpkey.txt")).as_bytes())
                 .remove(0)

@@ -6,7 +6,7 @@
 //! field is bounded and checked, nothing panics, and a reply that says nothing usable is
 //! refused with a reason (the ingester quarantines it).
 
-use crate::keys::{self, FoundKey};
+use crate::compose::keys::{self, FoundKey};
 use crate::model::caps::{find_caps_line, valid_address};
 use crate::model::{Candidate, CandidateReason, Capabilities, OfferedKey, PingType, RequestKind};
 
@@ -17,23 +17,6 @@ mod tests;
 pub const MAX_REPLY_BYTES: usize = 64 << 10;
 /// At most this many supported-remailer lines are read from one reply.
 const MAX_CANDIDATES_PER_REPLY: usize = 200;
-
-/// The body of a request. Remailers ignore it; a person who is not a remailer reads it, so it
-/// says what this is and how to make it stop (Echolot's `remailerxxxtext`).
-pub fn request_body(remailer: &str, pinger_name: &str, operator: Option<&str>) -> String {
-    let contact = operator
-        .map(|o| format!("The operator of this pinger can be reached at <{o}>.\n"))
-        .unwrap_or_default();
-    format!(
-        "Hello,\n\n\
-         this is an automated request of the remailer statistics service \"{pinger_name}\".\n\
-         It asks the remailer at <{remailer}> for its capabilities, keys or statistics,\n\
-         which are published so that remailer users can choose reliable remailers.\n\n\
-         If {remailer} is not a remailer, please reply to this message with the words\n\
-         \"not a remailer\" as the first line, and you will not be asked again.\n\
-         {contact}"
-    )
-}
 
 /// What a reply tells us.
 #[derive(Debug, Clone, PartialEq, Default)]

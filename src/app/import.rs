@@ -196,6 +196,34 @@ pub fn complete_identities(
     out
 }
 
+/// `fathometer import-pings`: reads the CSV files and imports them in one transaction;
+/// importing the same files twice adds nothing.
+pub fn import_files(
+    store: &mut crate::store::Store,
+    pings: &std::path::Path,
+    remailers: Option<&std::path::Path>,
+    chains: Option<&std::path::Path>,
+    now: i64,
+) -> anyhow::Result<crate::model::ImportSummary> {
+    use anyhow::Context;
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
+    };
+    let ping_rows = parse_pings(&read(pings)?).with_context(|| pings.display().to_string())?;
+    let listed = match remailers {
+        Some(p) => parse_remailers(&read(p)?).with_context(|| p.display().to_string())?,
+        None => Vec::new(),
+    };
+    let chain_rows = match chains {
+        Some(p) => parse_chains(&read(p)?).with_context(|| p.display().to_string())?,
+        None => Vec::new(),
+    };
+    let known: std::collections::HashSet<String> =
+        store.remailers()?.into_iter().filter(|r| r.caps.is_some()).map(|r| r.address).collect();
+    let identities = complete_identities(listed, &ping_rows, |a| known.contains(a));
+    Ok(store.import(&identities, &ping_rows, &chain_rows, now)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

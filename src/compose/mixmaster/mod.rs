@@ -4,7 +4,7 @@
 //!
 //! # Building a ping
 //! ```no_run
-//! # use fathometer::mixmaster::*;
+//! # use fathometer::compose::mixmaster::*;
 //! # fn f(key1: PublicKey, key2: PublicKey, today_days: i64) -> Result<(), BuildError> {
 //! let chain = [
 //!     Hop { key: key1, address: "remailer1@example.org".into() }, // where we mail the packet

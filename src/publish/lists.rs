@@ -61,7 +61,7 @@ fn utc(t: i64) -> DateTime<Utc> {
 /// negative, or 100 hours or more.
 ///
 /// ```
-/// use fathometer::publisher::lists::latency_text;
+/// use fathometer::publish::lists::latency_text;
 /// assert_eq!(latency_text(Some(6511.5), true), " 1:48:31");
 /// assert_eq!(latency_text(Some(600.0), false), "  :10");
 /// assert_eq!(latency_text(None, true), "99:59:59");

@@ -11,7 +11,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::http::Published;
+use super::snapshot::Published;
 use crate::stats::ListEntry;
 
 /// The content type of the OpenMetrics text that prometheus-client writes.
@@ -256,7 +256,7 @@ mod tests {
                 requests_queued: 2,
             },
             ingester: crate::ingest::LivenessState { last_round: Some(99_950), last_failure: None },
-            rules: super::super::http::HealthRules {
+            rules: super::super::snapshot::HealthRules {
                 started_at: 90_000,
                 stale_build_secs: 960,
                 ingester_quiet_secs: Some(90),

@@ -1,5 +1,5 @@
 //! Type II (Mixmaster) pings: our armoured payload as the user data of a Mixmaster packet
-//! ([`crate::mixmaster`]) whose final hop delivers it to our return address.
+//! ([`crate::compose::mixmaster`]) whose final hop delivers it to our return address.
 //!
 //! What a remailer receives is what the Mixmaster client would send for the same message
 //! (Echolot feeds `mix -m` a mail `[From: ...]\nTo: <return address>\n\n<payload>`): one
@@ -7,7 +7,7 @@
 //! remailer to paste our From line, and the payload as plain user data (it is far below the
 //! size at which the client would compress).
 
-use crate::mixmaster::{self, Hop, MixRandom, Payload, PublicKey};
+use crate::compose::mixmaster::{self, Hop, MixRandom, Payload, PublicKey};
 
 /// One hop: the remailer's address and its stored Mix key entry.
 #[derive(Debug, Clone, Copy)]

@@ -18,8 +18,8 @@
 
 use std::time::SystemTime;
 
+use crate::compose::openpgp::{self, PgpError};
 use crate::model::PingType;
-use crate::openpgp::{self, PgpError};
 
 /// One hop of a type I ping.
 #[derive(Debug, Clone)]

@@ -7,8 +7,8 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::*;
-use crate::model::{DueSinglePing, PingType};
-use crate::sender::{HopSpec, PingSpec, build_ping};
+use crate::compose::{HopSpec, PingSpec, build_ping};
+use crate::model::{DueSinglePing, Identity, PingType, RequestKind};
 
 const SECRET: &[u8] = &[9u8; 32];
 const NOW: i64 = 1_800_000_000;
@@ -57,7 +57,7 @@ fn sent_ping() -> (Store, String) {
 
 fn ingest(store: &mut Store, mail: &[u8]) -> Processed {
     let identity = identity();
-    let ctx = IngestContext { secret: SECRET, identity: &identity };
+    let ctx = MatchContext { secret: SECRET, identity: &identity };
     let raw = RawMail {
         bytes: mail.to_vec(),
         size: None,
@@ -198,37 +198,4 @@ proptest! {
             "altered byte {} ({:?} -> {:?}) still counted", i, original as char, bytes[i] as char
         );
     }
-}
-
-#[test]
-fn liveness_reports_failures_and_silence() {
-    let started = 1_000;
-    let quiet = 600;
-    let fresh = LivenessState::default();
-    assert_eq!(fresh.problem(started, started + quiet, quiet), None, "grace after the start");
-    assert!(
-        fresh.problem(started, started + quiet + 1, quiet).unwrap().contains("since the start")
-    );
-
-    let ok = LivenessState { last_round: Some(2_000), last_failure: None };
-    assert_eq!(ok.problem(started, 2_000 + quiet, quiet), None);
-    assert!(ok.problem(started, 2_000 + quiet + 1, quiet).unwrap().contains("for 601s"));
-
-    // A failure after the last good round is reported at once, with its reason ...
-    let failing = LivenessState {
-        last_round: Some(2_000),
-        last_failure: Some((2_010, "IMAP connection refused".to_owned())),
-    };
-    assert_eq!(
-        failing.problem(started, 2_011, quiet).as_deref(),
-        Some("ingester: IMAP connection refused")
-    );
-    // ... and a round completed since clears it, even within the same second.
-    let shared = Liveness::default();
-    shared.round_completed(5);
-    shared.round_failed(5, "x");
-    assert_eq!(shared.snapshot().problem(0, 5, quiet).as_deref(), Some("ingester: x"));
-    shared.round_completed(5);
-    assert_eq!(shared.snapshot(), LivenessState { last_round: Some(5), last_failure: None });
-    assert_eq!(shared.snapshot().problem(0, 6, quiet), None);
 }

@@ -7,8 +7,16 @@
 
 use std::path::Path;
 
-use super::{Config, ConfigError, find_key_line};
-use crate::state;
+use super::state;
+use crate::config::{Config, ConfigError, find_key_line};
+
+/// Loads a configuration and checks it against the machine: every problem, each with its
+/// key and line. `check-config`, the daemon's start (and its reload) share this.
+pub fn load_checked(path: &Path) -> Result<Config, Vec<ConfigError>> {
+    let config = Config::load(path).map_err(|e| vec![e])?;
+    let problems = check(&config);
+    if problems.is_empty() { Ok(config) } else { Err(problems) }
+}
 
 /// Every problem the machine has with `config`, in the order of the file's tables.
 ///
@@ -145,7 +153,7 @@ mod tests {
             "[smtp]\nuser = \"u\"\npassword_file = \"nope\"\n[stats]\nbroken_type1_file = \
              \"broken1.txt\"\n",
         );
-        config.http.listen = super::super::ListenAddr(([127, 0, 0, 1], port).into());
+        config.http.listen = crate::config::ListenAddr(([127, 0, 0, 1], port).into());
         let problems = check(&config);
         let found: Vec<(Option<String>, Option<usize>)> =
             problems.iter().map(|p| (p.key.clone(), p.line)).collect();

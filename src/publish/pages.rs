@@ -179,7 +179,7 @@ fn remailer_view(inputs: &PageInputs<'_>, address: &str, private: bool) -> Optio
     let any = mix.as_ref().or(cpunk.as_ref())?;
     let row = inputs.remailers.iter().find(|r| r.address == address);
     let date = |t: Option<i64>| {
-        t.map(|t| crate::scheduler::utc_date(t).format("%Y-%m-%d").to_string())
+        t.map(|t| crate::model::time::utc_date(t).format("%Y-%m-%d").to_string())
             .unwrap_or_else(|| "-".into())
     };
     let keys = row
@@ -249,7 +249,7 @@ fn type_stats(label: &str, e: &ListEntry, now: i64) -> TypeStats {
     let days = (0..STATS_DAYS)
         .rev()
         .map(|i| Day {
-            date: crate::scheduler::utc_date(now - i as i64 * SECONDS_PER_DAY)
+            date: crate::model::time::utc_date(now - i as i64 * SECONDS_PER_DAY)
                 .format("%Y-%m-%d")
                 .to_string(),
             reliability: e.stats.reliability_by_day[i],

@@ -1,24 +1,13 @@
 //! The SMTP edge: hands finished messages to the configured MTA (lettre, async).
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use lettre::message::header::ContentType;
-use lettre::message::{Mailbox, Message};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
+use crate::compose::Outgoing;
 use crate::config::{SmtpConfig, TlsMode};
-
-/// A message ready for the MTA.
-#[derive(Debug, Clone)]
-pub struct Outgoing {
-    /// Envelope sender: our tagged return address, so a bounce names its ping.
-    pub envelope_from: String,
-    pub to: String,
-    /// The RFC 5322 message, CRLF line ends.
-    pub message: Vec<u8>,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
@@ -28,33 +17,6 @@ pub enum SendError {
     /// The MTA refused for good (5xx): retrying cannot help.
     #[error("SMTP refused: {0}")]
     Permanent(String),
-}
-
-/// Formats a message with `Date`, `Message-ID`, `From`, `To` and, for requests to remailers,
-/// a `Subject` (pings have none). The body is plain text.
-pub fn format_message(
-    from_name: &str,
-    from: &str,
-    to: &str,
-    subject: Option<&str>,
-    body: String,
-    message_id: &str,
-    date: SystemTime,
-) -> anyhow::Result<Vec<u8>> {
-    let from: Address = from.parse()?;
-    let to: Address = to.parse()?;
-    let mut builder = Message::builder()
-        .from(Mailbox::new(Some(from_name.to_owned()), from))
-        .to(Mailbox::new(None, to));
-    if let Some(subject) = subject {
-        builder = builder.subject(subject);
-    }
-    let message = builder
-        .date(date)
-        .message_id(Some(message_id.to_owned()))
-        .header(ContentType::TEXT_PLAIN)
-        .body(body)?;
-    Ok(message.formatted())
 }
 
 /// One configured MTA.

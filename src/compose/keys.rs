@@ -1,17 +1,16 @@
-//! Remailer keys from files: `fathometer import-keys`.
+//! Remailer keys as remailers publish them: OpenPGP keyrings, `pubring.mix` entries and
+//! `remailer-key` replies.
 //!
 //! Three kinds of input, often mixed in one file: ASCII-armoured OpenPGP keyrings (type I
 //! keys), `pubring.mix` / `key.txt` entries (type II keys, `mixmaster.md` §2.1), and saved
 //! `remailer-key` reply mails, which carry both after some prose (`mixmaster.md` §5.2). Keys
-//! are tied to remailers by address. Parsing is pure; [`import`] applies the result.
+//! are tied to remailers by address. Pure; `fathometer import-keys` applies what it finds
+//! (`crate::app::keys`).
 
 use base64::Engine as _;
 
-use crate::model::caps::find_caps_line;
-
-use crate::model::{KeyChange, PingType};
-use crate::openpgp::{self, KeyKind};
-use crate::store::{Store, StoreError};
+use crate::compose::openpgp::{self, KeyKind};
+use crate::model::PingType;
 
 /// A type II key entry as a remailer publishes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,7 +114,7 @@ fn parse_one_mix_key(header: Option<&str>, block: &[&str], raw: &[&str]) -> Resu
 /// Checks the binary public key (`mixmaster.md` §2.2): its layout, and that MD5(n ‖ e) is the
 /// key id the entry claims. Returns the modulus size in bits.
 fn check_mix_key(binary: &[u8], key_id: &str) -> Result<usize, String> {
-    let key = crate::mixmaster::PublicKey::from_binary(binary).map_err(|e| e.to_string())?;
+    let key = crate::compose::mixmaster::PublicKey::from_binary(binary).map_err(|e| e.to_string())?;
     let actual = key.key_id_hex();
     if actual != key_id {
         return Err(format!("key ID {key_id} does not match the key (MD5 gives {actual})"));
@@ -124,7 +123,7 @@ fn check_mix_key(binary: &[u8], key_id: &str) -> Result<usize, String> {
 }
 
 /// Parses a `YYYY-MM-DD` date as the unix time of its midnight UTC.
-fn day_start(date: &str) -> Option<i64> {
+pub fn day_start(date: &str) -> Option<i64> {
     let d = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
     Some(d.and_hms_opt(0, 0, 0)?.and_utc().timestamp())
 }
@@ -179,100 +178,6 @@ pub fn find_keys(text: &[u8]) -> Vec<FoundKey> {
     out
 }
 
-/// What happened to one key of an import.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ImportLine {
-    pub outcome: &'static str,
-    pub text: String,
-}
-
-/// Stores the keys found in `text`. Keys of unknown remailers are skipped unless `add` is
-/// set (then the remailer is added). Returns one line per key for the operator.
-pub fn import(
-    store: &mut Store,
-    text: &[u8],
-    add: bool,
-    now: i64,
-) -> Result<Vec<ImportLine>, StoreError> {
-    let mut lines = Vec::new();
-    let identity = find_caps_line(&String::from_utf8_lossy(text));
-    for found in find_keys(text) {
-        let FoundKey::Key {
-            address,
-            ping_type,
-            key_id,
-            material,
-            valid_from,
-            valid_until,
-            description,
-        } = found
-        else {
-            if let FoundKey::Invalid { reason } = found {
-                lines.push(ImportLine { outcome: "skipped", text: reason });
-            }
-            continue;
-        };
-        let what = format!("{ping_type} key {key_id} ({description}) for {address}");
-        if store.find_remailer(&address).is_err() {
-            if !add {
-                lines.push(ImportLine {
-                    outcome: "skipped",
-                    text: format!(
-                        "{what}: not a known remailer (add it with `fathometer add {address}` \
-                         or import with --add)"
-                    ),
-                });
-                continue;
-            }
-            store.add_remailer(&address, now)?;
-            lines.push(ImportLine { outcome: "added", text: format!("remailer {address}") });
-        }
-        if valid_until.is_some_and(|u| u <= now) {
-            lines.push(ImportLine { outcome: "skipped", text: format!("{what}: expired") });
-            continue;
-        }
-        let change = store.store_key(
-            &address,
-            ping_type,
-            &key_id,
-            &material,
-            valid_from,
-            valid_until,
-            now,
-        )?;
-        let outcome = match change {
-            KeyChange::Added => "added",
-            KeyChange::Updated => "updated",
-            KeyChange::Unchanged => "unchanged",
-        };
-        lines.push(ImportLine { outcome, text: what });
-        // A Mix entry's header line names the remailer: a nick for `ping`, `list` and lists.
-        let nick = material.split_whitespace().next().filter(|n| crate::model::caps::valid_nick(n));
-        if ping_type == PingType::Mix
-            && let Some(nick) = nick
-            && store.fill_nick(&address, nick, now)?
-        {
-            lines.push(ImportLine {
-                outcome: "updated",
-                text: format!("remailer {address}: nick {nick} from its Mix key"),
-            });
-        }
-    }
-    if let Some(caps) = identity
-        && store.find_remailer(&caps.address).is_ok()
-        && store.fill_identity(&caps.address, &caps.nick, &caps.line, now)?
-    {
-        lines.push(ImportLine {
-            outcome: "updated",
-            text: format!(
-                "remailer {}: nick {} and capabilities from the key reply",
-                caps.address, caps.nick
-            ),
-        });
-    }
-    Ok(lines)
-}
-
 fn shorten(s: &str) -> String {
     s.chars().take(60).collect()
 }
@@ -280,6 +185,7 @@ fn shorten(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::caps::find_caps_line;
 
     fn vector(name: &str) -> String {
         let path = format!("{}/tests/vectors/mixmaster/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -329,25 +235,5 @@ mod tests {
         let caps = find_caps_line(&text).unwrap();
         assert_eq!((caps.nick.as_str(), caps.address.as_str()), ("testmix1", "testmix1@localhost"));
         assert!(caps.line.starts_with("$remailer{\"testmix1\"}"));
-    }
-
-    #[test]
-    fn import_ties_keys_to_known_remailers_and_is_idempotent() {
-        let mut store = Store::open_in_memory().unwrap();
-        store.add_remailer("testmix1@localhost", 0).unwrap();
-        let text = vector("keys/pubring.mix");
-        let now = day_start("2026-11-21").unwrap();
-        let first = import(&mut store, text.as_bytes(), false, now).unwrap();
-        let added: Vec<_> = first.iter().filter(|l| l.outcome == "added").collect();
-        assert_eq!(added.len(), 1, "{first:?}");
-        assert!(first.iter().any(|l| l.outcome == "skipped" && l.text.contains("testmix2")));
-        let again = import(&mut store, text.as_bytes(), false, now).unwrap();
-        assert!(again.iter().any(|l| l.outcome == "unchanged"), "{again:?}");
-        let r = store.find_remailer("testmix1@localhost").unwrap();
-        assert_eq!(r.keys.len(), 1);
-        assert_eq!(r.keys[0].ping_type, PingType::Mix);
-        assert_eq!(r.keys[0].valid_from, day_start("2024-01-01"));
-        let with_add = import(&mut store, text.as_bytes(), true, now).unwrap();
-        assert_eq!(store.remailers().unwrap().len(), 4, "{with_add:?}");
     }
 }

@@ -17,68 +17,10 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
-use crate::publisher::json::{EntryJson, stats_json};
-use crate::publisher::pages::THESAURUS_DIR;
+use super::snapshot::Published;
+use crate::publish::json::{EntryJson, stats_json};
+use crate::publish::pages::THESAURUS_DIR;
 use crate::stats::Report;
-
-/// What the daemon shares with the web server, updated after each step. It is the one
-/// source of `/healthz`, `/metrics` and the API, and [`Published::problem`] is the one health
-/// rule both report.
-#[derive(Debug, Clone, Default)]
-pub struct Published {
-    /// The latest statistics build.
-    pub report: Option<Arc<Report>>,
-    /// Unix time of the last scheduler tick that reached the store.
-    pub last_tick: Option<i64>,
-    /// Unix time of the last successful statistics build.
-    pub last_build: Option<i64>,
-    /// Why the scheduler is failing, if it is.
-    pub problem: Option<String>,
-    /// Pings in the store by outcome (the outbox is `queued`).
-    pub ping_counts: crate::model::PingCounts,
-    /// The mailbox and the pinger's own mail path, as of the last tick.
-    pub mail_health: crate::model::MailHealth,
-    /// The ingester's rounds, as it reports them (at once, not at the next tick).
-    pub ingester: crate::ingest::LivenessState,
-    /// The thresholds of the health rule.
-    pub rules: HealthRules,
-}
-
-/// The limits [`Published::problem`] applies, from the configuration.
-#[derive(Debug, Clone, Default)]
-pub struct HealthRules {
-    /// When the daemon started (the ingester's first round is due counting from here).
-    pub started_at: i64,
-    /// A statistics build older than this is a sign the daemon is stuck.
-    pub stale_build_secs: i64,
-    /// The ingester must complete a round at least this often; `None` when no mailbox is
-    /// configured (returns are then never read, which is a problem in itself).
-    pub ingester_quiet_secs: Option<i64>,
-}
-
-impl Published {
-    /// Why the ingester is not alive as of `now`, if it is not.
-    pub fn ingester_problem(&self, now: i64) -> Option<String> {
-        match self.rules.ingester_quiet_secs {
-            None => Some("returns are not read: no [mailbox] configured".to_owned()),
-            Some(quiet) => self.ingester.problem(self.rules.started_at, now, quiet),
-        }
-    }
-
-    /// Why the daemon is unhealthy as of `now`, if it is: the scheduler failed, the ingester
-    /// is failing or silent, or no statistics build is recent.
-    pub fn problem(&self, now: i64) -> Option<String> {
-        self.problem.clone().or_else(|| self.ingester_problem(now)).or_else(|| {
-            match self.last_build {
-                None => Some("no statistics built yet".to_owned()),
-                Some(t) if now.saturating_sub(t) > self.rules.stale_build_secs => {
-                    Some(format!("last statistics build was {}s ago", now - t))
-                }
-                _ => None,
-            }
-        })
-    }
-}
 
 #[derive(Clone)]
 struct AppState {

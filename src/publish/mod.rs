@@ -10,6 +10,7 @@ pub mod keyrings;
 pub mod lists;
 pub mod metrics;
 pub mod pages;
+pub mod snapshot;
 
 use std::io::Write;
 use std::path::Path;

@@ -1,0 +1,118 @@
+//! What every command of a configured pinger works with: its configuration, secret, identity,
+//! store and clock, and the connections to its MTA and mailbox.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use anyhow::{Context as _, Result};
+
+use super::secret::{self, Secret};
+use super::state;
+use crate::config::{Config, ImapConfig, TlsMode};
+use crate::ingest::Liveness;
+use crate::ingest::imap::{ImapSettings, ImapTls};
+use crate::matching::MatchContext;
+use crate::model::{Clock, Identity};
+use crate::send::SmtpSender;
+use crate::store::Store;
+
+/// A configured pinger with its state open.
+pub struct Pinger {
+    pub config: Config,
+    pub secret: Secret,
+    pub identity: Identity,
+    pub store: Mutex<Store>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Pinger {
+    /// Opens the state directory of `config`: private modes (creating it if needed), the
+    /// secret (created on first start) and the database (migrated). Errors of a full disk
+    /// say so.
+    pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Pinger> {
+        let state_dir = config.pinger.state_dir.clone();
+        let storage = |e: &dyn std::fmt::Display| state::explain_storage_error(&state_dir, e);
+        state::prepare(&state_dir).map_err(|e| anyhow::anyhow!(storage(&e)))?;
+        let secret = secret::load_or_create(&config.secret_path())
+            .map_err(|e| anyhow::anyhow!(storage(&e)))?;
+        let store = open_store(&config.database_path(), &state_dir)?;
+        Ok(Pinger { identity: identity(&config), config, secret, store: Mutex::new(store), clock })
+    }
+
+    /// The store, for one short step. Every change is a transaction: a panic elsewhere
+    /// cannot leave it half done, so a poisoned lock is taken over.
+    pub fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What matching needs: our secret and identity.
+    pub fn match_context(&self) -> MatchContext<'_> {
+        MatchContext { secret: self.secret.as_bytes(), identity: &self.identity }
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+}
+
+/// Opens (creating and migrating) the database at `path`, explaining a full disk.
+pub fn open_store(path: &Path, state_dir: &Path) -> Result<Store> {
+    Store::open(path).map_err(|e| {
+        anyhow::anyhow!(
+            "opening {}: {}",
+            path.display(),
+            state::explain_storage_error(state_dir, &e)
+        )
+    })
+}
+
+/// The identity mail is sent and recognised under.
+pub fn identity(config: &Config) -> Identity {
+    Identity {
+        address: config.pinger.address.clone(),
+        delimiter: config.pinger.recipient_delimiter.clone(),
+        name: config.pinger.name.clone(),
+    }
+}
+
+/// The first line of a password file.
+pub fn read_password(path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the password file {}", path.display()))?;
+    Ok(text.lines().next().unwrap_or("").to_owned())
+}
+
+/// The configured SMTP transport, with its password read.
+pub fn smtp_sender(config: &Config) -> Result<SmtpSender> {
+    let password = match &config.smtp.password_file {
+        Some(p) => Some(read_password(p)?),
+        None => None,
+    };
+    SmtpSender::new(&config.smtp, password).context("setting up SMTP ([smtp])")
+}
+
+/// IMAP settings from the config, with the password read, reporting to `liveness`.
+pub fn imap_settings(imap: &ImapConfig, liveness: Arc<Liveness>) -> Result<ImapSettings> {
+    let mut settings = ImapSettings::new(
+        imap.host.clone(),
+        imap.port.0,
+        imap.user.clone(),
+        read_password(&imap.password_file)?,
+    );
+    settings.tls = match imap.tls {
+        TlsMode::None => ImapTls::None,
+        TlsMode::Starttls => ImapTls::Starttls,
+        TlsMode::Tls => ImapTls::Tls,
+    };
+    settings.folder = imap.folder.clone();
+    settings.liveness = liveness;
+    Ok(settings)
+}
+
+/// Runs `f` on the blocking thread pool: store access, decryption, statistics and file
+/// writing never occupy the async workers, which keep serving HTTP and signals.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| anyhow::anyhow!("a background step failed: {e}"))
+}

@@ -1,0 +1,15 @@
+//! The application: what the binary's commands and the daemon do, wired from the pipeline's
+//! stages. It owns the I/O the stages leave out (the store, the state directory, the clock,
+//! SMTP and the mailbox), and is the only layer that combines them.
+
+pub mod context;
+pub mod daemon;
+pub mod environment;
+pub mod import;
+pub mod ingest;
+pub mod keys;
+pub mod outbox;
+pub mod report;
+pub mod schedule;
+pub mod secret;
+pub mod state;

@@ -1,0 +1,165 @@
+//! A statistics build: gather everything from the store at once, compute, render, write.
+//!
+//! The store is locked only while the inputs are read, in one go (no query per remailer);
+//! the statistics, the rendering and the file writes run without it.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::sync::Mutex;
+
+use anyhow::{Context, Result};
+use tracing::info;
+
+use crate::config::Config;
+use crate::model::{
+    ChainType, FromLine, HistoryRows, Model, PublishableKey, Remailer, SECONDS_PER_DAY, STATS_DAYS,
+    StoredReply,
+};
+use crate::publish;
+use crate::stats::{self, Report, StatsOptions};
+use crate::store::Store;
+
+/// Chains pinged daily because they are broken or under-sampled: (addr1, addr2, family).
+pub type IntensiveCareSet = HashSet<(String, String, ChainType)>;
+
+/// Reads an optional operator file; a missing file is "none" (check-config and the start
+/// refuse a configured file that is missing, so this only happens if it goes away later).
+fn read_optional(path: &Path) -> Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// The operator's same-operator groups file, if configured and present.
+pub fn same_operator_text(config: &Config) -> Result<Option<String>> {
+    match &config.stats.same_operator_file {
+        Some(p) => read_optional(p),
+        None => Ok(None),
+    }
+}
+
+/// Statistics options from the config (if any), with an optional model override.
+pub fn stats_options(config: Option<&Config>, model: Option<Model>) -> Result<StatsOptions> {
+    let mut options = StatsOptions::default();
+    if let Some(c) = config {
+        options.model = c.stats.model;
+        options.sort_by_latency = c.stats.sort_by_latency.0;
+        options.publish_broken_chains = c.stats.publish_broken_chains;
+        options.chain_pings = c.schedule.chain_pings;
+        options.separate_rlists = c.publish.separate_rlists;
+        if let Some(p) = &c.stats.broken_type1_file {
+            options.hard_broken_type1 = read_optional(p)?;
+        }
+        if let Some(p) = &c.stats.broken_type2_file {
+            options.hard_broken_type2 = read_optional(p)?;
+        }
+    }
+    if let Some(m) = model {
+        options.model = m;
+    }
+    Ok(options)
+}
+
+/// The start of the rows a build as of `now` reads: the window plus a day, so the query is
+/// cheap and the window exact.
+fn since(now: i64) -> i64 {
+    now - (STATS_DAYS as i64 + 1) * SECONDS_PER_DAY
+}
+
+/// The statistics as of `now`, from the store.
+pub fn report(store: &Store, now: i64, options: &StatsOptions) -> Result<Report> {
+    let rows = store.history(since(now), now)?;
+    Ok(stats::compute(&stats::window::dataset(rows, now), now, options))
+}
+
+/// Everything one build reads from the store, read in one go.
+pub struct BuildInputs {
+    pub rows: HistoryRows,
+    pub replies: BTreeMap<i64, Vec<StoredReply>>,
+    pub from_lines: Vec<FromLine>,
+    /// The keys for the keyrings, when they are rebuilt this time.
+    pub keys: Option<Vec<PublishableKey>>,
+}
+
+impl BuildInputs {
+    pub fn gather(store: &Store, now: i64, keyrings: bool) -> Result<BuildInputs> {
+        Ok(BuildInputs {
+            rows: store.history(since(now), now)?,
+            replies: store.all_replies()?,
+            from_lines: store.from_lines()?,
+            keys: if keyrings { Some(store.publishable_keys(now)?) } else { None },
+        })
+    }
+}
+
+/// What a build produced: the report, and the chains to ping daily from now on.
+pub struct Built {
+    pub report: Report,
+    pub intensive_care: IntensiveCareSet,
+}
+
+/// Rebuilds the statistics and publishes the lists and pages (and the keyrings when
+/// `keyrings` is set) as of `now`.
+pub fn build_and_publish(
+    config: &Config,
+    store: &Mutex<Store>,
+    now: i64,
+    keyrings: bool,
+) -> Result<Built> {
+    let options = stats_options(Some(config), None)?;
+    let same_operator = same_operator_text(config)?;
+    let inputs = {
+        let store = store.lock().unwrap_or_else(|p| p.into_inner());
+        BuildInputs::gather(&store, now, keyrings)?
+    };
+    publish_inputs(config, inputs, now, &options, same_operator.as_deref())
+}
+
+/// The pure part of a build and its writes, from inputs already gathered.
+pub fn publish_inputs(
+    config: &Config,
+    inputs: BuildInputs,
+    now: i64,
+    options: &StatsOptions,
+    same_operator: Option<&str>,
+) -> Result<Built> {
+    let remailers: Vec<Remailer> = inputs.rows.remailers.clone();
+    let report = stats::compute(&stats::window::dataset(inputs.rows, now), now, options);
+    // `.meta` files say when a client should fetch again: at the next rebuild.
+    let meta_after = |interval: u64| config.publish.meta_files.then(|| now + interval as i64);
+    let list_options = publish::ListOptions {
+        same_operator,
+        combined_list: config.publish.combined_list,
+        meta_expires: meta_after(config.stats.build_interval_secs.0),
+    };
+    let (public, private) = (config.results_dir(), config.private_results_dir());
+    let lists = publish::write_lists(&report, &public, &private, &list_options)
+        .context("writing the lists")?;
+    let pages = publish::pages::PageInputs {
+        report: &report,
+        remailers: &remailers,
+        replies: &inputs.replies,
+        from_lines: &inputs.from_lines,
+        site_name: &config.pinger.name,
+        operator: config.pinger.operator_address.as_ref().map(|a| a.as_str()),
+    };
+    publish::write_pages(&pages, &lists, &public, &private, list_options.meta_expires)
+        .context("writing the HTML pages")?;
+    if let Some(keys) = &inputs.keys {
+        let expires = meta_after(config.publish.keyring_interval_secs.0);
+        publish::write_keyrings(&report, keys, &public, &private, expires)
+            .context("writing the keyrings")?;
+    }
+    let mut intensive_care = IntensiveCareSet::new();
+    for (chain_type, broken) in
+        [(ChainType::Cpunk, &report.broken_type1), (ChainType::Mix, &report.broken_type2)]
+    {
+        for (a1, a2, _) in &broken.intensive_care {
+            intensive_care.insert((a1.clone(), a2.clone(), chain_type));
+        }
+    }
+    info!(mix = report.mix.len(), cpunk = report.cpunk.len(), "statistics published");
+    Ok(Built { report, intensive_care })
+}

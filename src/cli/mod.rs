@@ -1,0 +1,515 @@
+//! The `fathometer` command line: the arguments (clap) and a dispatch to the application
+//! ([`crate::app`]); what each command prints, and nothing else.
+
+mod list;
+mod output;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::app::context::{Pinger, open_store as open_db, smtp_sender};
+use crate::app::outbox::{Delivery, ping_now};
+use crate::app::{environment, import, ingest, keys, report, schedule, secret};
+use crate::config::{Config, DEFAULT_CONFIG_PATH, MailAddress};
+use crate::model::{Clock, Model, PingType, SystemClock};
+use crate::publish::{self, ListFile};
+use crate::send::Settled;
+use crate::store::Store;
+pub use output::terminal_safe;
+use output::{is_broken_pipe, write_out};
+
+#[derive(Debug, Parser)]
+#[command(name = "fathometer", version, about = "Measures how reliable anonymous remailers are")]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, env = "FATHOMETER_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+    /// Use this SQLite database instead of the configured one; no config file is needed
+    /// (for import-pings, stats, list, add and remove).
+    #[arg(long, global = true)]
+    pub db: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the pinger daemon until SIGTERM or SIGINT.
+    Run,
+    /// Check the configuration file; print each problem with its key and line.
+    CheckConfig,
+    /// Add remailers by address.
+    Add {
+        #[arg(required = true)]
+        addresses: Vec<String>,
+    },
+    /// Remove remailers, with their keys and ping history.
+    Remove {
+        #[arg(required = true)]
+        addresses: Vec<String>,
+    },
+    /// Print this pinger's stanza for the community allpingers.txt index.
+    Allpingers {
+        /// Where the results are reachable, e.g. https://pinger.example.net/ (the built-in
+        /// server serves them at its root).
+        #[arg(long)]
+        base_url: String,
+    },
+    /// Rebuild every published file now: the lists and the keyrings.
+    Publish {
+        /// The instant to compute the statistics for (unix seconds; default: now).
+        #[arg(long)]
+        now: Option<i64>,
+    },
+    /// Show every remailer with its keys, reliability, latency and status.
+    List {
+        /// The instant to compute the statistics for (unix seconds; default: now).
+        #[arg(long)]
+        now: Option<i64>,
+        /// Also show each remailer's capability line, keys with their validity and history,
+        /// and the addresses other remailers vouch for.
+        #[arg(long, short)]
+        verbose: bool,
+    },
+    /// Load a ping history from CSV files.
+    ImportPings {
+        /// address,type,sent_unix,received_unix[,keyid]
+        #[arg(long)]
+        pings: PathBuf,
+        /// address,nick,caps,showit
+        #[arg(long)]
+        remailers: Option<PathBuf>,
+        /// chaintype,addr1,addr2,sent_unix,received_unix
+        #[arg(long)]
+        chains: Option<PathBuf>,
+    },
+    /// Import remailer keys: OpenPGP keyrings, pubring.mix files, saved remailer-key replies.
+    ImportKeys {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Add remailers that are not known yet instead of skipping their keys.
+        #[arg(long)]
+        add: bool,
+    },
+    /// Send one ping now, through the configured MTA.
+    Ping {
+        /// Remailer nick or address (omit with --chain).
+        #[arg(required_unless_present = "chain", conflicts_with = "chain")]
+        target: Option<String>,
+        /// Ping type; default: the best type I key the remailer has (dsa, rsa, clear).
+        #[arg(long = "type", value_parser = parse_ping_type)]
+        ping_type: Option<PingType>,
+        /// A two-hop chain instead: first hop, second hop.
+        #[arg(long, value_delimiter = ',', value_name = "A,B")]
+        chain: Option<Vec<String>>,
+        /// Print the full message and record nothing.
+        #[arg(long, conflicts_with = "stdout")]
+        dry_run: bool,
+        /// Print the message instead of sending it, and record the ping as sent now (for
+        /// piping into another MTA).
+        #[arg(long)]
+        stdout: bool,
+    },
+    /// Process the configured mailbox (Maildir or IMAP).
+    Ingest {
+        /// Process what is there once and exit.
+        #[arg(long, required = true)]
+        once: bool,
+    },
+    /// Show the quarantine: mail that was forged, corrupted or not understood, with reasons.
+    Quarantine {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Print the statistics as of an instant.
+    Stats {
+        /// Unix time to compute the statistics for: later pings do not exist, later returns
+        /// have not arrived (default: now).
+        #[arg(long)]
+        now: Option<i64>,
+        /// Reliability model (default: the configured one, else methodology).
+        #[arg(long, value_enum)]
+        model: Option<ModelArg>,
+        #[arg(long, value_enum, default_value = "json")]
+        format: StatsFormat,
+        /// Include hidden remailers in text lists and private broken chains.
+        #[arg(long)]
+        private: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ModelArg {
+    Methodology,
+    Echolot,
+}
+
+impl From<ModelArg> for Model {
+    fn from(m: ModelArg) -> Model {
+        match m {
+            ModelArg::Methodology => Model::Methodology,
+            ModelArg::Echolot => Model::Echolot,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatsFormat {
+    Json,
+    Mlist,
+    Mlist2,
+    Rlist,
+    Rlist2,
+    /// clist.txt: every list in one file.
+    Clist,
+}
+
+/// Writes to standard output. An error goes back to the command, and a reader that went away
+/// (`fathometer quarantine | head -1`) ends the command quietly in [`main`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        write_out(format_args!($($arg)*))?
+    };
+}
+
+/// [`out!`] with a line end.
+macro_rules! outln {
+    () => { write_out(format_args!("\n"))? };
+    ($($arg:tt)*) => {{
+        write_out(format_args!($($arg)*))?;
+        write_out(format_args!("\n"))?;
+    }};
+}
+
+/// Parses the arguments and runs the command; errors are printed, not panicked.
+pub fn main() -> ExitCode {
+    // Libraries must not capture a backtrace for every error they make: sequoia makes many
+    // while it reads a damaged message, and with RUST_BACKTRACE=1 each one cost a stack walk
+    // (a hostile mail went from 7 ms to 200 ms). Panics still print theirs.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: first thing in main, before any other thread exists.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
+    let cli = Cli::parse();
+    // Everything fathometer creates is private to its user, whatever the umask.
+    crate::app::state::use_private_umask();
+    match run(cli) {
+        Ok(code) => code,
+        // The reader of our output went away (`| head`): not an error of ours.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fathometer: error: {}", terminal_safe(&format!("{e:#}")));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The clock every command reads "now" from.
+fn clock() -> Arc<dyn Clock> {
+    Arc::new(SystemClock)
+}
+
+/// A current-thread runtime for the commands that talk to the MTA or the mailbox.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let now = || clock().now();
+    match &cli.command {
+        Command::CheckConfig => Ok(check_config(&cli.config)),
+        Command::Run => {
+            let config = match environment::load_checked(&cli.config) {
+                Ok(c) => c,
+                Err(problems) => {
+                    for problem in &problems {
+                        eprintln!("{problem}");
+                    }
+                    anyhow::bail!(
+                        "the configuration has {} problem(s); nothing started",
+                        problems.len()
+                    );
+                }
+            };
+            crate::app::daemon::run(config, clock())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Add { addresses } => {
+            let (mut store, config) = open_store(&cli)?;
+            let ask = config.as_ref().is_some_and(|c| c.discovery.requests);
+            let now = now();
+            for a in addresses {
+                check_address(a)?;
+                let a = a.to_ascii_lowercase();
+                if !store.add_remailer(&a, now)? {
+                    outln!("{a} is already known; left unchanged");
+                    continue;
+                }
+                if ask {
+                    schedule::ask_at_once(&mut store, &a, now)?;
+                    outln!(
+                        "added {a}; remailer-conf, -key, -help, -stats and -adminkey requests \
+                         queued (the running daemon sends them)"
+                    );
+                } else {
+                    outln!("added {a}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Remove { addresses } => {
+            let (mut store, _) = open_store(&cli)?;
+            let mut code = ExitCode::SUCCESS;
+            for a in addresses {
+                if store.remove_remailer(a)? {
+                    outln!("removed {a} with its keys and ping history");
+                } else {
+                    eprintln!("fathometer: {} is not a known remailer", terminal_safe(a));
+                    code = ExitCode::FAILURE;
+                }
+            }
+            Ok(code)
+        }
+        Command::Allpingers { base_url } => {
+            let config = Config::load(&cli.config)?;
+            out!("{}", publish::allpingers_stanza(&config.pinger.name, base_url)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Publish { now: at } => {
+            let config = Config::load(&cli.config)?;
+            let (store, _) = open_store(&cli)?;
+            let at = at.unwrap_or_else(now);
+            let store = std::sync::Mutex::new(store);
+            let built = report::build_and_publish(&config, &store, at, true)?;
+            outln!(
+                "published {} Mixmaster and {} Cypherpunk remailers with their keyrings to {}",
+                built.report.mix.iter().filter(|e| e.listed).count(),
+                built.report.cpunk.iter().filter(|e| e.listed).count(),
+                config.results_dir().display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::List { now: at, verbose } => {
+            let (store, config) = open_store(&cli)?;
+            let at = at.unwrap_or_else(now);
+            let options = report::stats_options(config.as_ref(), None)?;
+            out!("{}", list::table(&store, at, &options)?);
+            if *verbose {
+                // The schedule needs the secret; with --db and no config it is not shown.
+                let secret = match &config {
+                    Some(c) if c.secret_path().exists() => {
+                        Some(secret::load_or_create(&c.secret_path())?)
+                    }
+                    _ => None,
+                };
+                let types = config.as_ref().map(|c| c.schedule.ping_types.clone());
+                let schedule = secret.as_ref().zip(types.as_deref());
+                out!("{}", list::details(&store, at, schedule)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ImportPings { pings, remailers, chains } => {
+            let (mut store, _) = open_store(&cli)?;
+            let s = import::import_files(
+                &mut store,
+                pings,
+                remailers.as_deref(),
+                chains.as_deref(),
+                now(),
+            )?;
+            outln!(
+                "imported {} pings ({} already present), {} chain pings ({} already present); \
+                 remailers: {} added, {} updated; {} keys added",
+                s.pings_added,
+                s.pings_skipped_duplicate,
+                s.chains_added,
+                s.chains_skipped_duplicate,
+                s.remailers_added,
+                s.remailers_updated,
+                s.keys_added
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ImportKeys { files, add } => {
+            let (mut store, _) = open_store(&cli)?;
+            let mut code = ExitCode::SUCCESS;
+            for file in files {
+                let text = match std::fs::read(file) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        eprintln!("fathometer: {}: {e}", file.display());
+                        code = ExitCode::FAILURE;
+                        continue;
+                    }
+                };
+                let lines = keys::import(&mut store, &text, *add, now())?;
+                if lines.is_empty() {
+                    outln!("{}: no keys found", file.display());
+                }
+                for line in lines {
+                    outln!("{}: {}: {}", file.display(), line.outcome, terminal_safe(&line.text));
+                }
+            }
+            Ok(code)
+        }
+        Command::Ping { target, ping_type, chain, dry_run, stdout } => {
+            let hops: Vec<String> = match (target, chain) {
+                (Some(t), None) => vec![t.clone()],
+                (None, Some(c)) if c.len() == 2 => c.clone(),
+                (None, Some(_)) => anyhow::bail!("--chain takes two remailers: --chain A,B"),
+                _ => anyhow::bail!("give a TARGET or --chain A,B"),
+            };
+            ping(&cli, &hops, *ping_type, *dry_run, *stdout)
+        }
+        Command::Ingest { once: _ } => {
+            let pinger = Arc::new(configured_pinger(&cli)?);
+            let summary = runtime()?.block_on(ingest::once(pinger))?;
+            outln!("{summary}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Quarantine { limit } => {
+            let (store, _) = open_store(&cli)?;
+            let rows = store.quarantine(*limit)?;
+            if rows.is_empty() {
+                outln!("the quarantine is empty");
+            }
+            for q in rows {
+                let when = chrono::DateTime::from_timestamp(q.processed_at, 0)
+                    .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                    .unwrap_or_default();
+                outln!(
+                    "{when}  {:<9}  {}  {}{}",
+                    terminal_safe(&q.kind),
+                    terminal_safe(&q.source),
+                    terminal_safe(q.reason.as_deref().unwrap_or_default()),
+                    if q.raw_kept { "" } else { "  (raw copy past retention, removed)" }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stats { now: at, model, format, private } => {
+            let (store, config) = open_store(&cli)?;
+            let at = at.unwrap_or_else(now);
+            let options = report::stats_options(config.as_ref(), model.map(Model::from))?;
+            let report = report::report(&store, at, &options)?;
+            let same_operator = match &config {
+                Some(c) => report::same_operator_text(c)?,
+                None => None,
+            };
+            let list_file = match format {
+                StatsFormat::Json | StatsFormat::Clist => None,
+                StatsFormat::Mlist => Some(ListFile::Mlist),
+                StatsFormat::Mlist2 => Some(ListFile::Mlist2),
+                StatsFormat::Rlist => Some(ListFile::Rlist),
+                StatsFormat::Rlist2 => Some(ListFile::Rlist2),
+            };
+            let text = match list_file {
+                Some(file) => {
+                    publish::render_list(&report, file, *private, same_operator.as_deref())
+                }
+                None if matches!(format, StatsFormat::Clist) => {
+                    publish::render_clist(&report, *private, same_operator.as_deref())
+                }
+                None => {
+                    let json = publish::json::stats_json(&report, *private);
+                    serde_json::to_string_pretty(&json)? + "\n"
+                }
+            };
+            out!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn check_config(path: &Path) -> ExitCode {
+    match environment::load_checked(path) {
+        Ok(_) => {
+            let _ = write_out(format_args!("{}: ok\n", path.display()));
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            for problem in problems {
+                eprintln!("{problem}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Opens the store named by `--db`, or else the configured one (loading the config).
+fn open_store(cli: &Cli) -> Result<(Store, Option<Config>)> {
+    if let Some(db) = &cli.db {
+        let parent = db.parent().unwrap_or(Path::new("."));
+        let store = open_db(db, parent)?;
+        // A config is optional with --db; use it for stats settings when it is there.
+        let config = if cli.config.exists() { Some(Config::load(&cli.config)?) } else { None };
+        return Ok((store, config));
+    }
+    let config = Config::load(&cli.config)?;
+    crate::app::state::prepare(&config.pinger.state_dir)
+        .with_context(|| format!("preparing {}", config.pinger.state_dir.display()))?;
+    let store = open_db(&config.database_path(), &config.pinger.state_dir)?;
+    Ok((store, Some(config)))
+}
+
+/// The configured pinger (config, secret, store), for the commands that send or read mail.
+fn configured_pinger(cli: &Cli) -> Result<Pinger> {
+    let config = Config::load(&cli.config)?;
+    let mut pinger = Pinger::open(config, clock())?;
+    if let Some(db) = &cli.db {
+        let parent = db.parent().unwrap_or(Path::new("."));
+        pinger.store = std::sync::Mutex::new(open_db(db, parent)?);
+    }
+    Ok(pinger)
+}
+
+fn check_address(a: &str) -> Result<()> {
+    MailAddress::try_from(a.to_owned()).map(|_| ()).map_err(anyhow::Error::msg)
+}
+
+fn parse_ping_type(s: &str) -> Result<PingType, String> {
+    s.parse()
+}
+
+/// `fathometer ping`.
+fn ping(
+    cli: &Cli,
+    names: &[String],
+    wanted: Option<PingType>,
+    dry_run: bool,
+    stdout: bool,
+) -> Result<ExitCode> {
+    let pinger = Arc::new(configured_pinger(cli)?);
+    let delivery = if dry_run {
+        Delivery::DryRun
+    } else if stdout {
+        Delivery::Stdout
+    } else {
+        Delivery::Mta(smtp_sender(&pinger.config)?)
+    };
+    let done = runtime()?.block_on(ping_now(&pinger, names, wanted, delivery))?;
+    if let Some(message) = &done.message {
+        // For a terminal or a pipe into sendmail: LF line ends.
+        out!("{}", String::from_utf8_lossy(message).replace("\r\n", "\n"));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let id = done.id.unwrap_or_default();
+    match done.settled {
+        Some(Settled::Sent) => {
+            outln!(
+                "ping {id} to {} accepted by the MTA; it returns to {}",
+                names.join(" -> "),
+                done.return_address
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Settled::Retry { error, .. } | Settled::GiveUp { error }) => {
+            Err(anyhow::anyhow!("ping {id} not sent (not charged to the remailer): {error}"))
+        }
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
