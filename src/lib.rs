@@ -9,8 +9,8 @@
 //! TOML, [`import`] reads ping histories from CSV, [`secret`] keeps the pinger's secret.
 
 pub mod app;
-pub mod compose;
 pub mod cli;
+pub mod compose;
 pub mod config;
 pub mod ingest;
 pub mod matching;

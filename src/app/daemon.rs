@@ -142,7 +142,8 @@ async fn main_loop(pinger: Arc<Pinger>, smtp: SmtpSender) -> Result<()> {
     let keyrings_every = config.publish.keyring_interval_secs.as_i64();
     let rebuilds =
         publish::http::Rebuilds { lists_secs: build_every, keyrings_secs: keyrings_every };
-    let app = publish::http::router(&config.results_dir(), published_rx, rebuilds);
+    let app =
+        publish::http::router(&config.results_dir(), published_rx, rebuilds, pinger.clock.clone());
     tokio::spawn(publish::http::serve(listener, app, http_limits(config), shutdown_rx.clone()));
 
     let wake_sender = Arc::new(Notify::new());

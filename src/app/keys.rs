@@ -23,7 +23,7 @@ pub fn import(
 ) -> Result<Vec<ImportLine>, StoreError> {
     let mut lines = Vec::new();
     let identity = find_caps_line(&String::from_utf8_lossy(text));
-    for found in find_keys(text) {
+    for found in find_keys(text, now) {
         let FoundKey::Key {
             address,
             ping_type,

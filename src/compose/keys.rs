@@ -114,7 +114,8 @@ fn parse_one_mix_key(header: Option<&str>, block: &[&str], raw: &[&str]) -> Resu
 /// Checks the binary public key (`mixmaster.md` §2.2): its layout, and that MD5(n ‖ e) is the
 /// key id the entry claims. Returns the modulus size in bits.
 fn check_mix_key(binary: &[u8], key_id: &str) -> Result<usize, String> {
-    let key = crate::compose::mixmaster::PublicKey::from_binary(binary).map_err(|e| e.to_string())?;
+    let key =
+        crate::compose::mixmaster::PublicKey::from_binary(binary).map_err(|e| e.to_string())?;
     let actual = key.key_id_hex();
     if actual != key_id {
         return Err(format!("key ID {key_id} does not match the key (MD5 gives {actual})"));
@@ -129,9 +130,9 @@ pub fn day_start(date: &str) -> Option<i64> {
 }
 
 /// Every key in `text`, OpenPGP and Mix.
-pub fn find_keys(text: &[u8]) -> Vec<FoundKey> {
+pub fn find_keys(text: &[u8], now: i64) -> Vec<FoundKey> {
     let mut out = Vec::new();
-    for cert in openpgp::parse_certs(text) {
+    for cert in openpgp::parse_certs(text, now) {
         match cert {
             Err(e) => out.push(FoundKey::Invalid { reason: format!("OpenPGP key: {e}") }),
             Ok(c) => {
@@ -185,6 +186,9 @@ fn shorten(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// 2026-11-21, the day the vectors were made.
+    const NOW: i64 = 1_795_219_200;
     use crate::model::caps::find_caps_line;
 
     fn vector(name: &str) -> String {
@@ -220,7 +224,7 @@ mod tests {
     #[test]
     fn key_reply_mail_gives_both_kinds_and_the_identity() {
         let text = vector("replies/testmix1.remailer-key.eml");
-        let found = find_keys(text.as_bytes());
+        let found = find_keys(text.as_bytes(), NOW);
         let types: Vec<PingType> = found
             .iter()
             .map(|k| match k {

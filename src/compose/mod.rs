@@ -94,6 +94,7 @@ fn seal(
         payload::payload_password(secret).as_bytes(),
         payload::payload_salt(secret, &fields.tag),
         text.as_bytes(),
+        fields.sent,
     )?)
 }
 

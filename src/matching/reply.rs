@@ -128,7 +128,7 @@ fn read_key(asked: &str, body: &str, now: i64, findings: &mut Findings) -> Resul
     if let Some(caps) = find_caps_line(body).filter(|c| c.address == asked) {
         findings.caps = Some(caps);
     }
-    for found in keys::find_keys(body.as_bytes()) {
+    for found in keys::find_keys(body.as_bytes(), now) {
         match found {
             FoundKey::Invalid { reason } => findings.problems.push(reason),
             FoundKey::Key { address, ping_type, key_id, .. } if address != asked => {

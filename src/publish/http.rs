@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use super::snapshot::Published;
+use crate::model::Clock;
 use crate::publish::json::{EntryJson, stats_json};
 use crate::publish::pages::THESAURUS_DIR;
 use crate::stats::Report;
@@ -27,6 +28,7 @@ struct AppState {
     results_dir: Arc<PathBuf>,
     published: watch::Receiver<Published>,
     rebuilds: Rebuilds,
+    clock: Arc<dyn Clock>,
 }
 
 /// How often the published files are rewritten, which says how long a copy stays fresh.
@@ -61,8 +63,10 @@ pub fn router(
     results_dir: &Path,
     published: watch::Receiver<Published>,
     rebuilds: Rebuilds,
+    clock: Arc<dyn Clock>,
 ) -> Router {
-    let state = AppState { results_dir: Arc::new(results_dir.to_owned()), published, rebuilds };
+    let state =
+        AppState { results_dir: Arc::new(results_dir.to_owned()), published, rebuilds, clock };
     Router::new()
         .route("/", get(index))
         .route("/healthz", get(healthz))
@@ -250,7 +254,7 @@ async fn serve_file(
     let mut validators = vec![(header::ETAG, etag.clone())];
     if let Some(m) = modified {
         let modified = m.as_secs() as i64;
-        let now = chrono::Utc::now().timestamp();
+        let now = state.clock.now();
         let (expires, max_age) = freshness(modified, state.rebuilds.interval_of(&name), now);
         validators.push((header::LAST_MODIFIED, http_date(modified)));
         validators.push((header::EXPIRES, http_date(expires)));
@@ -323,7 +327,7 @@ struct Health {
 
 async fn healthz(State(state): State<AppState>) -> Response {
     let p = state.published.borrow().clone();
-    let reason = p.problem(chrono::Utc::now().timestamp());
+    let reason = p.problem(state.clock.now());
     let status = if reason.is_some() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     let body = Health {
         status: if reason.is_some() { "unhealthy" } else { "ok" },
@@ -337,7 +341,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
 
 async fn metrics(State(state): State<AppState>) -> Response {
     let snapshot = state.published.borrow().clone();
-    let body = super::metrics::render(&snapshot, chrono::Utc::now().timestamp());
+    let body = super::metrics::render(&snapshot, state.clock.now());
     ([(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)], body).into_response()
 }
 

@@ -79,6 +79,11 @@ pub fn render(
 mod tests {
     use super::*;
 
+    /// The vector keys were made on 2026-11-21 and are valid until 2026-12-16.
+    fn now() -> i64 {
+        1_795_219_200
+    }
+
     fn vector(name: &str) -> String {
         let path = format!("{}/tests/vectors/mixmaster/keys/{name}", env!("CARGO_MANIFEST_DIR"));
         std::fs::read_to_string(path).unwrap()
@@ -100,9 +105,10 @@ mod tests {
                 })
                 .collect();
         for n in [1, 3] {
-            let cert = openpgp::parse_certs(vector(&format!("testmix{n}.pgpkey.txt")).as_bytes())
-                .remove(0)
-                .unwrap();
+            let cert =
+                openpgp::parse_certs(vector(&format!("testmix{n}.pgpkey.txt")).as_bytes(), now())
+                    .remove(0)
+                    .unwrap();
             keys.push(PublishableKey {
                 address: format!("testmix{n}@localhost"),
                 nick: format!("testmix{n}"),
@@ -123,7 +129,7 @@ mod tests {
         assert_eq!(rings.type2_list.lines().count(), 4);
         assert!(rings.type2_list.starts_with("testmix1 testmix1@localhost 400c909f"));
         assert!(rings.pgp_rsa.is_empty(), "no RSA keys");
-        let certs = openpgp::parse_certs(rings.pgp_all.as_bytes());
+        let certs = openpgp::parse_certs(rings.pgp_all.as_bytes(), now());
         assert_eq!(certs.len(), 2);
         let ids: Vec<String> = certs.into_iter().map(|c| c.unwrap().key_id).collect();
         assert_eq!(ids, [keys[4].key_id.clone(), keys[5].key_id.clone()]);
@@ -139,7 +145,7 @@ mod tests {
         assert!(
             rings.pubring_mix.starts_with("testmix2 ") && !rings.pubring_mix.contains("testmix1")
         );
-        let certs = openpgp::parse_certs(rings.pgp_all.as_bytes());
+        let certs = openpgp::parse_certs(rings.pgp_all.as_bytes(), now());
         assert_eq!(certs.len(), 1);
         assert!(certs[0].as_ref().unwrap().emails.contains(&"testmix3@localhost".to_owned()));
         // Nobody listed: empty files, not the whole keyring.

@@ -1,15 +1,14 @@
 //! Tests of the test support: the GnuPG helper and the type I remailer double, against the real
 //! local Postfix/Dovecot (see ../shared/mail-services.sh). Uses only the mail users ping8,
 //! remailer7 and remailer8.
-mod support;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use support::gpg::{GpgHome, KeyShape};
-use support::remailer::{
+use crate::support::gpg::{GpgHome, KeyShape};
+use crate::support::remailer::{
     Behaviour, TestRemailer, maildir_messages_containing, remove_messages_containing, smtp_send,
     wait_for_messages,
 };
@@ -98,7 +97,7 @@ fn roundtrip(shape: KeyShape, cipher: &str, algo: u8) {
 
 #[test]
 fn gpg_old_dsa_elg_1024_decrypts_3des() {
-    if !support::mail::available() {
+    if !crate::support::mail::available() {
         return;
     }
     roundtrip(KeyShape::OldDsaElg1024, "3DES", 16);
@@ -106,7 +105,7 @@ fn gpg_old_dsa_elg_1024_decrypts_3des() {
 
 #[test]
 fn gpg_dsa_elg_2048_decrypts_cast5() {
-    if !support::mail::available() {
+    if !crate::support::mail::available() {
         return;
     }
     roundtrip(KeyShape::DsaElg2048, "CAST5", 16);
@@ -114,7 +113,7 @@ fn gpg_dsa_elg_2048_decrypts_cast5() {
 
 #[test]
 fn gpg_rsa_1024_decrypts_aes128() {
-    if !support::mail::available() {
+    if !crate::support::mail::available() {
         return;
     }
     roundtrip(KeyShape::Rsa1024, "AES128", 1);
@@ -122,7 +121,7 @@ fn gpg_rsa_1024_decrypts_aes128() {
 
 #[test]
 fn gpg_rsa_2048_decrypts_aes256() {
-    if !support::mail::available() {
+    if !crate::support::mail::available() {
         return;
     }
     roundtrip(KeyShape::Rsa2048, "AES256", 1);
@@ -130,7 +129,7 @@ fn gpg_rsa_2048_decrypts_aes256() {
 
 #[test]
 fn gpg_old_shape_is_what_mixmaster_makes() {
-    if !support::mail::available() {
+    if !crate::support::mail::available() {
         return;
     }
     let home = GpgHome::new();
@@ -148,7 +147,7 @@ fn gpg_old_shape_is_what_mixmaster_makes() {
 
 #[test]
 fn gpg_symmetric_decrypt() {
-    if !support::mail::available() {
+    if !crate::support::mail::available() {
         return;
     }
     let home = GpgHome::new();
@@ -171,7 +170,7 @@ fn gpg_symmetric_decrypt() {
 
 #[test]
 fn single_hop_encrypted_with_pasted_headers() {
-    if !support::mail::available() {
+    if !crate::support::mail::available() {
         return;
     }
     let _l = mail_lock();
@@ -206,7 +205,7 @@ fn single_hop_encrypted_with_pasted_headers() {
 
 #[test]
 fn two_hop_chain_remailer8_then_remailer7() {
-    if !support::mail::available() {
+    if !crate::support::mail::available() {
         return;
     }
     let _l = mail_lock();
@@ -255,7 +254,7 @@ fn two_hop_chain_remailer8_then_remailer7() {
 
 #[test]
 fn cpunk_clear_plaintext_is_forwarded() {
-    if !support::mail::available() {
+    if !crate::support::mail::available() {
         return;
     }
     let _l = mail_lock();
@@ -278,7 +277,7 @@ fn cpunk_clear_plaintext_is_forwarded() {
 
 #[test]
 fn duplicate_delivers_two_copies() {
-    if !support::mail::available() {
+    if !crate::support::mail::available() {
         return;
     }
     let _l = mail_lock();
@@ -301,7 +300,7 @@ fn duplicate_delivers_two_copies() {
 
 #[test]
 fn corrupt_alters_the_final_armour() {
-    if !support::mail::available() {
+    if !crate::support::mail::available() {
         return;
     }
     let _l = mail_lock();
@@ -332,7 +331,7 @@ fn corrupt_alters_the_final_armour() {
 
 #[test]
 fn drop_swallows_everything() {
-    if !support::mail::available() {
+    if !crate::support::mail::available() {
         return;
     }
     let _l = mail_lock();
@@ -351,7 +350,7 @@ fn drop_swallows_everything() {
 
 #[test]
 fn garbage_is_reported_and_the_thread_survives() {
-    if !support::mail::available() {
+    if !crate::support::mail::available() {
         return;
     }
     let _l = mail_lock();

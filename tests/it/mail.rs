@@ -3,7 +3,6 @@
 //! and re-sends through Postfix, as a real remailer would), come back to the pinger's Maildir
 //! or IMAP mailbox, and are ingested and counted. Each test owns its mailbox users.
 
-mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -11,12 +10,12 @@ use std::sync::RwLock;
 use std::time::Duration;
 
 use rusqlite::Connection;
-use support::mail::{
+use crate::support::mail::{
     available, clear_mailbox, files_in, maildir, pinger_config, remailer, remailer_with, smtp_addr,
     state_dir, wait_until,
 };
-use support::remailer::{Behaviour, smtp_send};
-use support::{fathometer, run, run_ok, start_daemon, stop, stop_with_log};
+use crate::support::remailer::{Behaviour, smtp_send};
+use crate::support::{fathometer, run, run_ok, start_daemon, stop, stop_with_log};
 
 /// Tests that stop Postfix take this for writing; every other mail test reads it, so no test
 /// sees the MTA vanish under it.
@@ -27,7 +26,7 @@ fn mta_shared() -> std::sync::RwLockReadGuard<'static, ()> {
 }
 
 fn db(dir: &Path) -> Connection {
-    support::state_db(dir)
+    crate::support::state_db(dir)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -149,7 +148,7 @@ fn a_two_hop_chain_returns_through_both_remailers() {
         return;
     }
     let (first, reply1) =
-        remailer_with("remailer3", support::gpg::KeyShape::Rsa2048, Behaviour::Forward);
+        remailer_with("remailer3", crate::support::gpg::KeyShape::Rsa2048, Behaviour::Forward);
     let (second, reply2) = remailer("remailer4", Behaviour::Forward);
     let (dir, config) = setup("ping3", false, &reply2, "");
     run_ok(fathometer(&config).args(["add", "remailer3@localhost"]));

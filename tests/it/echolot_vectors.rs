@@ -3,10 +3,9 @@
 //! `echolot` model fathometer must give the same numbers (reliability to 1e-12, medians
 //! exactly) and the same files, byte for byte.
 
-mod support;
 
 use serde_json::Value;
-use support::*;
+use crate::support::*;
 
 const DATASETS: [&str; 2] = ["example", "network"];
 

@@ -4,12 +4,11 @@
 //! 12/14-character column limits, and for an empty store. Run with `FATHOMETER_BLESS=1` to
 //! rewrite the golden files after a deliberate change, and review the diff.
 
-mod support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use support::{bin, run_ok, scenario, write_config};
+use crate::support::{bin, run_ok, scenario, write_config};
 
 /// 2027-01-15 08:00:00 UTC: inside the test keys' validity (2024-01-01 to 2046-11-16).
 const NOW: i64 = 1_800_000_000;
@@ -68,7 +67,7 @@ fn publish(config: &Path) {
 
 /// Stores a reply as the ingester does (the latest of each kind per remailer).
 fn store_reply(dir: &Path, address: &str, kind: &str, received_at: i64, body: &str) {
-    let conn = support::state_db(dir);
+    let conn = crate::support::state_db(dir);
     let n = conn
         .execute(
             "INSERT INTO replies (remailer_id, kind, received_at, body)

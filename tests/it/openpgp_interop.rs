@@ -1,7 +1,6 @@
 //! Interop of `fathometer::compose::openpgp` with real GnuPG 2.2 and with the Mixmaster test remailer
 //! keys. Every test uses its own throw-away GnuPG home.
 
-mod support;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
@@ -10,7 +9,14 @@ use fathometer::compose::openpgp::{
     DecryptError, KeyKind, PgpError, RemailerCert, decrypt_symmetric, encrypt_symmetric,
     encrypt_to_cert, parse_certs,
 };
-use support::gpg::{GpgHome, KeyShape};
+use crate::support::gpg::{GpgHome, KeyShape};
+
+/// The tests' own clock (the library reads none).
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
 
 const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/mixmaster/keys");
 const PING: &[u8] = b"::\nAnon-To: x@localhost\n\n##\nSubject: s\n\nbody line\n";
@@ -44,7 +50,7 @@ fn gpg_raw(home: &GpgHome, args: &[&str], stdin: &[u8]) -> (bool, String, String
 }
 
 fn only_cert(armored: &str) -> RemailerCert {
-    let mut certs = parse_certs(armored.as_bytes());
+    let mut certs = parse_certs(armored.as_bytes(), now());
     assert_eq!(certs.len(), 1, "{certs:?}");
     certs.remove(0).expect("cert parses")
 }
@@ -124,7 +130,7 @@ fn gpg_decrypts_symmetric() {
     let home = GpgHome::new();
     let password = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
     let payload = b"return payload\x00\x01 binary ok";
-    let armored = encrypt_symmetric(password.as_bytes(), payload).expect("encrypt");
+    let armored = encrypt_symmetric(password.as_bytes(), payload, now()).expect("encrypt");
     let dec = home.decrypt_with_passphrase(armored.as_bytes(), password).expect("gpg decrypts");
     assert_eq!(dec.plaintext, payload);
     assert_eq!(dec.cipher, "AES256");
@@ -236,7 +242,7 @@ fn secret_material_never_exported() {
     assert!(packets.contains(":public key packet:"), "{packets}");
     assert!(!packets.contains("secret"), "{packets}");
     // A PRIVATE KEY BLOCK itself is not read at all.
-    assert!(parse_certs(secret.as_bytes()).is_empty());
+    assert!(parse_certs(secret.as_bytes(), now()).is_empty());
 }
 
 #[test]
@@ -251,7 +257,7 @@ fn several_certs_with_prose_and_a_broken_one() {
         format!("Hi,\r\nhere are keys:\r\n{a}\r\nbroken:\r\n{broken}\r\n{both}\r\n-- \r\nsig\r\n")
             .replace("\r\n", "\n")
             .replace('\n', "\r\n");
-    let certs = parse_certs(mail.as_bytes());
+    let certs = parse_certs(mail.as_bytes(), now());
     assert_eq!(certs.len(), 4, "{certs:?}");
     assert!(certs[1].is_err());
     let emails: Vec<String> = certs.iter().flatten().flat_map(|c| c.emails.clone()).collect();
@@ -291,7 +297,7 @@ fn mixmaster_remailer_keys() {
     assert_eq!(expected.len(), 4);
     let text = std::fs::read(&pubring).expect("pubring.asc");
     let certs: Vec<RemailerCert> =
-        parse_certs(&text).into_iter().map(|c| c.expect("mixmaster key parses")).collect();
+        parse_certs(&text, now()).into_iter().map(|c| c.expect("mixmaster key parses")).collect();
     let got: Vec<(String, Vec<String>)> =
         certs.iter().map(|c| (c.key_id.clone(), c.emails.clone())).collect();
     assert_eq!(got, expected);
@@ -299,7 +305,7 @@ fn mixmaster_remailer_keys() {
     for n in 1..=4 {
         let path = format!("{KEYS}/testmix{n}.pgpkey.txt");
         let text = std::fs::read(&path).expect("pgpkey.txt");
-        let mut parsed = parse_certs(&text);
+        let mut parsed = parse_certs(&text, now());
         assert_eq!(parsed.len(), 1);
         let cert = parsed.remove(0).expect("parses");
         assert_eq!(cert.kind, KeyKind::DsaElGamal);

@@ -5,7 +5,6 @@
 //! earlier (failed) runs does not matter. Tests share one mailbox, and `run` processes every
 //! unseen message, so they are serialised with a lock.
 
-mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -134,7 +133,7 @@ async fn find_unseen(mb: &mut ImapMailbox, marker: &str) -> Vec<FetchedMail> {
 
 #[tokio::test]
 async fn a_mail_larger_than_the_limit_is_fetched_only_up_to_it() {
-    if !support::mail::available() {
+    if !crate::support::mail::available() {
         return;
     }
     let _guard = LOCK.lock().await;
@@ -153,7 +152,7 @@ async fn a_mail_larger_than_the_limit_is_fetched_only_up_to_it() {
 
 #[tokio::test]
 async fn fetch_peeks_and_settle_processed_marks_seen() {
-    if !support::mail::available() {
+    if !crate::support::mail::available() {
         return;
     }
     let _guard = LOCK.lock().await;
@@ -208,7 +207,7 @@ async fn assert_in_quarantine(marker: &str) {
 
 #[tokio::test]
 async fn settle_quarantined_moves_to_quarantine_folder() {
-    if !support::mail::available() {
+    if !crate::support::mail::available() {
         return;
     }
     let _guard = LOCK.lock().await;
@@ -246,7 +245,7 @@ async fn settle_quarantined_moves_to_quarantine_folder() {
 
 #[tokio::test]
 async fn refused_settle_keeps_the_session() {
-    if !support::mail::available() {
+    if !crate::support::mail::available() {
         return;
     }
     let _guard = LOCK.lock().await;
@@ -269,7 +268,7 @@ async fn refused_settle_keeps_the_session() {
 
 #[tokio::test]
 async fn idle_wakes_up_on_delivery() {
-    if !support::mail::available() {
+    if !crate::support::mail::available() {
         return;
     }
     let _guard = LOCK.lock().await;
@@ -309,7 +308,7 @@ async fn idle_wakes_up_on_delivery() {
 
 #[tokio::test]
 async fn idle_returns_on_timeout_and_shutdown() {
-    if !support::mail::available() {
+    if !crate::support::mail::available() {
         return;
     }
     let _guard = LOCK.lock().await;
@@ -348,7 +347,7 @@ async fn idle_returns_on_timeout_and_shutdown() {
 
 #[tokio::test]
 async fn polling_without_idle() {
-    if !support::mail::available() {
+    if !crate::support::mail::available() {
         return;
     }
     let _guard = LOCK.lock().await;
@@ -473,7 +472,7 @@ async fn run_round_trip(use_idle: bool) {
 
 #[tokio::test]
 async fn run_processes_retries_and_stops_with_idle() {
-    if !support::mail::available() {
+    if !crate::support::mail::available() {
         return;
     }
     let _guard = LOCK.lock().await;
@@ -482,7 +481,7 @@ async fn run_processes_retries_and_stops_with_idle() {
 
 #[tokio::test]
 async fn run_processes_retries_and_stops_polling() {
-    if !support::mail::available() {
+    if !crate::support::mail::available() {
         return;
     }
     let _guard = LOCK.lock().await;
@@ -491,7 +490,7 @@ async fn run_processes_retries_and_stops_polling() {
 
 #[tokio::test]
 async fn run_keeps_retrying_a_dead_server_and_stops_on_shutdown() {
-    if !support::mail::available() {
+    if !crate::support::mail::available() {
         return;
     }
     init_tracing();
@@ -531,7 +530,7 @@ async fn run_keeps_retrying_a_dead_server_and_stops_on_shutdown() {
 
 #[tokio::test]
 async fn wrong_password_is_a_login_error() {
-    if !support::mail::available() {
+    if !crate::support::mail::available() {
         return;
     }
     let mut s = settings();
@@ -546,7 +545,7 @@ async fn wrong_password_is_a_login_error() {
 
 #[tokio::test]
 async fn closed_port_is_a_connect_error() {
-    if !support::mail::available() {
+    if !crate::support::mail::available() {
         return;
     }
     let port = {
@@ -563,7 +562,7 @@ async fn closed_port_is_a_connect_error() {
 
 #[tokio::test]
 async fn missing_folder_is_a_select_error() {
-    if !support::mail::available() {
+    if !crate::support::mail::available() {
         return;
     }
     let mut s = settings();
@@ -575,7 +574,7 @@ async fn missing_folder_is_a_select_error() {
 
 #[tokio::test]
 async fn tls_errors_against_a_plain_server() {
-    if !support::mail::available() {
+    if !crate::support::mail::available() {
         return;
     }
     // Dovecot here has no TLS: STARTTLS is refused, never silently skipped.
@@ -605,7 +604,7 @@ fn kick_our_sessions() -> Option<()> {
 
 #[tokio::test]
 async fn server_disconnect_during_idle() {
-    if !support::mail::available() {
+    if !crate::support::mail::available() {
         return;
     }
     let _guard = LOCK.lock().await;

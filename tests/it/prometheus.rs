@@ -5,14 +5,13 @@
 //! Skips (with a message) when `/usr/bin/prometheus` is missing, unless
 //! `FATHOMETER_REQUIRE_PROMETHEUS=1`, which turns a missing server into a failure.
 
-mod support;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::http::{free_port, get};
-use support::{bin, scenario, stop, write_config};
+use crate::support::http::{free_port, get};
+use crate::support::{bin, scenario, stop, write_config};
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 

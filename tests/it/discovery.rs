@@ -3,15 +3,14 @@
 //! test double (test support), answering `remailer-conf`/`-key`/... through real Postfix the
 //! way Mixmaster 3.0.2d does (`mixmaster.md` §5); the daemon reads the answers from its Maildir.
 
-mod support;
 
 use std::path::Path;
 use std::time::Duration;
 
-use support::gpg::{GpgHome, KeyShape};
-use support::mail::{available, clear_mailbox, maildir, pinger_config, smtp_addr, wait_until};
-use support::remailer::{Behaviour, Profile, TestRemailer};
-use support::{fathometer, run_ok, start_daemon, stop_with_log};
+use crate::support::gpg::{GpgHome, KeyShape};
+use crate::support::mail::{available, clear_mailbox, maildir, pinger_config, smtp_addr, wait_until};
+use crate::support::remailer::{Behaviour, Profile, TestRemailer};
+use crate::support::{fathometer, run_ok, start_daemon, stop_with_log};
 
 /// The vector key testmix1 (1024-bit) presented as `nick`'s key at `address`: the key ID
 /// covers only n and e, so the header line can name any remailer.
@@ -23,7 +22,7 @@ fn mix_entry(nick: &str, address: &str) -> String {
 }
 
 fn count(dir: &Path, sql: &str) -> i64 {
-    let conn = support::state_db(dir);
+    let conn = crate::support::state_db(dir);
     conn.query_row(sql, [], |r| r.get(0)).unwrap()
 }
 

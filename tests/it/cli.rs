@@ -1,13 +1,12 @@
 //! End-to-end tests of the command line: they start the real binary.
 
-mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 fn example_config() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml")
@@ -96,7 +95,7 @@ fn daemon_creates_state_schedules_pings_and_stops_on_sigterm() {
     // Imported keys have no key material, so the sender cannot build these pings: they are
     // recorded as not sent (never charged), and nothing reaches an MTA.
     let settled = || -> i64 {
-        let conn = support::db_file(&db);
+        let conn = crate::support::db_file(&db);
         conn.query_row(
             "SELECT COUNT(DISTINCT key1_id) FROM pings WHERE outcome = 'not_sent'",
             [],
@@ -116,11 +115,11 @@ fn daemon_creates_state_schedules_pings_and_stops_on_sigterm() {
 
     // A restart neither loses nor duplicates what was queued.
     let before = {
-        let conn = support::db_file(&db);
+        let conn = crate::support::db_file(&db);
         conn.query_row("SELECT COUNT(*) FROM pings", [], |r| r.get::<_, i64>(0)).unwrap()
     };
     let last_tick = || -> Option<String> {
-        support::db_file(&db)
+        crate::support::db_file(&db)
             .query_row(
                 "SELECT value FROM daemon_state WHERE name = 'scheduler.last_tick'",
                 [],
@@ -136,7 +135,7 @@ fn daemon_creates_state_schedules_pings_and_stops_on_sigterm() {
     wait_for("a tick after the restart", Duration::from_secs(15), || last_tick() != tick_before);
     let status = terminate_within(child, Duration::from_secs(5));
     assert!(status.success());
-    let conn = support::db_file(&db);
+    let conn = crate::support::db_file(&db);
     let after: i64 = conn.query_row("SELECT COUNT(*) FROM pings", [], |r| r.get(0)).unwrap();
     assert!(after >= before, "scheduled pings lost: {before} -> {after}");
     let sent: i64 = conn
@@ -235,9 +234,9 @@ fn every_command_has_help() {
 fn ping_dry_run_prints_a_complete_encrypted_message_and_records_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "127.0.0.1:0", "");
-    let gpg = support::gpg::GpgHome::new();
+    let gpg = crate::support::gpg::GpgHome::new();
     let key = gpg.generate(
-        support::gpg::KeyShape::OldDsaElg1024,
+        crate::support::gpg::KeyShape::OldDsaElg1024,
         "Test Remailer",
         "rem@x.example",
         "S3 S7 S2",
@@ -263,7 +262,7 @@ fn ping_dry_run_prints_a_complete_encrypted_message_and_records_nothing() {
     let inner = String::from_utf8_lossy(&inner.plaintext).replace("\r\n", "\n");
     assert!(inner.starts_with("::\nAnon-To: pinger+"), "{inner}");
     assert!(inner.contains("-----BEGIN PGP MESSAGE-----"), "the payload is encrypted: {inner}");
-    let conn = support::state_db(dir.path());
+    let conn = crate::support::state_db(dir.path());
     let n: i64 = conn.query_row("SELECT COUNT(*) FROM pings", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 0, "--dry-run records nothing");
 }

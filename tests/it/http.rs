@@ -1,13 +1,12 @@
 //! The daemon's built-in HTTP server, tested through the real binary over loopback.
 
-mod support;
 
 use std::net::TcpStream;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use support::http::{free_port, get};
-use support::*;
+use crate::support::http::{free_port, get};
+use crate::support::*;
 
 struct Daemon(Child);
 
@@ -50,7 +49,7 @@ fn serves_lists_api_and_health() {
     );
     // A conf reply of each remailer, stored as the ingester stores one, for the thesaurus;
     // the listed remailer's is hostile HTML, which must reach clients as inert text.
-    let conn = support::state_db(dir.path());
+    let conn = crate::support::state_db(dir.path());
     conn.execute(
         "INSERT INTO replies (remailer_id, kind, received_at, body)
          SELECT id, 'conf', ?1, ?2 || address FROM remailers",

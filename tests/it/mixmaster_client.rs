@@ -8,7 +8,6 @@
 //! double at the running daemon through `fathometer allpingers` and checks that the chains
 //! it builds are exactly those the real client built on the recorded network (§3.5).
 
-mod support;
 
 use std::collections::BTreeMap;
 
@@ -16,8 +15,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
-use support::http::{free_port, get};
-use support::{bin, imported_db, now_of, run_ok, scenario, stop_with_log, write_config};
+use crate::support::http::{free_port, get};
+use crate::support::{bin, imported_db, now_of, run_ok, scenario, stop_with_log, write_config};
 
 const DASHES_44: &str = "--------------------------------------------";
 

@@ -4,16 +4,15 @@
 //! through Postfix and deliver the payload to the pinger's Maildir; the daemon counts the
 //! returns with their latency.
 
-mod support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fathometer::compose::mixmaster::{self, SecretKey};
-use support::gpg::GpgHome;
-use support::mail::{available, clear_mailbox, maildir, pinger_config, smtp_addr, wait_until};
-use support::remailer::{Behaviour, Profile, TestRemailer, smtp_send};
-use support::{fathometer, run_ok, start_daemon, stop_with_log};
+use crate::support::gpg::GpgHome;
+use crate::support::mail::{available, clear_mailbox, maildir, pinger_config, smtp_addr, wait_until};
+use crate::support::remailer::{Behaviour, Profile, TestRemailer, smtp_send};
+use crate::support::{fathometer, run_ok, start_daemon, stop_with_log};
 
 fn vector(name: &str) -> String {
     let path = format!("{}/tests/vectors/mixmaster/keys/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -52,7 +51,7 @@ fn mix_remailer(user: &str, testmix: &str) -> (TestRemailer, String) {
 }
 
 fn returned(dir: &Path) -> Vec<(i64, i64, Option<String>)> {
-    let conn = support::state_db(dir);
+    let conn = crate::support::state_db(dir);
     let mut stmt = conn
         .prepare(
             "SELECT sent_at, returned_at, chain_type FROM pings WHERE outcome = 'returned'
@@ -107,7 +106,7 @@ fn single_and_chain_type_ii_pings_return_through_postfix_at_every_key_size() {
         assert!((0..30).contains(&(back - sent)), "latency {} s", back - sent);
     }
     // Every return was a genuine first copy, recorded with the ping it belongs to.
-    let conn = support::state_db(dir.path());
+    let conn = crate::support::state_db(dir.path());
     let genuine: i64 = conn
         .query_row(
             "SELECT COUNT(*) FROM mails WHERE kind = 'returned' AND ping_id IS NOT NULL",

@@ -2,7 +2,6 @@
 //! links in the served tree, hostile strings on the operator's terminal. Each test reproduces
 //! one defect found by attacking the release binary, through the real binary.
 
-mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -12,9 +11,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::http::{free_port, get};
-use support::mail::wait_until;
-use support::{fathometer, run, run_ok, start_daemon, stop, stop_with_log, write_config};
+use crate::support::http::{free_port, get};
+use crate::support::mail::wait_until;
+use crate::support::{fathometer, run, run_ok, start_daemon, stop, stop_with_log, write_config};
 
 /// A config whose daemon reads `state/Maildir`, sends to a closed SMTP port, schedules nothing
 /// that could reach a remailer and asks nothing. `http` holds more keys of `[http]`, `extra`
@@ -161,7 +160,7 @@ fn a_crafted_costly_return_is_refused_at_once_while_the_daemon_keeps_answering()
     assert!(quarantine.contains("larger than 1 MiB"), "{quarantine}");
     assert!(quarantine.contains("MIME parts"), "{quarantine}");
     // Neither touched the ping: it is still waiting for its return.
-    let db = support::state_db(dir.path());
+    let db = crate::support::state_db(dir.path());
     let outcome: String =
         db.query_row("SELECT outcome FROM pings WHERE tag = ?1", [&tag], |r| r.get(0)).unwrap();
     assert_eq!(outcome, "sent");
@@ -204,7 +203,7 @@ fn sigterm_stops_the_daemon_within_five_seconds_in_the_middle_of_a_long_round() 
     // Nothing is lost: every mail is either still new or settled, and recorded once.
     let count = |sub: &str| std::fs::read_dir(maildir.join(sub)).unwrap().count();
     assert_eq!(count("new") + count(".Quarantine/cur"), 3_000);
-    let recorded: i64 = support::state_db(dir.path())
+    let recorded: i64 = crate::support::state_db(dir.path())
         .query_row("SELECT COUNT(*) FROM mails", [], |r| r.get(0))
         .unwrap();
     assert_eq!(recorded as usize, count(".Quarantine/cur"));
@@ -502,7 +501,7 @@ fn quarantined_mail_loses_its_bytes_after_the_retention_but_keeps_its_verdict() 
         port,
         "[mailbox]\nmaildir = \"state/Maildir\"\nquarantine_days = 1\n",
     );
-    let db = support::state_db(dir.path());
+    let db = crate::support::state_db(dir.path());
     // Half of them were processed two days ago.
     db.execute("UPDATE mails SET processed_at = processed_at - 172800 WHERE id % 2 = 0", [])
         .unwrap();
@@ -571,11 +570,11 @@ fn starting_on_a_full_disk_says_the_disk_is_full() {
 
 #[test]
 fn a_self_check_the_mta_refuses_for_good_is_reported_once() {
-    if !support::mail::available() {
+    if !crate::support::mail::available() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let smtp = support::mail::smtp_addr();
+    let smtp = crate::support::mail::smtp_addr();
     // Postfix refuses every domain but its own: our self-checks to elsewhere.example get a 554.
     let config = write_config(
         dir.path(),
@@ -595,7 +594,7 @@ fn a_self_check_the_mta_refuses_for_good_is_reported_once() {
     let db = dir.path().join("state/fathometer.sqlite");
     assert!(wait_until(Duration::from_secs(20), || {
         db.exists()
-            && support::db_file(&db)
+            && crate::support::db_file(&db)
                 .query_row(
                     "SELECT COUNT(*) FROM self_checks WHERE abandoned_at IS NOT NULL",
                     [],

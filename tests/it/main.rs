@@ -1,0 +1,21 @@
+//! The integration tests: one binary, a module per area. They run the real `fathometer`
+//! binary against real Postfix, Dovecot, GnuPG, Chromium and Prometheus where the area needs
+//! them (`.ci/run` starts and installs those), and share the helpers in [`support`].
+
+mod support;
+
+mod browser;
+mod cli;
+mod discovery;
+mod echolot_vectors;
+mod hardening;
+mod http;
+mod imap;
+mod mail;
+mod mix;
+mod mixmaster_client;
+mod mixmaster_vectors;
+mod openpgp_interop;
+mod prometheus;
+mod published;
+mod remailer_double;
