@@ -1,6 +1,5 @@
 //! End-to-end tests of the command line: they start the real binary.
 
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Stdio};

@@ -3,12 +3,13 @@
 //! test double (test support), answering `remailer-conf`/`-key`/... through real Postfix the
 //! way Mixmaster 3.0.2d does (`mixmaster.md` §5); the daemon reads the answers from its Maildir.
 
-
 use std::path::Path;
 use std::time::Duration;
 
 use crate::support::gpg::{GpgHome, KeyShape};
-use crate::support::mail::{available, clear_mailbox, maildir, pinger_config, smtp_addr, wait_until};
+use crate::support::mail::{
+    available, clear_mailbox, maildir, pinger_config, smtp_addr, wait_until,
+};
 use crate::support::remailer::{Behaviour, Profile, TestRemailer};
 use crate::support::{fathometer, run_ok, start_daemon, stop_with_log};
 
@@ -59,7 +60,7 @@ fn add_leads_to_capabilities_keys_and_scheduled_pings() {
         ],
         // The key it offers is testmix1's: with its secret part the double also handles a
         // scheduled mix ping that may fall due once the key is learnt, instead of an error.
-        mix_secret: fathometer::compose::mixmaster::SecretKey::parse_secring(
+        mix_secret: fathometer_testkit::mixmaster::SecretKey::parse_secring(
             &std::fs::read_to_string(format!(
                 "{}/tests/vectors/mixmaster/keys/testmix1.secring.mix",
                 env!("CARGO_MANIFEST_DIR")

@@ -3,9 +3,8 @@
 //! `echolot` model fathometer must give the same numbers (reliability to 1e-12, medians
 //! exactly) and the same files, byte for byte.
 
-
-use serde_json::Value;
 use crate::support::*;
+use serde_json::Value;
 
 const DATASETS: [&str; 2] = ["example", "network"];
 

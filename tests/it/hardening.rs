@@ -2,7 +2,6 @@
 //! links in the served tree, hostile strings on the operator's terminal. Each test reproduces
 //! one defect found by attacking the release binary, through the real binary.
 
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;

@@ -1,6 +1,5 @@
 //! The daemon's built-in HTTP server, tested through the real binary over loopback.
 
-
 use std::net::TcpStream;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};

@@ -5,7 +5,6 @@
 //! earlier (failed) runs does not matter. Tests share one mailbox, and `run` processes every
 //! unseen message, so they are serialised with a lock.
 
-
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicU32, Ordering};

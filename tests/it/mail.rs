@@ -3,19 +3,18 @@
 //! and re-sends through Postfix, as a real remailer would), come back to the pinger's Maildir
 //! or IMAP mailbox, and are ingested and counted. Each test owns its mailbox users.
 
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::RwLock;
 use std::time::Duration;
 
-use rusqlite::Connection;
 use crate::support::mail::{
     available, clear_mailbox, files_in, maildir, pinger_config, remailer, remailer_with, smtp_addr,
     state_dir, wait_until,
 };
 use crate::support::remailer::{Behaviour, smtp_send};
 use crate::support::{fathometer, run, run_ok, start_daemon, stop, stop_with_log};
+use rusqlite::Connection;
 
 /// Tests that stop Postfix take this for writing; every other mail test reads it, so no test
 /// sees the MTA vanish under it.

@@ -14,6 +14,7 @@ mod imap;
 mod mail;
 mod mix;
 mod mixmaster_client;
+mod mixmaster_packets;
 mod mixmaster_vectors;
 mod openpgp_interop;
 mod prometheus;

@@ -4,15 +4,17 @@
 //! through Postfix and deliver the payload to the pinger's Maildir; the daemon counts the
 //! returns with their latency.
 
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use fathometer::compose::mixmaster::{self, SecretKey};
 use crate::support::gpg::GpgHome;
-use crate::support::mail::{available, clear_mailbox, maildir, pinger_config, smtp_addr, wait_until};
+use crate::support::mail::{
+    available, clear_mailbox, maildir, pinger_config, smtp_addr, wait_until,
+};
 use crate::support::remailer::{Behaviour, Profile, TestRemailer, smtp_send};
 use crate::support::{fathometer, run_ok, start_daemon, stop_with_log};
+use fathometer::compose::mixmaster;
+use fathometer_testkit::mixmaster::SecretKey;
 
 fn vector(name: &str) -> String {
     let path = format!("{}/tests/vectors/mixmaster/keys/{name}", env!("CARGO_MANIFEST_DIR"));

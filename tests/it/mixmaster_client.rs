@@ -8,15 +8,14 @@
 //! double at the running daemon through `fathometer allpingers` and checks that the chains
 //! it builds are exactly those the real client built on the recorded network (§3.5).
 
-
 use std::collections::BTreeMap;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use rand::{Rng, SeedableRng};
 use crate::support::http::{free_port, get};
 use crate::support::{bin, imported_db, now_of, run_ok, scenario, stop_with_log, write_config};
+use rand::{Rng, SeedableRng};
 
 const DASHES_44: &str = "--------------------------------------------";
 

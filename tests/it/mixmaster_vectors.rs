@@ -4,10 +4,11 @@
 
 use std::collections::VecDeque;
 
-// In fathometer: `use fathometer::compose::mixmaster::{...}`.
 use fathometer::compose::mixmaster::{
-    Decoded, DecodedPayload, Draw, Hop, HopFields, MixRandom, PACKET_LEN, Payload, PublicKey,
-    SecretKey, armor, build_packet_dated, dearmor, decode_packet, hex, join_parts,
+    Draw, Hop, MixRandom, PACKET_LEN, Payload, PublicKey, armor, build_packet_dated, dearmor, hex,
+};
+use fathometer_testkit::mixmaster::{
+    Decoded, DecodedPayload, HopFields, SecretKey, decode_packet, join_parts,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};

@@ -1,15 +1,14 @@
 //! Interop of `fathometer::compose::openpgp` with real GnuPG 2.2 and with the Mixmaster test remailer
 //! keys. Every test uses its own throw-away GnuPG home.
 
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
+use crate::support::gpg::{GpgHome, KeyShape};
 use fathometer::compose::openpgp::{
     DecryptError, KeyKind, PgpError, RemailerCert, decrypt_symmetric, encrypt_symmetric,
     encrypt_to_cert, parse_certs,
 };
-use crate::support::gpg::{GpgHome, KeyShape};
 
 /// The tests' own clock (the library reads none).
 fn now() -> i64 {

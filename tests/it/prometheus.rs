@@ -5,7 +5,6 @@
 //! Skips (with a message) when `/usr/bin/prometheus` is missing, unless
 //! `FATHOMETER_REQUIRE_PROMETHEUS=1`, which turns a missing server into a failure.
 
-
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -4,7 +4,6 @@
 //! 12/14-character column limits, and for an empty store. Run with `FATHOMETER_BLESS=1` to
 //! rewrite the golden files after a deliberate change, and review the diff.
 
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 

@@ -5,7 +5,7 @@
 
 use aes::Aes256;
 use cbc::cipher::block_padding::NoPadding;
-use cbc::cipher::{BlockDecryptMut, BlockEncrypt, BlockEncryptMut, KeyInit, KeyIvInit};
+use cbc::cipher::{BlockEncrypt, BlockEncryptMut, KeyInit, KeyIvInit};
 use hmac::{Hmac, Mac};
 use md5::{Digest, Md5};
 use num_bigint::BigUint;
@@ -14,14 +14,13 @@ use sha2::Sha256;
 use super::{Draw, MixRandom};
 
 type TdesCbcEnc = cbc::Encryptor<des::TdesEde3>;
-type TdesCbcDec = cbc::Decryptor<des::TdesEde3>;
 
 /// A buffer handed to 3DES-CBC was not a multiple of the 8-byte block size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct NotBlockAligned;
+pub struct NotBlockAligned;
 
 /// 3DES-EDE-CBC encryption in place, no padding (`data.len()` must be a multiple of 8).
-pub(crate) fn des3_cbc_encrypt(
+pub fn des3_cbc_encrypt(
     key: &[u8; 24],
     iv: &[u8; 8],
     data: &mut [u8],
@@ -33,42 +32,30 @@ pub(crate) fn des3_cbc_encrypt(
         .map_err(|_| NotBlockAligned)
 }
 
-/// 3DES-EDE-CBC decryption in place, no padding (`data.len()` must be a multiple of 8).
-pub(crate) fn des3_cbc_decrypt(
-    key: &[u8; 24],
-    iv: &[u8; 8],
-    data: &mut [u8],
-) -> Result<(), NotBlockAligned> {
-    TdesCbcDec::new(key.into(), iv.into())
-        .decrypt_padded_mut::<NoPadding>(data)
-        .map(|_| ())
-        .map_err(|_| NotBlockAligned)
-}
-
 /// AES-256-CFB128 whose 16-byte feedback register survives from one operation to the next, as
 /// OpenSSL's `AES_cfb128_encrypt` does when the caller passes the same IV buffer each time and a
 /// byte counter that restarts at 0 (spec §1.9, "IV chaining quirk"). Every operation starts by
 /// encrypting the register; after an operation whose length is not a multiple of 16 the register
 /// holds the last ciphertext bytes followed by the unused keystream bytes.
-pub(crate) struct ChainedCfb {
+pub struct ChainedCfb {
     register: [u8; 16],
 }
 
 impl ChainedCfb {
-    pub(crate) fn new(iv: [u8; 16]) -> ChainedCfb {
+    pub fn new(iv: [u8; 16]) -> ChainedCfb {
         ChainedCfb { register: iv }
     }
 
     /// The register as it stands (the next operation's IV).
-    pub(crate) fn register(&self) -> [u8; 16] {
+    pub fn register(&self) -> [u8; 16] {
         self.register
     }
 
-    pub(crate) fn encrypt(&mut self, key: &[u8; 32], data: &mut [u8]) {
+    pub fn encrypt(&mut self, key: &[u8; 32], data: &mut [u8]) {
         self.run(key, data, true);
     }
 
-    pub(crate) fn decrypt(&mut self, key: &[u8; 32], data: &mut [u8]) {
+    pub fn decrypt(&mut self, key: &[u8; 32], data: &mut [u8]) {
         self.run(key, data, false);
     }
 
@@ -87,7 +74,7 @@ impl ChainedCfb {
 }
 
 /// HMAC-SHA256 keyed with the 64-byte large-key HMAC key over the concatenation of `parts`.
-pub(crate) fn hmac_sha256(key: &[u8; 64], parts: &[&[u8]]) -> [u8; 32] {
+pub fn hmac_sha256(key: &[u8; 64], parts: &[&[u8]]) -> [u8; 32] {
     // A 64-byte key is exactly SHA-256's block size, so `new` (fixed-size key) is the same as
     // `new_from_slice` and cannot fail.
     let mut mac = <Hmac<Sha256> as KeyInit>::new(key.into());
@@ -97,19 +84,19 @@ pub(crate) fn hmac_sha256(key: &[u8; 64], parts: &[&[u8]]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-pub(crate) fn md5(data: &[u8]) -> [u8; 16] {
+pub fn md5(data: &[u8]) -> [u8; 16] {
     Md5::digest(data).into()
 }
 
 /// The three AES keys and the first IV of a large-key hop (spec §1.9).
-pub(crate) struct AesKeys {
-    pub(crate) header: [u8; 32],
-    pub(crate) body: [u8; 32],
-    pub(crate) tte: [u8; 32],
-    pub(crate) iv: [u8; 16],
+pub struct AesKeys {
+    pub header: [u8; 32],
+    pub body: [u8; 32],
+    pub tte: [u8; 32],
+    pub iv: [u8; 16],
 }
 
-pub(crate) fn derive_aes_keys(hmac_key: &[u8; 64], pre_key: &[u8; 32]) -> AesKeys {
+pub fn derive_aes_keys(hmac_key: &[u8; 64], pre_key: &[u8; 32]) -> AesKeys {
     let iv_full = hmac_sha256(hmac_key, &[b"aes-iv", pre_key]);
     let mut iv = [0u8; 16];
     iv.copy_from_slice(&iv_full[..16]);
@@ -122,14 +109,14 @@ pub(crate) fn derive_aes_keys(hmac_key: &[u8; 64], pre_key: &[u8; 32]) -> AesKey
 }
 
 /// Constant-time comparison of two MACs.
-pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// PKCS#1 v1.5 encryption padding (block type 2) of `msg` to `k` bytes:
 /// `00 02 PS 00 msg`, PS at least 8 nonzero bytes. Each PS byte is one [`Draw::RsaPadByte`];
 /// a zero draw is thrown away and drawn again. Returns `None` if `msg` is too long for `k`.
-pub(crate) fn pkcs1_v15_pad(k: usize, msg: &[u8], rng: &mut dyn MixRandom) -> Option<Vec<u8>> {
+pub fn pkcs1_v15_pad(k: usize, msg: &[u8], rng: &mut dyn MixRandom) -> Option<Vec<u8>> {
     let ps_len = k.checked_sub(msg.len() + 3)?;
     if ps_len < 8 {
         return None;
@@ -148,20 +135,8 @@ pub(crate) fn pkcs1_v15_pad(k: usize, msg: &[u8], rng: &mut dyn MixRandom) -> Op
     Some(em)
 }
 
-/// Removes PKCS#1 v1.5 block type 2 padding; `None` if the block is malformed.
-pub(crate) fn pkcs1_v15_unpad(em: &[u8]) -> Option<&[u8]> {
-    if em.len() < 11 || em[0] != 0 || em[1] != 2 {
-        return None;
-    }
-    let zero = em[2..].iter().position(|&b| b == 0)? + 2;
-    if zero - 2 < 8 {
-        return None;
-    }
-    Some(&em[zero + 1..])
-}
-
 /// `x` as exactly `k` big-endian bytes (leading zeros kept); `None` if it does not fit.
-pub(crate) fn to_fixed_be(x: &BigUint, k: usize) -> Option<Vec<u8>> {
+pub fn to_fixed_be(x: &BigUint, k: usize) -> Option<Vec<u8>> {
     let bytes = x.to_bytes_be();
     let bytes: &[u8] = if bytes == [0] { &[] } else { &bytes };
     let pad = k.checked_sub(bytes.len())?;
@@ -171,40 +146,10 @@ pub(crate) fn to_fixed_be(x: &BigUint, k: usize) -> Option<Vec<u8>> {
 }
 
 /// Raw RSA public operation `em^e mod n`, as `k` bytes.
-pub(crate) fn rsa_public(n: &BigUint, e: &BigUint, em: &[u8], k: usize) -> Option<Vec<u8>> {
+pub fn rsa_public(n: &BigUint, e: &BigUint, em: &[u8], k: usize) -> Option<Vec<u8>> {
     let m = BigUint::from_bytes_be(em);
     if &m >= n {
         return None;
     }
     to_fixed_be(&m.modpow(e, n), k)
-}
-
-/// The CRT components of an RSA private key.
-pub(crate) struct CrtKey<'a> {
-    pub(crate) n: &'a BigUint,
-    pub(crate) p: &'a BigUint,
-    pub(crate) q: &'a BigUint,
-    pub(crate) dmp1: &'a BigUint,
-    pub(crate) dmq1: &'a BigUint,
-    pub(crate) iqmp: &'a BigUint,
-}
-
-/// Raw RSA private operation with the CRT, as `k` bytes; `None` if `c >= n`.
-///
-/// This is variable-time bignum arithmetic (num-bigint). It is acceptable here because the
-/// private operation serves only the tests and the test remailer double, never secret keys that
-/// protect anything: a pinger only ever builds packets (public operation).
-pub(crate) fn rsa_private_crt(key: &CrtKey<'_>, c: &[u8], k: usize) -> Option<Vec<u8>> {
-    let c = BigUint::from_bytes_be(c);
-    if &c >= key.n {
-        return None;
-    }
-    let m1 = (&c % key.p).modpow(key.dmp1, key.p);
-    let m2 = (&c % key.q).modpow(key.dmq1, key.q);
-    // h = iqmp * (m1 - m2) mod p, computed without going negative.
-    let m2_mod_p = &m2 % key.p;
-    let diff = if m1 >= m2_mod_p { m1 - m2_mod_p } else { m1 + key.p - m2_mod_p };
-    let h = (key.iqmp * diff) % key.p;
-    let m = m2 + h * key.q;
-    to_fixed_be(&m, k)
 }

@@ -5,14 +5,14 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use num_bigint::BigUint;
 
-use super::crypto::{self, CrtKey};
+use super::crypto;
 use super::{KeyError, hex};
 
-const BEGIN: &str = "-----Begin Mix Key-----";
-const END: &str = "-----End Mix Key-----";
+pub const BEGIN: &str = "-----Begin Mix Key-----";
+pub const END: &str = "-----End Mix Key-----";
 
 /// RSA sizes a Mixmaster 3.0.2d key may have.
-const SIZES: [usize; 4] = [1024, 2048, 3072, 4096];
+pub const SIZES: [usize; 4] = [1024, 2048, 3072, 4096];
 
 /// A remailer's RSA public key with its key ID (`MD5(n ‖ e)`, both padded to the modulus length).
 #[derive(Clone, PartialEq, Eq)]
@@ -30,6 +30,19 @@ impl std::fmt::Debug for PublicKey {
 }
 
 impl PublicKey {
+    /// A public key from its modulus and exponent, checked, with its key ID computed.
+    pub fn from_parts(n: BigUint, e: BigUint) -> Result<PublicKey, KeyError> {
+        let bits = usize::try_from(n.bits()).map_err(|_| KeyError::BadModulus)?;
+        if !SIZES.contains(&bits) {
+            return Err(KeyError::UnsupportedSize(bits));
+        }
+        check_public(&n, &e, bits)?;
+        let nb = bits / 8;
+        let mut id_input = padded(&n, nb);
+        id_input.extend_from_slice(&padded(&e, nb));
+        Ok(PublicKey { key_id: crypto::md5(&id_input), bits, n, e })
+    }
+
     /// Parses the binary key of spec §2.2: 2-byte LE size in bits, then `n` and `e`, each
     /// big-endian and `bits/8` bytes long. The size must be 1024, 2048, 3072 or 4096, the length
     /// exactly `2 + 2·bits/8`, the modulus exactly `bits` long and odd, and `e` odd and > 1.
@@ -137,7 +150,9 @@ impl PublicKey {
     }
 }
 
-fn check_public(n: &BigUint, e: &BigUint, bits: usize) -> Result<(), KeyError> {
+/// Checks a public key's parts: an odd modulus of exactly `bits` bits, an odd exponent
+/// between 1 and the modulus.
+pub fn check_public(n: &BigUint, e: &BigUint, bits: usize) -> Result<(), KeyError> {
     let one = BigUint::from(1u8);
     if n.bits() != bits as u64 || !n.bit(0) {
         return Err(KeyError::BadModulus);
@@ -148,12 +163,14 @@ fn check_public(n: &BigUint, e: &BigUint, bits: usize) -> Result<(), KeyError> {
     Ok(())
 }
 
-fn padded(x: &BigUint, len: usize) -> Vec<u8> {
+/// `x` as exactly `len` big-endian bytes.
+pub fn padded(x: &BigUint, len: usize) -> Vec<u8> {
     // Only called with values known to fit (parsed from `len` bytes or reduced mod n).
     crypto::to_fixed_be(x, len).unwrap_or_default()
 }
 
-fn parse_key_id(line: &str) -> Result<[u8; 16], KeyError> {
+/// A key ID line: 32 hex digits.
+pub fn parse_key_id(line: &str) -> Result<[u8; 16], KeyError> {
     let line = line.trim();
     let bad = || KeyError::BadKeyId(line.chars().take(40).collect());
     if line.len() != 32 {
@@ -170,7 +187,9 @@ fn parse_key_id(line: &str) -> Result<[u8; 16], KeyError> {
 }
 
 /// Concatenates lines up to the end marker and decodes them as base64.
-fn read_base64_to_end<'a>(lines: &mut impl Iterator<Item = &'a str>) -> Result<Vec<u8>, KeyError> {
+pub fn read_base64_to_end<'a>(
+    lines: &mut impl Iterator<Item = &'a str>,
+) -> Result<Vec<u8>, KeyError> {
     let mut b64 = String::new();
     for line in lines {
         if line == END {
@@ -182,174 +201,4 @@ fn read_base64_to_end<'a>(lines: &mut impl Iterator<Item = &'a str>) -> Result<V
         b64.push_str(line.trim());
     }
     Err(KeyError::Truncated)
-}
-
-/// A remailer's secret key from `secring.mix`. Used by the tests and the test remailer double
-/// to decode packets; a pinger never needs one.
-#[derive(Clone)]
-pub struct SecretKey {
-    public: PublicKey,
-    d: BigUint,
-    p: BigUint,
-    q: BigUint,
-    dmp1: BigUint,
-    dmq1: BigUint,
-    iqmp: BigUint,
-}
-
-impl std::fmt::Debug for SecretKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SecretKey({:?})", self.public)
-    }
-}
-
-impl SecretKey {
-    /// Reads every key of a `secring.mix` (spec §2.3) and decrypts it with `passphrase`
-    /// (3DES-CBC, key `MD5(passphrase)` as two-key 3DES, IV given in the block). Each key must
-    /// satisfy `p·q = n` and hash to its key ID; a wrong passphrase shows up as one of these.
-    pub fn parse_secring(text: &str, passphrase: &str) -> Result<Vec<SecretKey>, KeyError> {
-        let mut lines = text.lines().map(|l| l.trim_end());
-        let mut keys = Vec::new();
-        while lines.by_ref().any(|l| l == BEGIN) {
-            keys.push(Self::parse_block(&mut lines, passphrase)?);
-        }
-        if keys.is_empty() {
-            return Err(KeyError::NoKeyBlock);
-        }
-        Ok(keys)
-    }
-
-    fn parse_block<'a>(
-        lines: &mut impl Iterator<Item = &'a str>,
-        passphrase: &str,
-    ) -> Result<SecretKey, KeyError> {
-        // Optional "Created:"/"Expires:" lines (any line with a colon), then the key ID.
-        let id_line =
-            lines.find(|l| !l.is_empty() && !l.contains(':')).ok_or(KeyError::Truncated)?;
-        let key_id = parse_key_id(id_line)?;
-        let zero = lines.next().ok_or(KeyError::Truncated)?;
-        if zero.trim() != "0" {
-            return Err(KeyError::UnsupportedSecring(zero.chars().take(40).collect()));
-        }
-        let iv_line = lines.next().ok_or(KeyError::Truncated)?;
-        let iv: [u8; 8] = STANDARD
-            .decode(iv_line.trim().as_bytes())
-            .ok()
-            .and_then(|v| v.try_into().ok())
-            .ok_or(KeyError::BadBase64)?;
-        let mut data = read_base64_to_end(lines)?;
-        let pass = crypto::md5(passphrase.as_bytes());
-        let mut key = [0u8; 24];
-        key[..16].copy_from_slice(&pass);
-        key[16..].copy_from_slice(&pass[..8]);
-        crypto::des3_cbc_decrypt(&key, &iv, &mut data).map_err(|_| KeyError::BadSecretKey)?;
-        let secret = Self::from_plaintext(&data)?;
-        if secret.public.key_id != key_id {
-            return Err(KeyError::KeyIdMismatch {
-                stated: hex(&key_id),
-                computed: secret.public.key_id_hex(),
-            });
-        }
-        Ok(secret)
-    }
-
-    /// The decrypted secret key: size, n, e, d (bits/8 bytes each), then p, q, dmp1, dmq1,
-    /// iqmp (half that, rounded up), trailing padding ignored.
-    fn from_plaintext(data: &[u8]) -> Result<SecretKey, KeyError> {
-        let Some((size, mut rest)) = data.split_first_chunk::<2>() else {
-            return Err(KeyError::BadSecretKey);
-        };
-        let bits = usize::from(u16::from_le_bytes(*size));
-        if !SIZES.contains(&bits) {
-            return Err(KeyError::BadSecretKey);
-        }
-        let nb = bits / 8;
-        let hb = nb.div_ceil(2);
-        let mut take = |len: usize| -> Result<BigUint, KeyError> {
-            let (head, tail) = rest.split_at_checked(len).ok_or(KeyError::BadSecretKey)?;
-            rest = tail;
-            Ok(BigUint::from_bytes_be(head))
-        };
-        let n = take(nb)?;
-        let e = take(nb)?;
-        let d = take(nb)?;
-        let p = take(hb)?;
-        let q = take(hb)?;
-        let dmp1 = take(hb)?;
-        let dmq1 = take(hb)?;
-        let iqmp = take(hb)?;
-        if &p * &q != n {
-            return Err(KeyError::BadSecretKey);
-        }
-        check_public(&n, &e, bits).map_err(|_| KeyError::BadSecretKey)?;
-        let mut id_input = padded(&n, nb);
-        id_input.extend_from_slice(&padded(&e, nb));
-        let public = PublicKey { key_id: crypto::md5(&id_input), bits, n, e };
-        Ok(SecretKey { public, d, p, q, dmp1, dmq1, iqmp })
-    }
-
-    /// Builds a secret key from its primes and public exponent (tests, key generation for the
-    /// remailer double). `p·q` must have one of the supported sizes.
-    pub fn from_primes(p: BigUint, q: BigUint, e: BigUint) -> Result<SecretKey, KeyError> {
-        let n = &p * &q;
-        let bits = usize::try_from(n.bits()).map_err(|_| KeyError::BadModulus)?;
-        if !SIZES.contains(&bits) {
-            return Err(KeyError::UnsupportedSize(bits));
-        }
-        check_public(&n, &e, bits)?;
-        let one = BigUint::from(1u8);
-        let (pm1, qm1) = (&p - &one, &q - &one);
-        let phi = &pm1 * &qm1;
-        let d = e.modinv(&phi).ok_or(KeyError::BadExponent)?;
-        let iqmp = q.modinv(&p).ok_or(KeyError::BadModulus)?;
-        let nb = bits / 8;
-        let mut id_input = padded(&n, nb);
-        id_input.extend_from_slice(&padded(&e, nb));
-        let public = PublicKey { key_id: crypto::md5(&id_input), bits, n, e };
-        Ok(SecretKey { dmp1: &d % &pm1, dmq1: &d % &qm1, public, d, p, q, iqmp })
-    }
-
-    /// The public half.
-    pub fn public(&self) -> PublicKey {
-        self.public.clone()
-    }
-
-    /// The key ID of the public half.
-    pub fn key_id(&self) -> [u8; 16] {
-        self.public.key_id
-    }
-
-    /// The modulus size in bits.
-    pub(crate) fn bits(&self) -> usize {
-        self.public.bits
-    }
-
-    /// The private exponent (for completeness; decryption uses the CRT components).
-    pub fn d(&self) -> &BigUint {
-        &self.d
-    }
-
-    #[cfg(test)]
-    pub(crate) fn p(&self) -> &BigUint {
-        &self.p
-    }
-
-    #[cfg(test)]
-    pub(crate) fn q(&self) -> &BigUint {
-        &self.q
-    }
-
-    /// Raw RSA private operation on a ciphertext of the modulus length (CRT, variable time: see
-    /// [`crypto::rsa_private_crt`]). `None` if the ciphertext is not below the modulus.
-    pub(crate) fn raw_decrypt(&self, c: &[u8]) -> Option<Vec<u8>> {
-        let crt = CrtKey {
-            n: &self.public.n,
-            p: &self.p,
-            q: &self.q,
-            dmp1: &self.dmp1,
-            dmq1: &self.dmq1,
-            iqmp: &self.iqmp,
-        };
-        crypto::rsa_private_crt(&crt, c, self.public.bits / 8)
-    }
 }

@@ -51,18 +51,12 @@
 //! [`decode_packet`] draws `next_hop_pad` (512) for the new section 20 of a forwarded packet.
 
 mod armor;
-mod crypto;
-mod decode;
-mod key;
+pub mod crypto;
+pub mod key;
 mod packet;
-#[cfg(test)]
-mod tests;
 
 pub use armor::{REMAILER_TYPE, armor, dearmor};
-pub use decode::{
-    Decoded, DecodedPayload, HopFields, LargeKeyFields, MAX_INFLATED, decode_packet, join_parts,
-};
-pub use key::{PublicKey, SecretKey};
+pub use key::PublicKey;
 pub use packet::{Hop, Payload, build_packet, build_packet_dated, slots_needed};
 
 /// Every packet is exactly this long: 20 header sections of 512 bytes and a 10240-byte body.
@@ -236,43 +230,6 @@ pub enum ArmorError {
     BadLength(usize),
     #[error("MD5 checksum mismatch")]
     ChecksumMismatch,
-}
-
-/// Why a packet was rejected (spec §1.6), or a type 2 set could not be joined.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum DecodeError {
-    #[error("packet is {0} bytes, expected 20480")]
-    BadLength(usize),
-    #[error("no secret key with ID {0}")]
-    UnknownKey(String),
-    #[error("RSA length byte {byte} does not fit the {bits}-bit key")]
-    BadRsaLengthByte { byte: u8, bits: usize },
-    #[error("RSA decryption failed")]
-    BadRsa,
-    #[error("RSA plaintext is {found} bytes, expected {expected}")]
-    BadSessionKeyLength { expected: usize, found: usize },
-    #[error("antitagging test failed: {0} HMAC mismatch")]
-    Antitagging(&'static str),
-    #[error("unknown packet type {0}")]
-    UnknownPacketType(u8),
-    #[error("ignoring message without timestamp")]
-    MissingTimestamp,
-    #[error("future timestamp: day {days}, today is {today}")]
-    FutureTimestamp { days: u16, today: i64 },
-    #[error("message digest does not match")]
-    DigestMismatch,
-    #[error("bad next-hop address")]
-    BadAddress,
-    #[error("bad body length field {0}")]
-    BadBodyLength(u32),
-    #[error("bad payload: {0}")]
-    BadPayload(&'static str),
-    #[error("bad compressed user data: {0}")]
-    Inflate(String),
-    #[error("bad chunk {chunk} of {nchunks}")]
-    BadChunk { chunk: u8, nchunks: u8 },
-    #[error("cannot join parts: {0}")]
-    Join(&'static str),
 }
 
 /// Lowercase hex of `bytes`.

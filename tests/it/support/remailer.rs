@@ -50,7 +50,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use fathometer::compose::mixmaster::{self, Decoded, OsRandom, SecretKey};
+use fathometer::compose::mixmaster::{self, OsRandom};
+use fathometer_testkit::mixmaster::{Decoded, SecretKey, decode_packet};
 
 use super::gpg::GpgHome;
 
@@ -463,7 +464,7 @@ impl Worker {
         let packet = mixmaster::dearmor(mail).map_err(|e| format!("dearmor: {e}"))?;
         let today =
             SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() / 86_400;
-        let decoded = mixmaster::decode_packet(&packet, &keys, today as i64, &mut OsRandom)
+        let decoded = decode_packet(&packet, &keys, today as i64, &mut OsRandom)
             .map_err(|e| format!("type II packet refused: {e}"))?;
         match decoded {
             Decoded::Intermediate { next_address, next_packet, .. } => {

@@ -1,3 +1,6 @@
+//! Type II packets built and decoded: round trips at every key size and chain length, the
+//! builder's draw order and checks, and hostile packets against the remailer's decoder.
+
 use std::sync::OnceLock;
 
 use num_bigint::BigUint;
@@ -5,15 +8,15 @@ use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::crypto::{self, ChainedCfb};
-use super::decode::parse_payload;
-use super::*;
+use fathometer::compose::mixmaster::crypto::{self, ChainedCfb};
+use fathometer::compose::mixmaster::*;
+use fathometer_testkit::mixmaster::*;
 
 const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/mixmaster/keys");
 const TODAY: i64 = 20778;
 
 /// The 3072-bit test key (no vector has one): primes from `gen_prime(1536)` twice with
-/// `StdRng::seed_from_u64(3072)`; `regenerate_3072_fixture` (ignored, ~4 s in debug) redoes it.
+/// `StdRng::seed_from_u64(3072)`; `the_3072_bit_fixture_is_what_its_seed_makes` redoes it.
 const P3072: [&str; 4] = [
     "ec01960a30727428d3480d5ebadf7b4f53c880584f0258ce40e2d7dc51f5cc087cd8be1990bf1ab2bdde6228a0eef056",
     "6a6b0d6ede1f799bec0783c49f0452de9aca7a1af5f72bbcc35edf0f0b7c07104727f9fad4eb928ced27c48ee74dbf3d",
@@ -98,9 +101,9 @@ fn fixture_prime(parts: &[&str; 4]) -> BigUint {
     BigUint::parse_bytes(parts.concat().as_bytes(), 16).unwrap()
 }
 
+/// The fixture is what its seed makes (about 4 s in a debug build, so it runs in CI too).
 #[test]
-#[ignore = "regenerates the 3072-bit fixture (~4 s in debug)"]
-fn regenerate_3072_fixture() {
+fn the_3072_bit_fixture_is_what_its_seed_makes() {
     let mut rng = StdRng::seed_from_u64(3072);
     assert_eq!(gen_prime(1536, &mut rng), fixture_prime(&P3072));
     assert_eq!(gen_prime(1536, &mut rng), fixture_prime(&Q3072));
@@ -423,16 +426,19 @@ fn pkcs1_padding_redraws_zero_bytes() {
     assert!(em[2..103].iter().all(|&b| b == 0x5a));
     assert_eq!(em[103], 0);
     assert_eq!(rng.1, 2 * 101);
-    assert_eq!(crypto::pkcs1_v15_unpad(&em), Some(&[7u8; 24][..]));
+    assert_eq!(fathometer_testkit::mixmaster::pkcs1_v15_unpad(&em), Some(&[7u8; 24][..]));
     // Too little padding, wrong block type, no separator.
     assert!(crypto::pkcs1_v15_pad(32, &[0u8; 24], &mut rng).is_none());
     let mut bad = em.clone();
     bad[1] = 1;
-    assert!(crypto::pkcs1_v15_unpad(&bad).is_none());
+    assert!(fathometer_testkit::mixmaster::pkcs1_v15_unpad(&bad).is_none());
     let mut short = vec![0, 2, 1, 1, 1, 1, 1, 1, 1, 0];
     short.extend_from_slice(&[9; 20]);
-    assert!(crypto::pkcs1_v15_unpad(&short).is_none());
-    assert!(crypto::pkcs1_v15_unpad(&[0, 2, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5]).is_none());
+    assert!(fathometer_testkit::mixmaster::pkcs1_v15_unpad(&short).is_none());
+    assert!(
+        fathometer_testkit::mixmaster::pkcs1_v15_unpad(&[0, 2, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5])
+            .is_none()
+    );
 }
 
 proptest! {

@@ -6,11 +6,13 @@
 
 use std::io::Read;
 
-use super::crypto::{self, ChainedCfb};
-use super::{
-    BODY_LEN, DecodeError, Draw, HEADER_LEN, MAX_PAYLOAD, MixRandom, PACKET_LEN, SECTION_LEN,
-    SecretKey, hex,
+use fathometer::compose::mixmaster::crypto::{self as shared, ChainedCfb};
+use fathometer::compose::mixmaster::{
+    BODY_LEN, Draw, HEADER_LEN, MAX_PAYLOAD, MixRandom, PACKET_LEN, SECTION_LEN, hex,
 };
+
+use super::crypto;
+use super::{DecodeError, SecretKey};
 
 /// Largest user data [`decode_packet`] and [`join_parts`] inflate (16 MiB); more is an error.
 pub const MAX_INFLATED: usize = 16 << 20;
@@ -188,13 +190,13 @@ pub fn decode_packet(
         let hmac_body: [u8; 32] = arr(&rsa_plaintext[120..]);
         let hmac_328: [u8; 32] = arr(&rsa_plaintext[152..]);
         let aes_pre_key: [u8; 32] = arr(&rsa_plaintext[184..]);
-        if !crypto::ct_eq(&crypto::hmac_sha256(&hmac_key, &[&body]), &hmac_body) {
+        if !shared::ct_eq(&shared::hmac_sha256(&hmac_key, &[&body]), &hmac_body) {
             return Err(DecodeError::Antitagging("body"));
         }
-        if !crypto::ct_eq(&crypto::hmac_sha256(&hmac_key, &[&block]), &hmac_328) {
+        if !shared::ct_eq(&shared::hmac_sha256(&hmac_key, &[&block]), &hmac_328) {
             return Err(DecodeError::Antitagging("328-byte block"));
         }
-        let aes = crypto::derive_aes_keys(&hmac_key, &aes_pre_key);
+        let aes = shared::derive_aes_keys(&hmac_key, &aes_pre_key);
         let mut cfb = ChainedCfb::new(aes.iv);
         cfb.decrypt(&aes.tte, &mut block);
         let aes_iv_after_328 = cfb.register();
@@ -236,7 +238,7 @@ pub fn decode_packet(
     }
     let digest_offset = timestamp_offset + 7;
     let digest: [u8; 16] = arr(&block[digest_offset..]);
-    if crypto::md5(&block[..digest_offset]) != digest {
+    if shared::md5(&block[..digest_offset]) != digest {
         return Err(DecodeError::DigestMismatch);
     }
 
@@ -278,8 +280,8 @@ pub fn decode_packet(
         let mut next_packet = Vec::with_capacity(PACKET_LEN);
         next_packet.extend_from_slice(&packet[start..start + 19 * SECTION_LEN]);
         if let Some((large_fields, mut cfb)) = large_state {
-            let expected = crypto::hmac_sha256(&large_fields.hmac_key, &[&packet[1024..2048]]);
-            if !crypto::ct_eq(&expected, &large_fields.hmac_next_headers) {
+            let expected = shared::hmac_sha256(&large_fields.hmac_key, &[&packet[1024..2048]]);
+            if !shared::ct_eq(&expected, &large_fields.hmac_next_headers) {
                 return Err(DecodeError::Antitagging("next headers"));
             }
             fields.next_headers_hmac_ok = Some(true);
@@ -354,7 +356,7 @@ fn field_text(field: &[u8]) -> String {
 
 /// Parses a complete payload: `Nd`, destination fields, `Nh`, header fields, user data
 /// (inflated if it starts with the gzip magic).
-pub(crate) fn parse_payload(payload: &[u8]) -> Result<DecodedPayload, DecodeError> {
+pub fn parse_payload(payload: &[u8]) -> Result<DecodedPayload, DecodeError> {
     let mut rest = payload;
     let mut fields = |what: &'static str| -> Result<Vec<String>, DecodeError> {
         let (&count, tail) = rest.split_first().ok_or(DecodeError::BadPayload(what))?;
