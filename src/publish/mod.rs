@@ -249,33 +249,50 @@ pub fn write_pages(
     private_dir: &Path,
     meta_expires: Option<i64>,
 ) -> anyhow::Result<()> {
-    for (dir, private) in [(public_dir, false), (private_dir, true)] {
-        let thesaurus = dir.join(pages::THESAURUS_DIR);
-        std::fs::create_dir_all(&thesaurus)?;
-        let rendered = pages::render_pages(inputs, private, lists.of(private))?;
-        for (name, text) in &rendered {
-            let (subdir, file) = match name.rsplit_once('/') {
-                Some((subdir, file)) => (dir.join(subdir), file),
-                None => (dir.to_path_buf(), name.as_str()),
+    // The two trees are independent: render and write them on two threads.
+    std::thread::scope(|scope| {
+        let private =
+            scope.spawn(|| write_tree_pages(inputs, lists, private_dir, true, meta_expires));
+        let public = write_tree_pages(inputs, lists, public_dir, false, meta_expires);
+        let private =
+            private.join().map_err(|_| anyhow::anyhow!("rendering the private pages failed"))?;
+        public.and(private)
+    })
+}
+
+/// [`write_pages`] for one tree.
+fn write_tree_pages(
+    inputs: &pages::PageInputs<'_>,
+    lists: &TreeLists,
+    dir: &Path,
+    private: bool,
+    meta_expires: Option<i64>,
+) -> anyhow::Result<()> {
+    let thesaurus = dir.join(pages::THESAURUS_DIR);
+    std::fs::create_dir_all(&thesaurus)?;
+    let rendered = pages::render_pages(inputs, private, lists.of(private))?;
+    for (name, text) in &rendered {
+        let (subdir, file) = match name.rsplit_once('/') {
+            Some((subdir, file)) => (dir.join(subdir), file),
+            None => (dir.to_path_buf(), name.as_str()),
+        };
+        write_published(&subdir, file, text.as_bytes(), meta_expires)?;
+    }
+    let published = |relative: &str| rendered.iter().any(|(n, _)| n == relative);
+    for (subdir, generated) in [
+        (dir.to_path_buf(), is_remailer_page as fn(&str) -> bool),
+        (thesaurus.clone(), is_thesaurus_reply),
+    ] {
+        for entry in std::fs::read_dir(&subdir)?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let file = name.strip_suffix(META_EXTENSION).unwrap_or(&name);
+            let relative = if subdir == dir {
+                file.to_owned()
+            } else {
+                format!("{}/{file}", pages::THESAURUS_DIR)
             };
-            write_published(&subdir, file, text.as_bytes(), meta_expires)?;
-        }
-        let published = |relative: &str| rendered.iter().any(|(n, _)| n == relative);
-        for (subdir, generated) in [
-            (dir.to_path_buf(), is_remailer_page as fn(&str) -> bool),
-            (thesaurus.clone(), is_thesaurus_reply),
-        ] {
-            for entry in std::fs::read_dir(&subdir)?.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let file = name.strip_suffix(META_EXTENSION).unwrap_or(&name);
-                let relative = if subdir == *dir {
-                    file.to_owned()
-                } else {
-                    format!("{}/{file}", pages::THESAURUS_DIR)
-                };
-                if generated(file) && !published(&relative) {
-                    std::fs::remove_file(entry.path())?;
-                }
+            if generated(file) && !published(&relative) {
+                std::fs::remove_file(entry.path())?;
             }
         }
     }
@@ -336,7 +353,12 @@ pub fn allpingers_stanza(name: &str, base_url: &str) -> anyhow::Result<String> {
     Ok(out)
 }
 
-/// Writes `bytes` to a temporary file beside `path`, syncs it, and renames it over `path`.
+/// Writes `bytes` to a temporary file beside `path` and renames it over `path`: a reader
+/// sees the old file or the new one, never half of one.
+///
+/// No fsync: every published file is derived from the database and rewritten at each start
+/// and each build, so a file a crash leaves empty is replaced within seconds of the restart,
+/// while syncing some 250 files per build cost more than the rest of the build.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -344,7 +366,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
     if result.is_err() {

@@ -134,49 +134,56 @@ impl Store {
             .filter_map(|c| c.sent_at.map(|s| (s, c.returned_at.filter(|&r| r <= now))))
             .collect();
         let remailers = self.remailers()?;
-        let mut stmt = self.conn.prepare(
-            "SELECT remailer1_id, type1, sent_at,
+        // One pass over the covering index `pings_window` (migration 0005): no table lookups.
+        // The rows are put in the order the statistics have always read them (singles by
+        // type, key, send time; chains by send time), so every sum adds up in the same order.
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, remailer1_id, remailer2_id, type1, key1_id, chain_type, sent_at,
                     CASE WHEN outcome = 'returned' AND returned_at <= ?2 THEN returned_at END
-             FROM pings
-             WHERE remailer2_id IS NULL AND sent_at IS NOT NULL
-               AND outcome IN ('sent', 'returned', 'bounced', 'corrupted')
-               AND sent_at > ?1 AND sent_at <= ?2
-             ORDER BY type1, key1_id, sent_at, id",
+             FROM pings INDEXED BY pings_window
+             WHERE sent_at > ?1 AND sent_at <= ?2
+               AND outcome IN ('sent', 'returned', 'bounced', 'corrupted')",
         )?;
-        let rows = stmt.query_map(params![since, now], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?))
-        })?;
-        let mut singles = Vec::new();
-        for row in rows {
-            let (remailer_id, ping_type, sent, returned) = row?;
-            let ping_type: PingType = ping_type.parse().map_err(StoreError::Corrupt)?;
-            singles.push(SingleRow { remailer_id, ping: Ping { ping_type, sent, returned } });
+        let mut rows = stmt.query(params![since, now])?;
+        let mut singles: Vec<((PingType, Option<i64>, i64, i64), SingleRow)> = Vec::new();
+        let mut chains: Vec<((i64, i64), ChainRow)> = Vec::new();
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            let remailer1_id: i64 = r.get(1)?;
+            let sent: i64 = r.get(6)?;
+            let returned: Option<i64> = r.get(7)?;
+            match r.get::<_, Option<i64>>(2)? {
+                None => {
+                    let ping_type = parse_column::<PingType>(r.get_ref(3)?)?;
+                    let key: Option<i64> = r.get(4)?;
+                    let row = SingleRow {
+                        remailer_id: remailer1_id,
+                        ping: Ping { ping_type, sent, returned },
+                    };
+                    singles.push(((ping_type, key, sent, id), row));
+                }
+                Some(remailer2_id) => {
+                    let chain_type = parse_column::<ChainType>(r.get_ref(5)?)?;
+                    let row = ChainRow { chain_type, remailer1_id, remailer2_id, sent, returned };
+                    chains.push(((sent, id), row));
+                }
+            }
         }
-        let mut stmt = self.conn.prepare(
-            "SELECT chain_type, remailer1_id, remailer2_id, sent_at,
-                    CASE WHEN outcome = 'returned' AND returned_at <= ?2 THEN returned_at END
-             FROM pings
-             WHERE remailer2_id IS NOT NULL AND sent_at IS NOT NULL
-               AND outcome IN ('sent', 'returned', 'bounced', 'corrupted')
-               AND sent_at > ?1 AND sent_at <= ?2
-             ORDER BY sent_at, id",
-        )?;
-        let rows = stmt.query_map(params![since, now], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get(3)?,
-                r.get(4)?,
-            ))
-        })?;
-        let mut chains = Vec::new();
-        for row in rows {
-            let (chain_type, remailer1_id, remailer2_id, sent, returned) = row?;
-            let chain_type: ChainType = chain_type.parse().map_err(StoreError::Corrupt)?;
-            chains.push(ChainRow { chain_type, remailer1_id, remailer2_id, sent, returned });
-        }
+        singles.sort_unstable_by(|(a, _), (b, _)| {
+            (a.0.as_str(), a.1, a.2, a.3).cmp(&(b.0.as_str(), b.1, b.2, b.3))
+        });
+        chains.sort_unstable_by_key(|(key, _)| *key);
+        let singles = singles.into_iter().map(|(_, row)| row).collect();
+        let chains = chains.into_iter().map(|(_, row)| row).collect();
         let returns = self.return_counters(since)?;
         Ok(HistoryRows { remailers, singles, chains, self_checks, returns })
     }
+}
+
+/// A text column holding one of the model's names (a ping type, a chain type).
+fn parse_column<T: std::str::FromStr<Err = String>>(
+    value: rusqlite::types::ValueRef<'_>,
+) -> Result<T> {
+    let text = value.as_str().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    text.parse().map_err(StoreError::Corrupt)
 }

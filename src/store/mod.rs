@@ -24,6 +24,7 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     (2, "0002_mail_path", include_str!("../../migrations/0002_mail_path.sql")),
     (3, "0003_discovery", include_str!("../../migrations/0003_discovery.sql")),
     (4, "0004_hardening", include_str!("../../migrations/0004_hardening.sql")),
+    (5, "0005_window_index", include_str!("../../migrations/0005_window_index.sql")),
 ];
 
 /// The schema version this binary writes.
@@ -93,6 +94,10 @@ impl Store {
         enable_wal(&conn)?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // A build reads the whole 12-day window (tens of thousands of rows): map the file
+        // instead of one pread per page, and keep its pages cached between builds.
+        conn.pragma_update(None, "mmap_size", 256i64 << 20)?;
+        conn.pragma_update(None, "cache_size", -32768i64)?;
         let mut store = Store { conn };
         store.migrate()?;
         Ok(store)
