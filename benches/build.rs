@@ -151,18 +151,16 @@ fn bench(c: &mut Criterion) {
 
     // `/healthz` while builds run back to back, as in the daemon: a 2-worker runtime serves
     // HTTP, the builds run on its blocking pool.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let (_published_tx, published_rx) =
         tokio::sync::watch::channel(fathometer::publish::snapshot::Published::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let rebuilds = fathometer::publish::http::Rebuilds { lists_secs: 300, keyrings_secs: 28_800 };
     let clock: std::sync::Arc<dyn fathometer::model::Clock> =
         std::sync::Arc::new(fathometer::model::SystemClock);
-    let app = fathometer::publish::http::router(&config.results_dir(), published_rx, rebuilds, clock);
+    let app =
+        fathometer::publish::http::router(&config.results_dir(), published_rx, rebuilds, clock);
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let port = listener.local_addr().unwrap().port();
     runtime.spawn(fathometer::publish::http::serve(
@@ -195,8 +193,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             use std::io::{Read, Write};
             let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                .unwrap();
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
             let mut answer = Vec::new();
             s.read_to_end(&mut answer).unwrap();
             answer.len()

@@ -145,7 +145,9 @@ impl Store {
                AND outcome IN ('sent', 'returned', 'bounced', 'corrupted')",
         )?;
         let mut rows = stmt.query(params![since, now])?;
-        let mut singles: Vec<((PingType, Option<i64>, i64, i64), SingleRow)> = Vec::new();
+        // (type, key row, send time, ping id): the order the statistics read singles in.
+        type SingleOrder = (PingType, Option<i64>, i64, i64);
+        let mut singles: Vec<(SingleOrder, SingleRow)> = Vec::new();
         let mut chains: Vec<((i64, i64), ChainRow)> = Vec::new();
         while let Some(r) = rows.next()? {
             let id: i64 = r.get(0)?;
