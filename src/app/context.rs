@@ -42,7 +42,7 @@ impl Pinger {
     /// The store, for one short step. Every change is a transaction: a panic elsewhere
     /// cannot leave it half done, so a poisoned lock is taken over.
     pub fn store(&self) -> MutexGuard<'_, Store> {
-        self.store.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.store)
     }
 
     /// What matching needs: our secret and identity.
@@ -53,6 +53,12 @@ impl Pinger {
     pub fn now(&self) -> i64 {
         self.clock.now()
     }
+}
+
+/// Locks a shared store. Every change is a transaction, so a panic elsewhere cannot leave it
+/// half done: a poisoned lock is taken over.
+pub fn lock(store: &Mutex<Store>) -> MutexGuard<'_, Store> {
+    store.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Opens (creating and migrating) the database at `path`, explaining a full disk.

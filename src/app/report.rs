@@ -111,8 +111,7 @@ pub fn build_and_publish(
     let options = stats_options(Some(config), None)?;
     let same_operator = same_operator_text(config)?;
     let inputs = {
-        let store = store.lock().unwrap_or_else(|p| p.into_inner());
-        BuildInputs::gather(&store, now, keyrings)?
+        BuildInputs::gather(&super::context::lock(store), now, keyrings)?
     };
     publish_inputs(config, inputs, now, &options, same_operator.as_deref())
 }

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tracing::{error, warn};
 
-use super::context::{Pinger, blocking, imap_settings};
+use super::context::{Pinger, blocking, imap_settings, lock};
 use super::state;
 use crate::compose::payload;
 use crate::ingest::maildir::Maildir;
@@ -103,11 +103,6 @@ pub fn process(
         disposition: Disposition::of(kind),
         newly_recorded: recorded.is_some(),
     })
-}
-
-fn lock(store: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
-    // Every store change is a transaction: a panic elsewhere cannot leave it half done.
-    store.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Test hook for the crash tests: `FATHOMETER_CRASH_POINT=<name>` aborts the process at
