@@ -29,7 +29,7 @@ pub fn dataset(n: usize) -> Dataset {
                     let returned = (rng.gen_bool(reliability))
                         .then(|| sent + rng.gen_range(60..4 * 3600))
                         .filter(|&r| r <= NOW);
-                    pings.push(Ping { ping_type: t, sent, returned });
+                    pings.push(Ping { ping_type: t, sent, returned, failed: None });
                 }
             }
             let nick = format!("r{i:03}");
@@ -60,6 +60,7 @@ pub fn dataset(n: usize) -> Dataset {
                         addr2: b.address.clone(),
                         sent,
                         returned: returned.filter(|&r| r <= NOW),
+                        failed: None,
                     });
                 }
             }

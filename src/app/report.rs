@@ -110,9 +110,7 @@ pub fn build_and_publish(
 ) -> Result<Built> {
     let options = stats_options(Some(config), None)?;
     let same_operator = same_operator_text(config)?;
-    let inputs = {
-        BuildInputs::gather(&super::context::lock(store), now, keyrings)?
-    };
+    let inputs = { BuildInputs::gather(&super::context::lock(store), now, keyrings)? };
     publish_inputs(config, inputs, now, &options, same_operator.as_deref())
 }
 

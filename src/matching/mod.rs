@@ -241,7 +241,11 @@ fn classify_return(
     if is_bounce(message) {
         let reason = bounce_reason(message);
         return Verdict {
-            effects: vec![MailEffect::Bounced { ping_id: ping.id, reason: reason.clone() }],
+            effects: vec![MailEffect::Bounced {
+                ping_id: ping.id,
+                reason: reason.clone(),
+                at: delivered_at,
+            }],
             ..Verdict::for_ping(MailKind::Bounced, ping, reason)
         };
     }
@@ -249,7 +253,7 @@ fn classify_return(
         Ok(f) => f,
         Err((MailKind::Corrupted, why)) => {
             return Verdict {
-                effects: vec![MailEffect::Corrupted { ping_id: ping.id }],
+                effects: vec![MailEffect::Corrupted { ping_id: ping.id, at: delivered_at }],
                 ..Verdict::for_ping(MailKind::Corrupted, ping, why)
             };
         }

@@ -15,6 +15,9 @@ pub struct Ping {
     pub sent: i64,
     /// When the genuine return was delivered, if it was.
     pub returned: Option<i64>,
+    /// When a bounce or an altered copy showed that it failed, if one did: the pinger knew
+    /// then that it will never return intact.
+    pub failed: Option<i64>,
 }
 
 /// What the statistics need to know about one remailer.
@@ -42,6 +45,8 @@ pub struct ChainPing {
     pub addr2: String,
     pub sent: i64,
     pub returned: Option<i64>,
+    /// When a bounce or an altered copy showed that it failed, if one did.
+    pub failed: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -144,6 +149,7 @@ pub struct ChainRow {
     pub remailer2_id: i64,
     pub sent: i64,
     pub returned: Option<i64>,
+    pub failed: Option<i64>,
 }
 
 /// Everything the store hands the statistics for one build: rows, no rules applied.

@@ -102,12 +102,16 @@ pub enum MailEffect {
         sent: i64,
         returned_at: i64,
     },
+    /// An altered copy of the ping came back at `at`: it failed.
     Corrupted {
         ping_id: i64,
+        at: i64,
     },
+    /// A bounce naming the ping came back at `at`: it failed.
     Bounced {
         ping_id: i64,
         reason: String,
+        at: i64,
     },
     SelfCheckReturned {
         id: i64,

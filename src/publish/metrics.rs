@@ -229,7 +229,12 @@ mod tests {
             caps: Some(format!("$remailer{{\"{nick}\"}} = \"<{nick}@x.example> mix\";")),
             hidden,
             key_types: vec![PingType::Mix],
-            pings: vec![Ping { ping_type: PingType::Mix, sent: 1000, returned: Some(1600) }],
+            pings: vec![Ping {
+                ping_type: PingType::Mix,
+                sent: 1000,
+                returned: Some(1600),
+                failed: None,
+            }],
         };
         let mut data = Dataset {
             remailers: vec![history("open", false), history("secret", true)],

@@ -388,8 +388,18 @@ mod tests {
         let mut pings = Vec::new();
         for i in 1..=20 {
             let sent = NOW - i * 3600 * 5;
-            pings.push(Ping { ping_type: PingType::CpunkRsa, sent, returned: Some(sent + 300) });
-            pings.push(Ping { ping_type: PingType::CpunkClear, sent, returned: None });
+            pings.push(Ping {
+                ping_type: PingType::CpunkRsa,
+                sent,
+                returned: Some(sent + 300),
+                failed: None,
+            });
+            pings.push(Ping {
+                ping_type: PingType::CpunkClear,
+                sent,
+                returned: None,
+                failed: None,
+            });
         }
         let remailer = RemailerHistory {
             address: "half@x.example".into(),

@@ -107,7 +107,11 @@ pub fn broken_chains<'a>(
         if was_returned {
             counts.entry(key).or_default().returned += 1;
         }
-        if !returned_keys.contains(&(key.0, key.1, p.sent)) {
+        // In the methodology model a chain ping known to have failed (bounced, altered) is
+        // judged at once; Echolot, which cannot tell, waits out the grace time as for any.
+        let known_failed =
+            options.model == crate::model::Model::Methodology && p.failed.is_some_and(|f| f <= now);
+        if !known_failed && !returned_keys.contains(&(key.0, key.1, p.sent)) {
             let lat = |a: &str| members[a].stats.latency_median.unwrap_or(0.0);
             let grace = (lat(key.0) + lat(key.1)) * params.grace;
             if ((now - p.sent) as f64) < grace {

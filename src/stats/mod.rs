@@ -245,14 +245,15 @@ pub fn remailer_stats<'a>(
     now: i64,
     model: Model,
 ) -> RemailerStats {
-    // (sent, latency) of returned pings, and sent times of outstanding ones, as of `now`.
+    // (sent, latency) of returned pings, and (sent, known to have failed) of the others, as
+    // of `now`.
     let mut returned: Vec<(i64, i64)> = Vec::new();
-    let mut outstanding: Vec<i64> = Vec::new();
+    let mut outstanding: Vec<(i64, bool)> = Vec::new();
     for p in pings.into_iter().filter(|p| in_window(now, p.sent)) {
         match p.returned.filter(|&r| r <= now) {
             // A return stamped before its send (clock skew between hosts) counts as instant.
             Some(r) => returned.push((p.sent, (r - p.sent).max(0))),
-            None => outstanding.push(p.sent),
+            None => outstanding.push((p.sent, p.failed.is_some_and(|f| f <= now))),
         }
     }
 
@@ -283,12 +284,19 @@ pub fn remailer_stats<'a>(
         day_weight[day] += 1.0;
         day_count[day] += 1;
     }
-    for &sent in &outstanding {
+    for &(sent, failed) in &outstanding {
         let day = age_day(now, sent);
         let w1 = AGE_WEIGHTS[day];
         let age = (now - sent) as f64;
         day_count[day] += 1;
         match model {
+            // A ping that bounced or came back altered is a settled failure from the moment
+            // that was known (w2 = 1): the ends decide, not the latency distribution.
+            Model::Methodology if failed => {
+                denominator += w1;
+                day_weight[day] += 1.0;
+            }
+            // Echolot cannot tell: it keeps treating such a ping as possibly in transit.
             Model::Echolot => {
                 let p = in_transit_probability(age, &latencies);
                 denominator += w1;

@@ -8,11 +8,11 @@ const NOW: i64 = 1_700_000_000;
 const DAY: i64 = SECONDS_PER_DAY;
 
 fn returned(sent: i64, latency: i64) -> Ping {
-    Ping { ping_type: PingType::Mix, sent, returned: Some(sent + latency) }
+    Ping { ping_type: PingType::Mix, sent, returned: Some(sent + latency), failed: None }
 }
 
 fn lost(sent: i64) -> Ping {
-    Ping { ping_type: PingType::Mix, sent, returned: None }
+    Ping { ping_type: PingType::Mix, sent, returned: None, failed: None }
 }
 
 fn remailer(nick: &str, caps_tail: &str, pings: Vec<Ping>) -> RemailerHistory {
@@ -51,6 +51,42 @@ fn methodology_model_reads_the_seed_literally() {
     // mod_age = (2000 - 900) * 0.8 = 880 s; 1 of 4 latencies is within it, so w2 = 0.25 and
     // the outstanding ping weighs 0.5 * 0.25 in the denominator only: 4 / 4.125.
     assert!((s.reliability - 4.0 / 4.125).abs() < 1e-15, "{}", s.reliability);
+}
+
+/// A ping that bounced or came back altered at `known`.
+fn failed(sent: i64, known: i64) -> Ping {
+    Ping { ping_type: PingType::Mix, sent, returned: None, failed: Some(known) }
+}
+
+#[test]
+fn a_known_failure_counts_at_once_in_the_methodology_model() {
+    // Two pings sent ten minutes ago: one back, one came back altered a minute ago.
+    let pings = [returned(NOW - 600, 300), failed(NOW - 600, NOW - 60)];
+    let s = remailer_stats(&pings, NOW, Model::Methodology);
+    assert_eq!(s.reliability, 0.5, "settled failure: full weight, nothing returned");
+    assert_eq!(s.reliability_by_day[0], Some(0.5), "the day's history alike");
+    assert_eq!((s.sent, s.returned), (2, 1));
+    // Before it was known, it was in flight and too young to weigh anything.
+    assert_eq!(remailer_stats(&pings, NOW - 120, Model::Methodology).reliability, 1.0);
+    // Echolot cannot tell a failure from a ping in transit: unchanged.
+    let unknown = [returned(NOW - 600, 300), lost(NOW - 600)];
+    assert_eq!(
+        remailer_stats(&pings, NOW, Model::Echolot),
+        remailer_stats(&unknown, NOW, Model::Echolot)
+    );
+}
+
+#[test]
+fn a_chain_ping_known_to_have_failed_is_judged_without_waiting_out_the_grace() {
+    // Three a→b chain pings sent a minute ago, all bounced: far inside the grace time.
+    let young = NOW - 60;
+    let bounced = |sent| ChainPing { failed: Some(NOW - 10), ..chain("a", "b", sent, None) };
+    let data = chain_data(vec![bounced(young), bounced(young + 1), bounced(young + 2)]);
+    let methodology = compute(&data, NOW, &StatsOptions::default());
+    assert_eq!(methodology.broken_type2.lines(true), vec!["(a b)"]);
+    let options = StatsOptions { model: Model::Echolot, ..StatsOptions::default() };
+    let echolot = compute(&data, NOW, &options);
+    assert!(echolot.broken_type2.lines(true).is_empty(), "Echolot waits out the grace");
 }
 
 #[test]
@@ -229,6 +265,7 @@ fn chain(a1: &str, a2: &str, sent: i64, returned: Option<i64>) -> ChainPing {
         addr2: format!("{a2}@{a2}.example"),
         sent,
         returned,
+        failed: None,
     }
 }
 
@@ -346,16 +383,35 @@ fn operator_files_and_the_publish_switch() {
 
 fn arb_pings() -> impl Strategy<Value = Vec<Ping>> {
     prop::collection::vec(
-        (0..13 * DAY, prop::option::of(0..3 * DAY)).prop_map(|(age, lat)| Ping {
-            ping_type: PingType::Mix,
-            sent: NOW - age,
-            returned: lat.map(|l| NOW - age + l),
-        }),
+        (0..13 * DAY, prop::option::of(0..3 * DAY), prop::option::of(0..3 * DAY)).prop_map(
+            |(age, lat, failed_after)| Ping {
+                ping_type: PingType::Mix,
+                sent: NOW - age,
+                returned: lat.map(|l| NOW - age + l),
+                // Only a ping that did not return can be known to have failed.
+                failed: failed_after.filter(|_| lat.is_none()).map(|f| NOW - age + f),
+            },
+        ),
         0..200,
     )
 }
 
 proptest! {
+    #[test]
+    fn knowing_a_failure_never_raises_reliability_and_echolot_never_sees_it(
+        pings in arb_pings(),
+    ) {
+        let unknown: Vec<Ping> = pings.iter().map(|p| Ping { failed: None, ..*p }).collect();
+        let known = remailer_stats(&pings, NOW, Model::Methodology).reliability;
+        let in_flight = remailer_stats(&unknown, NOW, Model::Methodology).reliability;
+        // Equal when the denominator was empty either way; otherwise never higher.
+        prop_assert!(known <= in_flight || in_flight == 0.0, "{known} > {in_flight}");
+        prop_assert_eq!(
+            remailer_stats(&pings, NOW, Model::Echolot),
+            remailer_stats(&unknown, NOW, Model::Echolot)
+        );
+    }
+
     #[test]
     fn reliability_is_a_fraction(pings in arb_pings()) {
         for model in [Model::Echolot, Model::Methodology] {
@@ -406,7 +462,7 @@ proptest! {
         let mut with_loss = pings.clone();
         with_loss.push(lost(NOW - age));
         let mut with_return = pings;
-        with_return.push(Ping { ping_type: PingType::Mix, sent: NOW - age, returned: Some(NOW - age + lat.min(age)) });
+        with_return.push(Ping { ping_type: PingType::Mix, sent: NOW - age, returned: Some(NOW - age + lat.min(age)), failed: None });
         let l = remailer_stats(&with_loss, NOW, Model::Echolot);
         let r = remailer_stats(&with_return, NOW, Model::Echolot);
         prop_assert!(r.returned == l.returned + 1);

@@ -46,6 +46,7 @@ pub fn dataset(rows: HistoryRows, now: i64) -> Dataset {
                 addr2: address(c.remailer2_id)?,
                 sent: c.sent,
                 returned: c.returned,
+                failed: c.failed,
             })
         })
         .collect();
@@ -81,7 +82,10 @@ mod tests {
     }
 
     fn single(remailer_id: i64, sent: i64, returned: Option<i64>) -> SingleRow {
-        SingleRow { remailer_id, ping: Ping { ping_type: PingType::Mix, sent, returned } }
+        SingleRow {
+            remailer_id,
+            ping: Ping { ping_type: PingType::Mix, sent, returned, failed: None },
+        }
     }
 
     #[test]
@@ -114,6 +118,7 @@ mod tests {
                 remailer2_id: 2,
                 sent: 50,
                 returned: None,
+                failed: None,
             }],
             ..Default::default()
         };

@@ -139,7 +139,9 @@ impl Store {
         // type, key, send time; chains by send time), so every sum adds up in the same order.
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, remailer1_id, remailer2_id, type1, key1_id, chain_type, sent_at,
-                    CASE WHEN outcome = 'returned' AND returned_at <= ?2 THEN returned_at END
+                    CASE WHEN outcome = 'returned' AND returned_at <= ?2 THEN returned_at END,
+                    CASE WHEN outcome IN ('bounced', 'corrupted') AND failed_at <= ?2
+                         THEN failed_at END
              FROM pings INDEXED BY pings_window
              WHERE sent_at > ?1 AND sent_at <= ?2
                AND outcome IN ('sent', 'returned', 'bounced', 'corrupted')",
@@ -154,19 +156,21 @@ impl Store {
             let remailer1_id: i64 = r.get(1)?;
             let sent: i64 = r.get(6)?;
             let returned: Option<i64> = r.get(7)?;
+            let failed: Option<i64> = r.get(8)?;
             match r.get::<_, Option<i64>>(2)? {
                 None => {
                     let ping_type = parse_column::<PingType>(r.get_ref(3)?)?;
                     let key: Option<i64> = r.get(4)?;
                     let row = SingleRow {
                         remailer_id: remailer1_id,
-                        ping: Ping { ping_type, sent, returned },
+                        ping: Ping { ping_type, sent, returned, failed },
                     };
                     singles.push(((ping_type, key, sent, id), row));
                 }
                 Some(remailer2_id) => {
                     let chain_type = parse_column::<ChainType>(r.get_ref(5)?)?;
-                    let row = ChainRow { chain_type, remailer1_id, remailer2_id, sent, returned };
+                    let row =
+                        ChainRow { chain_type, remailer1_id, remailer2_id, sent, returned, failed };
                     chains.push(((sent, id), row));
                 }
             }

@@ -128,18 +128,19 @@ impl Store {
                         kind = MailKind::Duplicate;
                     }
                 }
-                MailEffect::Corrupted { ping_id } => {
+                MailEffect::Corrupted { ping_id, at } => {
                     tx.execute(
-                        "UPDATE pings SET outcome = 'corrupted', last_error = 'returned altered'
+                        "UPDATE pings SET outcome = 'corrupted', last_error = 'returned altered',
+                                          failed_at = ?2
                          WHERE id = ?1 AND outcome = 'sent'",
-                        [ping_id],
+                        params![ping_id, at],
                     )?;
                 }
-                MailEffect::Bounced { ping_id, reason } => {
+                MailEffect::Bounced { ping_id, reason, at } => {
                     tx.execute(
-                        "UPDATE pings SET outcome = 'bounced', last_error = ?2
+                        "UPDATE pings SET outcome = 'bounced', last_error = ?2, failed_at = ?3
                          WHERE id = ?1 AND outcome = 'sent'",
-                        params![ping_id, reason],
+                        params![ping_id, reason, at],
                     )?;
                 }
                 MailEffect::SelfCheckReturned { id, returned_at } => {

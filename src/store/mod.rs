@@ -25,6 +25,7 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     (3, "0003_discovery", include_str!("../../migrations/0003_discovery.sql")),
     (4, "0004_hardening", include_str!("../../migrations/0004_hardening.sql")),
     (5, "0005_window_index", include_str!("../../migrations/0005_window_index.sql")),
+    (6, "0006_known_failures", include_str!("../../migrations/0006_known_failures.sql")),
 ];
 
 /// The schema version this binary writes.
@@ -290,7 +291,12 @@ mod tests {
             h.singles,
             vec![SingleRow {
                 remailer_id: a.id,
-                ping: Ping { ping_type: PingType::Mix, sent: 100, returned: Some(160) }
+                ping: Ping {
+                    ping_type: PingType::Mix,
+                    sent: 100,
+                    returned: Some(160),
+                    failed: None
+                }
             }]
         );
         // As of 200 the chain ping has not come back yet.
