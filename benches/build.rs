@@ -56,12 +56,12 @@ fn bench(c: &mut Criterion) {
     let inputs = BuildInputs::gather(&db, NOW, true).unwrap();
     group.bench_function("statistics/100", |b| {
         b.iter(|| {
-            let dataset = fathometer::stats::window::dataset(inputs.rows.clone(), NOW);
+            let dataset = fathometer::stats::window::dataset(inputs.stats.rows.clone(), NOW);
             fathometer::stats::compute(black_box(&dataset), NOW, &options)
         })
     });
     let report = fathometer::stats::compute(
-        &fathometer::stats::window::dataset(inputs.rows.clone(), NOW),
+        &fathometer::stats::window::dataset(inputs.stats.rows.clone(), NOW),
         NOW,
         &options,
     );
@@ -75,7 +75,7 @@ fn bench(c: &mut Criterion) {
             };
             let pages = fathometer::publish::pages::PageInputs {
                 report: &report,
-                remailers: &inputs.rows.remailers,
+                remailers: &inputs.stats.rows.remailers,
                 replies: &inputs.replies,
                 from_lines: &inputs.from_lines,
                 site_name: "bench",

@@ -130,6 +130,11 @@ async fn main_loop(pinger: Arc<Pinger>, smtp: SmtpSender) -> Result<()> {
     let mut signal = Box::pin(shutdown_signal());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let started_at = pinger.now();
+    // The runs of the daemon tell the pinger's own downtime from a remailer's.
+    let p = pinger.clone();
+    let run_id = blocking(move || p.store().start_run(started_at))
+        .await?
+        .context("recording the daemon's start")?;
     let published = Published { rules: health_rules(config, started_at), ..Published::default() };
     let (published_tx, published_rx) = watch::channel(published);
     let published_tx = Arc::new(published_tx);
@@ -175,7 +180,10 @@ async fn main_loop(pinger: Arc<Pinger>, smtp: SmtpSender) -> Result<()> {
                 let (p, ic) = (pinger.clone(), intensive_care.clone());
                 let stepped = blocking(move || {
                     let tick = schedule::tick(&p, &ic, now);
-                    let store = p.store();
+                    let mut store = p.store();
+                    if let Err(e) = store.run_alive(run_id, now) {
+                        warn!("recording that the daemon is alive: {e}");
+                    }
                     (tick, store.ping_counts(), store.mail_health(now, SELF_CHECK_DEADLINE_SECS))
                 })
                 .await;
@@ -226,6 +234,12 @@ async fn main_loop(pinger: Arc<Pinger>, smtp: SmtpSender) -> Result<()> {
         }
     }
     let _ = shutdown_tx.send(true);
+    let (p, now) = (pinger.clone(), pinger.now());
+    match blocking(move || p.store().stop_run(run_id, now)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!("recording the daemon's stop: {e}"),
+        Err(e) => warn!("recording the daemon's stop: {e:#}"),
+    }
     // Both loops stop between two steps (one mail, one message); a send or IMAP wait in
     // progress is abandoned (its ping stays queued and is retried by the next run).
     let stop = async {

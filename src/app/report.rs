@@ -11,12 +11,13 @@ use anyhow::{Context, Result};
 use tracing::info;
 
 use crate::config::Config;
+use crate::model::stability::{DaemonRun, UptimeDay};
 use crate::model::{
     ChainType, FromLine, HistoryRows, Model, PublishableKey, Remailer, SECONDS_PER_DAY, STATS_DAYS,
     StoredReply,
 };
 use crate::publish;
-use crate::stats::{self, Report, StatsOptions};
+use crate::stats::{self, Report, StatsOptions, stability};
 use crate::store::Store;
 
 /// Chains pinged daily because they are broken or under-sampled: (addr1, addr2, family).
@@ -68,15 +69,61 @@ fn since(now: i64) -> i64 {
     now - (STATS_DAYS as i64 + 1) * SECONDS_PER_DAY
 }
 
-/// The statistics as of `now`, from the store.
+/// The statistics as of `now`, from the store, with the long-term stability.
 pub fn report(store: &Store, now: i64, options: &StatsOptions) -> Result<Report> {
-    let rows = store.history(since(now), now)?;
-    Ok(stats::compute(&stats::window::dataset(rows, now), now, options))
+    let inputs = StatsInputs::gather(store, now)?;
+    Ok(compute(&inputs, now, options).0)
+}
+
+/// What the statistics read: the window's rows, and the year the stability figures need.
+pub struct StatsInputs {
+    pub rows: HistoryRows,
+    pub stored_days: Vec<UptimeDay>,
+    pub runs: Vec<DaemonRun>,
+}
+
+impl StatsInputs {
+    pub fn gather(store: &Store, now: i64) -> Result<StatsInputs> {
+        let first_day = stability::day_of(now) - stability::LONGEVITY_DAYS - 1;
+        Ok(StatsInputs {
+            rows: store.history(since(now), now)?,
+            stored_days: store.uptime_days(first_day)?,
+            runs: store.daemon_runs(since(now))?,
+        })
+    }
+}
+
+/// The report as of `now`, with its stability, and the recomputed days to store.
+pub fn compute(inputs: &StatsInputs, now: i64, options: &StatsOptions) -> (Report, Vec<UptimeDay>) {
+    let dataset = stats::window::dataset(inputs.rows.clone(), now);
+    let mut report = stats::compute(&dataset, now, options);
+    let ids: BTreeMap<String, i64> =
+        inputs.rows.remailers.iter().map(|r| (r.address.clone(), r.id)).collect();
+    let pinger_down = stability::pinger_downtime(&inputs.runs, now);
+    let announced = BTreeMap::new();
+    let identity_since = stability::identity_since(&inputs.rows.remailers, now);
+    let stability_inputs = stability::Inputs {
+        stored: &inputs.stored_days,
+        ids: &ids,
+        pinger_down: &pinger_down,
+        announced: &announced,
+        identity_since: &identity_since,
+    };
+    let listed = |address: &str, family: ChainType| {
+        let list = match family {
+            ChainType::Mix => &report.mix,
+            ChainType::Cpunk => &report.cpunk,
+        };
+        list.iter().any(|e| e.address == address && e.listed)
+    };
+    let computed = stability::compute(&dataset, &stability_inputs, listed, now);
+    report.stability = computed.figures;
+    (report, computed.days)
 }
 
 /// Everything one build reads from the store, read in one go.
 pub struct BuildInputs {
-    pub rows: HistoryRows,
+    pub stats: StatsInputs,
     pub replies: BTreeMap<i64, Vec<StoredReply>>,
     pub from_lines: Vec<FromLine>,
     /// The keys for the keyrings, when they are rebuilt this time.
@@ -86,7 +133,7 @@ pub struct BuildInputs {
 impl BuildInputs {
     pub fn gather(store: &Store, now: i64, keyrings: bool) -> Result<BuildInputs> {
         Ok(BuildInputs {
-            rows: store.history(since(now), now)?,
+            stats: StatsInputs::gather(store, now)?,
             replies: store.all_replies()?,
             from_lines: store.from_lines()?,
             keys: if keyrings { Some(store.publishable_keys(now)?) } else { None },
@@ -94,10 +141,12 @@ impl BuildInputs {
     }
 }
 
-/// What a build produced: the report, and the chains to ping daily from now on.
+/// What a build produced: the report, the chains to ping daily from now on, and the days of
+/// observations it recomputed (for the store).
 pub struct Built {
     pub report: Report,
     pub intensive_care: IntensiveCareSet,
+    pub days: Vec<UptimeDay>,
 }
 
 /// Rebuilds the statistics and publishes the lists and pages (and the keyrings when
@@ -111,7 +160,12 @@ pub fn build_and_publish(
     let options = stats_options(Some(config), None)?;
     let same_operator = same_operator_text(config)?;
     let inputs = { BuildInputs::gather(&super::context::lock(store), now, keyrings)? };
-    publish_inputs(config, inputs, now, &options, same_operator.as_deref())
+    let built = publish_inputs(config, inputs, now, &options, same_operator.as_deref())?;
+    let forget_before = stability::day_of(now) - stability::LONGEVITY_DAYS - 1;
+    super::context::lock(store)
+        .save_uptime_days(&built.days, forget_before)
+        .context("storing the days of observations")?;
+    Ok(built)
 }
 
 /// The pure part of a build and its writes, from inputs already gathered.
@@ -122,8 +176,8 @@ pub fn publish_inputs(
     options: &StatsOptions,
     same_operator: Option<&str>,
 ) -> Result<Built> {
-    let remailers: Vec<Remailer> = inputs.rows.remailers.clone();
-    let report = stats::compute(&stats::window::dataset(inputs.rows, now), now, options);
+    let remailers: Vec<Remailer> = inputs.stats.rows.remailers.clone();
+    let (report, days) = compute(&inputs.stats, now, options);
     // `.meta` files say when a client should fetch again: at the next rebuild.
     let meta_after = |interval: u64| config.publish.meta_files.then(|| now + interval as i64);
     let list_options = publish::ListOptions {
@@ -158,5 +212,5 @@ pub fn publish_inputs(
         }
     }
     info!(mix = report.mix.len(), cpunk = report.cpunk.len(), "statistics published");
-    Ok(Built { report, intensive_care })
+    Ok(Built { report, intensive_care, days })
 }

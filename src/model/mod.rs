@@ -10,6 +10,7 @@ pub mod history;
 pub mod mail;
 pub mod ping;
 pub mod remailer;
+pub mod stability;
 pub mod time;
 
 pub use address::{Delimiter, Identity, MailAddress};

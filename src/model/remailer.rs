@@ -91,6 +91,9 @@ pub struct RemailerKey {
     pub valid_from: Option<i64>,
     pub valid_until: Option<i64>,
     pub retired_at: Option<i64>,
+    /// When the pinger first saw it: a remailer's identity since then (Longevity, key
+    /// change events).
+    pub first_seen: i64,
 }
 
 impl RemailerKey {

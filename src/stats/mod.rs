@@ -13,6 +13,7 @@
 //!   the fraction of latencies `> (age - 900) / 0.8`, the chance it is merely still in transit.
 
 pub mod chains;
+pub mod stability;
 pub mod window;
 
 use std::collections::BTreeMap;
@@ -128,6 +129,9 @@ pub struct Report {
     pub broken_type2: BrokenChains,
     /// The dataset's return counters, per remailer address.
     pub returns: BTreeMap<String, ReturnCounters>,
+    /// Long-term stability per remailer address and family ([`stability`]); empty until the
+    /// application adds it (it needs the stored year, not only the window).
+    pub stability: BTreeMap<(String, ChainType), crate::model::stability::Stability>,
 }
 
 /// Computes the mlist and rlist statistics and the broken chains as of `now`.
@@ -162,6 +166,7 @@ pub fn compute(dataset: &Dataset, now: i64, options: &StatsOptions) -> Report {
         broken_type1,
         broken_type2,
         returns: dataset.returns.clone(),
+        stability: BTreeMap::new(),
     }
 }
 
@@ -236,6 +241,16 @@ pub fn median(sorted: &[i64]) -> Option<f64> {
         0 => None,
         _ if n.is_multiple_of(2) => Some((sorted[n / 2 - 1] as f64 + sorted[n / 2] as f64) / 2.0),
         _ => Some(sorted[(n - 1) / 2] as f64),
+    }
+}
+
+/// Median of sorted floats; the mean of the middle two for an even count.
+pub fn median_f64(sorted: &[f64]) -> Option<f64> {
+    let n = sorted.len();
+    match n {
+        0 => None,
+        _ if n.is_multiple_of(2) => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
+        _ => Some(sorted[(n - 1) / 2]),
     }
 }
 

@@ -77,6 +77,7 @@ mod tests {
                 valid_from: None,
                 valid_until: Some(35_000),
                 retired_at: None,
+                first_seen: 0,
             }],
         }
     }

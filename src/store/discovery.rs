@@ -289,6 +289,7 @@ impl Store {
                 valid_from,
                 valid_until,
                 retired_at: None,
+                first_seen: 0,
             };
             let taken =
                 out.last().is_some_and(|k| k.address == address && k.ping_type == ping_type);

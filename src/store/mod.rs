@@ -17,6 +17,7 @@ mod mail;
 mod outbox;
 mod remailers;
 mod schedule;
+mod stability;
 
 /// Embedded migrations, in order. The number is the `user_version` after applying it.
 const MIGRATIONS: &[(u32, &str, &str)] = &[
@@ -26,6 +27,7 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     (4, "0004_hardening", include_str!("../../migrations/0004_hardening.sql")),
     (5, "0005_window_index", include_str!("../../migrations/0005_window_index.sql")),
     (6, "0006_known_failures", include_str!("../../migrations/0006_known_failures.sql")),
+    (7, "0007_stability", include_str!("../../migrations/0007_stability.sql")),
 ];
 
 /// The schema version this binary writes.

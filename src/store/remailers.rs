@@ -60,7 +60,8 @@ impl Store {
             })?
             .collect::<rusqlite::Result<_>>()?;
         let mut keys = self.conn.prepare(
-            "SELECT remailer_id, id, ping_type, key_id, valid_from, valid_until, retired_at
+            "SELECT remailer_id, id, ping_type, key_id, valid_from, valid_until, retired_at,
+                    first_seen
              FROM keys ORDER BY remailer_id, ping_type, key_id",
         )?;
         let mut by_remailer: BTreeMap<i64, Vec<RemailerKey>> = BTreeMap::new();
@@ -73,10 +74,20 @@ impl Store {
                 r.get::<_, Option<i64>>(4)?,
                 r.get::<_, Option<i64>>(5)?,
                 r.get::<_, Option<i64>>(6)?,
+                r.get::<_, i64>(7)?,
             ))
         })?;
         for row in key_rows {
-            let (remailer_id, id, ping_type, key_id, valid_from, valid_until, retired_at) = row?;
+            let (
+                remailer_id,
+                id,
+                ping_type,
+                key_id,
+                valid_from,
+                valid_until,
+                retired_at,
+                first_seen,
+            ) = row?;
             let ping_type: PingType = ping_type.parse().map_err(StoreError::Corrupt)?;
             by_remailer.entry(remailer_id).or_default().push(RemailerKey {
                 id,
@@ -85,6 +96,7 @@ impl Store {
                 valid_from,
                 valid_until,
                 retired_at,
+                first_seen,
             });
         }
         for row in &mut rows {
