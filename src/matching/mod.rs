@@ -8,6 +8,7 @@
 //! network is hostile: nothing here panics on it, every step is bounded, and whatever is not
 //! a genuine return or a known reply is quarantined with its reason.
 
+pub mod announcement;
 pub mod reply;
 
 use mail_parser::Message;

@@ -119,6 +119,16 @@ pub enum MailEffect {
     },
     /// What a remailer's reply to a request teaches us.
     Discovery(DiscoveryEffect),
+    /// A downtime announcement signed with the remailer's admin key. It replaces the
+    /// remailer's earlier signed announcements; one signed no later than the newest already
+    /// applied is a replay and changes nothing (the mail becomes a duplicate).
+    SignedDowntime {
+        remailer_id: i64,
+        announcement: super::downtime::Announcement,
+        signer: String,
+        signed_at: i64,
+        at: i64,
+    },
     /// The From: header a return arrived with.
     FromLine {
         remailer_id: i64,

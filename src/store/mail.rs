@@ -154,6 +154,19 @@ impl Store {
                     }
                 }
                 MailEffect::Discovery(effect) => discovery::apply(&tx, effect)?,
+                MailEffect::SignedDowntime { remailer_id, announcement, signer, signed_at, at } => {
+                    let applied = super::downtime::apply_signed(
+                        &tx,
+                        *remailer_id,
+                        announcement,
+                        signer,
+                        *signed_at,
+                        *at,
+                    )?;
+                    if !applied {
+                        kind = MailKind::Duplicate;
+                    }
+                }
                 MailEffect::FromLine { remailer_id, ping_type, with_from, header, seen_at } => {
                     tx.execute(
                         "INSERT INTO from_lines (remailer_id, ping_type, with_from, from_header,

@@ -19,6 +19,7 @@ use crate::ingest::{
     self, Disposition, IngestSummary, Liveness, MAX_MAIL_BYTES, Processed, RawMail, imap,
     log_processed,
 };
+use crate::matching::announcement::{self, AdminKey};
 use crate::matching::{self, MAX_MIME_PARTS, MatchContext, Verdict};
 use crate::model::{MailKind, MailRecord};
 use crate::store::{Store, StoreError};
@@ -75,6 +76,17 @@ pub fn process(
             ),
         ),
         (Some(message), None) => match matching::addressee(message, ctx.identity) {
+            // Sent to the pinger's own address, not to a return address: a remailer
+            // operator's downtime announcement, believed only with its admin key's signature.
+            Err(_) if announcement::is_announcement(message) => {
+                match announcement::claimed_remailer(message) {
+                    Err(verdict) => verdict,
+                    Ok(address) => {
+                        let admin = admin_key(&lock(store), &address)?;
+                        announcement::verdict(message, &address, admin.as_ref(), now)
+                    }
+                }
+            }
             Err(verdict) => verdict,
             Ok(tag) => {
                 let target = lock(store).lookup_tag(&tag)?;
@@ -103,6 +115,13 @@ pub fn process(
         disposition: Disposition::of(kind),
         newly_recorded: recorded.is_some(),
     })
+}
+
+/// The admin key held for a remailer, and its newest signed announcement applied.
+fn admin_key(store: &Store, address: &str) -> Result<Option<AdminKey>, StoreError> {
+    let Some((remailer_id, armoured)) = store.admin_key(address)? else { return Ok(None) };
+    let newest_signed = store.newest_signed_downtime(remailer_id)?;
+    Ok(Some(AdminKey { remailer_id, armoured, newest_signed }))
 }
 
 /// Test hook for the crash tests: `FATHOMETER_CRASH_POINT=<name>` aborts the process at

@@ -50,6 +50,7 @@ mod encrypt;
 mod sealed;
 #[cfg(test)]
 mod tests;
+mod verify;
 
 use armour::*;
 use certs::*;
@@ -58,6 +59,7 @@ pub use encrypt::encrypt_to_cert;
 pub use sealed::{
     decrypt_symmetric, decrypt_symmetric_salted, encrypt_symmetric, encrypt_symmetric_salted,
 };
+pub use verify::{VerifiedText, VerifyError, signed_block, verify_clearsigned};
 
 /// Largest plaintext [`decrypt_symmetric`] hands back. Our payloads are at most about 9 KiB
 /// (4 KiB of padding, hex-encoded); the cap keeps a hostile (e.g. compression-bomb) message
