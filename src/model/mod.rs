@@ -6,6 +6,8 @@
 pub mod address;
 pub mod caps;
 pub mod discovery;
+pub mod downtime;
+pub mod event;
 pub mod history;
 pub mod mail;
 pub mod ping;

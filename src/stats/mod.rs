@@ -13,6 +13,8 @@
 //!   the fraction of latencies `> (age - 900) / 0.8`, the chance it is merely still in transit.
 
 pub mod chains;
+pub mod downtime;
+pub mod events;
 pub mod stability;
 pub mod window;
 
@@ -132,6 +134,9 @@ pub struct Report {
     /// Long-term stability per remailer address and family ([`stability`]); empty until the
     /// application adds it (it needs the stored year, not only the window).
     pub stability: BTreeMap<(String, ChainType), crate::model::stability::Stability>,
+    /// The announced downtime each remailer shows now, by address ([`downtime::current`]);
+    /// empty until the application adds it.
+    pub downtime: BTreeMap<String, crate::model::downtime::DowntimeNotice>,
 }
 
 /// Computes the mlist and rlist statistics and the broken chains as of `now`.
@@ -167,6 +172,7 @@ pub fn compute(dataset: &Dataset, now: i64, options: &StatsOptions) -> Report {
         broken_type2,
         returns: dataset.returns.clone(),
         stability: BTreeMap::new(),
+        downtime: BTreeMap::new(),
     }
 }
 

@@ -328,6 +328,9 @@ pub fn identity_since(remailers: &[Remailer], now: i64) -> BTreeMap<(i64, ChainT
 pub struct Computed {
     pub figures: BTreeMap<(String, ChainType), Stability>,
     pub days: Vec<UptimeDay>,
+    /// The window's observations per remailer row id and family, oldest first (for the
+    /// status events).
+    pub observations: BTreeMap<(i64, ChainType), Vec<Observation>>,
 }
 
 /// Stability for every remailer of `dataset` (the window, own failures already left out),
@@ -348,6 +351,7 @@ pub fn compute(
     }
     let mut figures = BTreeMap::new();
     let mut days = Vec::new();
+    let mut observed = BTreeMap::new();
     for r in &dataset.remailers {
         let Some(&id) = inputs.ids.get(&r.address) else { continue };
         let announced = inputs.announced.get(&id).map(Vec::as_slice).unwrap_or_default();
@@ -378,12 +382,13 @@ pub fn compute(
             let slots = known_slots(&all, now);
             figures.insert((r.address.clone(), family), figures_since(&slots, now, identity_since));
             days.extend(new);
+            observed.insert((id, family), obs);
         }
     }
     let mut flagged: Vec<(bool, &mut Stability)> =
         figures.iter_mut().map(|((address, family), f)| (listed(address, *family), f)).collect();
     flag(&mut flagged);
-    Computed { figures, days }
+    Computed { figures, days, observations: observed }
 }
 
 #[cfg(test)]

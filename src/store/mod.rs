@@ -12,6 +12,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use crate::model::{CLEAR_KEY_ID, PingType, RemailerKey, RemailerStatus};
 
 mod discovery;
+mod downtime;
+mod events;
 mod history;
 mod mail;
 mod outbox;
@@ -28,6 +30,7 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     (5, "0005_window_index", include_str!("../../migrations/0005_window_index.sql")),
     (6, "0006_known_failures", include_str!("../../migrations/0006_known_failures.sql")),
     (7, "0007_stability", include_str!("../../migrations/0007_stability.sql")),
+    (8, "0008_downtime_events", include_str!("../../migrations/0008_downtime_events.sql")),
 ];
 
 /// The schema version this binary writes.
