@@ -78,8 +78,10 @@ fn bench(c: &mut Criterion) {
                 remailers: &inputs.stats.rows.remailers,
                 replies: &inputs.replies,
                 from_lines: &inputs.from_lines,
+                events: &inputs.recent_events,
                 site_name: "bench",
                 operator: None,
+                pinger_address: "pinger@bench.example",
             };
             let public = fathometer::publish::pages::render_pages(&pages, false, &lists.public);
             let private = fathometer::publish::pages::render_pages(&pages, true, &lists.private);

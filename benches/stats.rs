@@ -65,8 +65,10 @@ fn bench_compute(c: &mut Criterion) {
         remailers: &remailers,
         replies: &replies,
         from_lines: &[],
+        events: &[],
         site_name: "bench",
         operator: None,
+        pinger_address: "pinger@bench.example",
     };
     let public_lists = fathometer::publish::list_files(&report, false, &list_options);
     let private_lists = fathometer::publish::list_files(&report, true, &list_options);

@@ -19,6 +19,7 @@ use tokio::sync::{Notify, watch};
 use tracing::{error, info, warn};
 
 use super::context::{Pinger, blocking, smtp_sender};
+use super::notify::Notifier;
 use super::report::{self, IntensiveCareSet};
 use super::{ingest, outbox, schedule, state};
 use crate::config::Config;
@@ -151,6 +152,13 @@ async fn main_loop(pinger: Arc<Pinger>, smtp: SmtpSender) -> Result<()> {
         publish::http::router(&config.results_dir(), published_rx, rebuilds, pinger.clock.clone());
     tokio::spawn(publish::http::serve(listener, app, http_limits(config), shutdown_rx.clone()));
 
+    let notifier = Notifier::start(
+        &config.events,
+        smtp.clone(),
+        config.pinger.address.clone(),
+        config.pinger.name.clone(),
+        pinger.clock.clone(),
+    );
     let wake_sender = Arc::new(Notify::new());
     let sender_task =
         tokio::spawn(sender_loop(pinger.clone(), smtp, wake_sender.clone(), shutdown_rx.clone()));
@@ -221,8 +229,13 @@ async fn main_loop(pinger: Arc<Pinger>, smtp: SmtpSender) -> Result<()> {
                                 last_keyrings = Some(now);
                             }
                             intensive_care = Arc::new(built.intensive_care);
+                            if let Some(n) = &notifier {
+                                n.notify(&built.new_events);
+                            }
                             published_tx.send_modify(|p| {
                                 p.report = Some(Arc::new(built.report));
+                                p.events = Arc::new(built.recent_events);
+                                p.event_counts = built.event_counts;
                                 p.last_build = Some(now);
                             });
                         }

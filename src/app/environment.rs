@@ -91,6 +91,10 @@ pub fn check(config: &Config) -> Vec<ConfigError> {
         }
     }
 
+    if let Some(program) = config.events.command.first() {
+        executable(Path::new(program)).unwrap_or_else(|m| problem("events", "command", m));
+    }
+
     let listen = config.http.listen.0;
     if let Err(e) = std::net::TcpListener::bind(listen) {
         let ours = e.kind() == std::io::ErrorKind::AddrInUse
@@ -108,6 +112,23 @@ fn readable(path: &Path, what: &str) -> Result<(), String> {
         Ok(f) if f.metadata().is_ok_and(|m| m.is_file()) => Ok(()),
         Ok(_) => Err(format!("{what} {} is not a file", path.display())),
         Err(e) => Err(format!("{what} {} cannot be read: {e}", path.display())),
+    }
+}
+
+/// Ok when `program` is an executable file, named by its path (the daemon runs with a
+/// minimal environment: no PATH search).
+fn executable(program: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    if program.components().count() == 1 {
+        return Err(format!(
+            "`{}` must be the path to the program (e.g. /usr/local/bin/{0}): no PATH search",
+            program.display()
+        ));
+    }
+    match std::fs::metadata(program) {
+        Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => Ok(()),
+        Ok(_) => Err(format!("{} is not an executable file", program.display())),
+        Err(e) => Err(format!("{} cannot be run: {e}", program.display())),
     }
 }
 
@@ -151,7 +172,7 @@ mod tests {
         let mut config = load(
             dir.path(),
             "[smtp]\nuser = \"u\"\npassword_file = \"nope\"\n[stats]\nbroken_type1_file = \
-             \"broken1.txt\"\n",
+             \"broken1.txt\"\n[events]\ncommand = [\"/nonexistent/notify\", \"-x\"]\n",
         );
         config.http.listen = crate::config::ListenAddr(([127, 0, 0, 1], port).into());
         let problems = check(&config);
@@ -163,11 +184,13 @@ mod tests {
                 (Some("pinger.state_dir".into()), Some(3)),
                 (Some("smtp.password_file".into()), Some(8)),
                 (Some("stats.broken_type1_file".into()), Some(10)),
+                (Some("events.command".into()), Some(12)),
                 (Some("http.listen".into()), Some(5)),
             ],
             "{problems:?}"
         );
         assert!(problems[0].message.contains("not a directory"), "{}", problems[0]);
-        assert!(problems[3].message.contains("cannot listen"), "{}", problems[3]);
+        assert!(problems[3].message.contains("cannot be run"), "{}", problems[3]);
+        assert!(problems[4].message.contains("cannot listen"), "{}", problems[4]);
     }
 }

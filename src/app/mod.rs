@@ -8,6 +8,7 @@ pub mod environment;
 pub mod import;
 pub mod ingest;
 pub mod keys;
+pub mod notify;
 pub mod outbox;
 pub mod report;
 pub mod schedule;

@@ -11,13 +11,15 @@ use anyhow::{Context, Result};
 use tracing::info;
 
 use crate::config::Config;
+use crate::model::downtime::{Downtime, OVERDUE_SHOWN_SECS};
+use crate::model::event::{Event, EventKind, Watch};
 use crate::model::stability::{DaemonRun, UptimeDay};
 use crate::model::{
-    ChainType, FromLine, HistoryRows, Model, PublishableKey, Remailer, SECONDS_PER_DAY, STATS_DAYS,
-    StoredReply,
+    ChainType, FromLine, HistoryRows, Model, PublishableKey, Remailer, SECONDS_PER_DAY,
+    SELF_CHECK_DEADLINE_SECS, STATS_DAYS, StoredReply,
 };
 use crate::publish;
-use crate::stats::{self, Report, StatsOptions, stability};
+use crate::stats::{self, Report, StatsOptions, downtime, events, stability};
 use crate::store::Store;
 
 /// Chains pinged daily because they are broken or under-sampled: (addr1, addr2, family).
@@ -72,14 +74,17 @@ fn since(now: i64) -> i64 {
 /// The statistics as of `now`, from the store, with the long-term stability.
 pub fn report(store: &Store, now: i64, options: &StatsOptions) -> Result<Report> {
     let inputs = StatsInputs::gather(store, now)?;
-    Ok(compute(&inputs, now, options).0)
+    Ok(compute(&inputs, now, options).report)
 }
 
-/// What the statistics read: the window's rows, and the year the stability figures need.
+/// What the statistics read: the window's rows, the year the stability figures need, the
+/// announced downtimes, and what the last build saw (for the events).
 pub struct StatsInputs {
     pub rows: HistoryRows,
     pub stored_days: Vec<UptimeDay>,
     pub runs: Vec<DaemonRun>,
+    pub downtimes: Vec<Downtime>,
+    pub watch: Watch,
 }
 
 impl StatsInputs {
@@ -89,18 +94,33 @@ impl StatsInputs {
             rows: store.history(since(now), now)?,
             stored_days: store.uptime_days(first_day)?,
             runs: store.daemon_runs(since(now))?,
+            // Downtimes over for longer than they are shown as overdue no longer matter.
+            downtimes: store.downtimes(now - OVERDUE_SHOWN_SECS - SECONDS_PER_DAY)?,
+            watch: store.watch()?,
         })
     }
 }
 
-/// The report as of `now`, with its stability, and the recomputed days to store.
-pub fn compute(inputs: &StatsInputs, now: i64, options: &StatsOptions) -> (Report, Vec<UptimeDay>) {
+/// What the pure part of a build computes.
+pub struct Computed {
+    pub report: Report,
+    /// The recomputed days of observations, for the store.
+    pub days: Vec<UptimeDay>,
+    /// What changed since the last build, and what this build saw.
+    pub events: Vec<Event>,
+    pub watch: Watch,
+}
+
+/// The report as of `now` with its stability and downtime notices, the days to store, and
+/// the events.
+pub fn compute(inputs: &StatsInputs, now: i64, options: &StatsOptions) -> Computed {
     let dataset = stats::window::dataset(inputs.rows.clone(), now);
     let mut report = stats::compute(&dataset, now, options);
     let ids: BTreeMap<String, i64> =
         inputs.rows.remailers.iter().map(|r| (r.address.clone(), r.id)).collect();
     let pinger_down = stability::pinger_downtime(&inputs.runs, now);
-    let announced = BTreeMap::new();
+    let notices = downtime::notices(&inputs.downtimes, &dataset, now);
+    let announced = downtime::announced_intervals(&inputs.downtimes);
     let identity_since = stability::identity_since(&inputs.rows.remailers, now);
     let stability_inputs = stability::Inputs {
         stored: &inputs.stored_days,
@@ -116,10 +136,26 @@ pub fn compute(inputs: &StatsInputs, now: i64, options: &StatsOptions) -> (Repor
         };
         list.iter().any(|e| e.address == address && e.listed)
     };
-    let computed = stability::compute(&dataset, &stability_inputs, listed, now);
-    report.stability = computed.figures;
-    (report, computed.days)
+    let stable = stability::compute(&dataset, &stability_inputs, listed, now);
+    let own_failures =
+        stats::own_failure_windows(&inputs.rows.self_checks, SELF_CHECK_DEADLINE_SECS, now);
+    let event_inputs = events::EventInputs {
+        remailers: &inputs.rows.remailers,
+        observations: &stable.observations,
+        downtimes: &notices,
+        pinger_down: &pinger_down,
+        own_failures: &own_failures,
+    };
+    let (watch, events) = events::detect(&inputs.watch, &event_inputs, now);
+    report.stability = stable.figures;
+    report.downtime = downtime::current(&notices);
+    Computed { report, days: stable.days, events, watch }
 }
+
+/// Recent events shown on the pages, in the feeds and by the API: this long back, at most
+/// [`MAX_RECENT_EVENTS`].
+pub const RECENT_EVENTS_SECS: i64 = 30 * SECONDS_PER_DAY;
+pub const MAX_RECENT_EVENTS: usize = 1000;
 
 /// Everything one build reads from the store, read in one go.
 pub struct BuildInputs {
@@ -128,6 +164,10 @@ pub struct BuildInputs {
     pub from_lines: Vec<FromLine>,
     /// The keys for the keyrings, when they are rebuilt this time.
     pub keys: Option<Vec<PublishableKey>>,
+    /// The events of the last [`RECENT_EVENTS_SECS`], newest first.
+    pub recent_events: Vec<Event>,
+    /// Events ever recorded, by kind.
+    pub event_counts: BTreeMap<EventKind, u64>,
 }
 
 impl BuildInputs {
@@ -137,20 +177,25 @@ impl BuildInputs {
             replies: store.all_replies()?,
             from_lines: store.from_lines()?,
             keys: if keyrings { Some(store.publishable_keys(now)?) } else { None },
+            recent_events: store.events_since(now - RECENT_EVENTS_SECS, MAX_RECENT_EVENTS)?,
+            event_counts: store.event_counts()?,
         })
     }
 }
 
-/// What a build produced: the report, the chains to ping daily from now on, and the days of
-/// observations it recomputed (for the store).
+/// What a build produced: the report, the chains to ping daily from now on, the events it
+/// found (stored, with their ids), and the recent events it published.
 pub struct Built {
     pub report: Report,
     pub intensive_care: IntensiveCareSet,
-    pub days: Vec<UptimeDay>,
+    pub new_events: Vec<Event>,
+    pub recent_events: Vec<Event>,
+    pub event_counts: BTreeMap<EventKind, u64>,
 }
 
 /// Rebuilds the statistics and publishes the lists and pages (and the keyrings when
-/// `keyrings` is set) as of `now`.
+/// `keyrings` is set) as of `now`. The days of observations, the events and the watch are
+/// stored before anything is published, in their own transactions.
 pub fn build_and_publish(
     config: &Config,
     store: &Mutex<Store>,
@@ -160,15 +205,23 @@ pub fn build_and_publish(
     let options = stats_options(Some(config), None)?;
     let same_operator = same_operator_text(config)?;
     let inputs = { BuildInputs::gather(&super::context::lock(store), now, keyrings)? };
-    let built = publish_inputs(config, inputs, now, &options, same_operator.as_deref())?;
+    let computed = compute(&inputs.stats, now, &options);
     let forget_before = stability::day_of(now) - stability::LONGEVITY_DAYS - 1;
-    super::context::lock(store)
-        .save_uptime_days(&built.days, forget_before)
-        .context("storing the days of observations")?;
-    Ok(built)
+    let new_events = {
+        let mut store = super::context::lock(store);
+        store
+            .save_uptime_days(&computed.days, forget_before)
+            .context("storing the days of observations")?;
+        store.record_events(&computed.watch, &computed.events).context("storing the events")?
+    };
+    for e in &new_events {
+        info!(kind = %e.kind, remailer = ?e.remailer.as_ref().map(|r| &r.address), "event: {}", e.detail);
+    }
+    publish_computed(config, inputs, computed.report, new_events, now, same_operator.as_deref())
 }
 
-/// The pure part of a build and its writes, from inputs already gathered.
+/// The pure part of a build and its writes, from inputs already gathered, storing nothing
+/// (the benchmarks).
 pub fn publish_inputs(
     config: &Config,
     inputs: BuildInputs,
@@ -176,8 +229,27 @@ pub fn publish_inputs(
     options: &StatsOptions,
     same_operator: Option<&str>,
 ) -> Result<Built> {
+    let computed = compute(&inputs.stats, now, options);
+    publish_computed(config, inputs, computed.report, computed.events, now, same_operator)
+}
+
+/// Renders and writes everything a build publishes.
+fn publish_computed(
+    config: &Config,
+    inputs: BuildInputs,
+    report: Report,
+    new_events: Vec<Event>,
+    now: i64,
+    same_operator: Option<&str>,
+) -> Result<Built> {
     let remailers: Vec<Remailer> = inputs.stats.rows.remailers.clone();
-    let (report, days) = compute(&inputs.stats, now, options);
+    let mut recent_events: Vec<Event> = new_events.iter().rev().cloned().collect();
+    recent_events.extend(inputs.recent_events.iter().cloned());
+    recent_events.truncate(MAX_RECENT_EVENTS);
+    let mut event_counts = inputs.event_counts.clone();
+    for e in &new_events {
+        *event_counts.entry(e.kind).or_default() += 1;
+    }
     // `.meta` files say when a client should fetch again: at the next rebuild.
     let meta_after = |interval: u64| config.publish.meta_files.then(|| now + interval as i64);
     let list_options = publish::ListOptions {
@@ -193,8 +265,10 @@ pub fn publish_inputs(
         remailers: &remailers,
         replies: &inputs.replies,
         from_lines: &inputs.from_lines,
+        events: &recent_events,
         site_name: &config.pinger.name,
         operator: config.pinger.operator_address.as_ref().map(|a| a.as_str()),
+        pinger_address: config.pinger.address.as_str(),
     };
     publish::write_pages(&pages, &lists, &public, &private, list_options.meta_expires)
         .context("writing the HTML pages")?;
@@ -212,5 +286,5 @@ pub fn publish_inputs(
         }
     }
     info!(mix = report.mix.len(), cpunk = report.cpunk.len(), "statistics published");
-    Ok(Built { report, intensive_care, days })
+    Ok(Built { report, intensive_care, new_events, recent_events, event_counts })
 }

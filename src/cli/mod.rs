@@ -1,6 +1,7 @@
 //! The `fathometer` command line: the arguments (clap) and a dispatch to the application
 //! ([`crate::app`]); what each command prints, and nothing else.
 
+mod downtime;
 mod list;
 mod output;
 
@@ -123,6 +124,20 @@ pub enum Command {
     /// Show the quarantine: mail that was forged, corrupted or not understood, with reasons.
     Quarantine {
         #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Announced downtime (RFC 636): why a remailer is unavailable, and until when.
+    Downtime {
+        #[command(subcommand)]
+        action: downtime::DowntimeAction,
+    },
+    /// Show the status events: remailers gone silent or resumed, new keys, announced
+    /// downtime, the pinger's own outages.
+    Events {
+        /// From when (`2026-12-01`, `2026-12-01 10:00 UTC`, RFC 3339; default: a week ago).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 100)]
         limit: usize,
     },
     /// Print the statistics as of an instant.
@@ -389,6 +404,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     if q.raw_kept { "" } else { "  (raw copy past retention, removed)" }
                 );
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Downtime { action } => {
+            let (mut store, _) = open_store(&cli)?;
+            downtime::run(&mut store, action, now())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Events { since, limit } => {
+            let (store, _) = open_store(&cli)?;
+            downtime::events(&store, since.as_deref(), *limit, now())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Stats { now: at, model, format, private } => {

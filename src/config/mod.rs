@@ -35,6 +35,8 @@ pub struct Config {
     pub discovery: DiscoveryConfig,
     #[serde(default)]
     pub publish: PublishConfig,
+    #[serde(default)]
+    pub events: EventsConfig,
     /// The file this configuration was read from, and its text, to locate problems found
     /// after parsing (see [`environment`]).
     #[serde(skip)]
@@ -280,6 +282,33 @@ impl Default for ScheduleConfig {
             self_check_secs: default_self_check(),
         }
     }
+}
+
+/// Telling the operator about status events (a remailer went silent, resumed, changed its
+/// key, announced downtime; the pinger's own outages).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsConfig {
+    /// A program run once per event, with its arguments, the event as JSON on its standard
+    /// input (e.g. `["/usr/local/bin/notify-events", "--channel", "ops"]`). Empty: none.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// The command is killed after this long.
+    #[serde(default = "default_hook_timeout")]
+    pub timeout_secs: Secs<300>,
+    /// Also mail each event to this address, through the configured MTA.
+    #[serde(default)]
+    pub mail_to: Option<MailAddress>,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig { command: Vec::new(), timeout_secs: default_hook_timeout(), mail_to: None }
+    }
+}
+
+fn default_hook_timeout() -> Secs<300> {
+    Secs(10)
 }
 
 /// Learning about remailers from their replies (`echolot.md` §5).

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::Router;
-use axum::extract::{Path as UrlPath, State};
+use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Redirect, Response};
 use axum::routing::get;
@@ -19,7 +19,8 @@ use tokio::sync::{Semaphore, watch};
 
 use super::snapshot::Published;
 use crate::model::Clock;
-use crate::publish::json::{EntryJson, stats_json};
+use crate::model::event::Event;
+use crate::publish::json::{EntryJson, EventJson, stats_json};
 use crate::publish::pages::THESAURUS_DIR;
 use crate::stats::Report;
 
@@ -74,6 +75,7 @@ pub fn router(
         .route("/api/v1/remailers", get(api_remailers))
         .route("/api/v1/remailers/{nick}", get(api_remailer))
         .route("/api/v1/chains", get(api_chains))
+        .route("/api/v1/events", get(api_events))
         .route("/{file}", get(results_file))
         // The index links its files relatively: it must be fetched as a directory.
         .route("/thesaurus", get(|| async { Redirect::permanent("/thesaurus/") }))
@@ -312,7 +314,7 @@ async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
     for n in names {
         body.push_str(&format!("/{n}\n"));
     }
-    body.push_str("/api/v1/remailers\n/api/v1/chains\n/healthz\n");
+    body.push_str("/api/v1/remailers\n/api/v1/chains\n/api/v1/events\n/healthz\n");
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
 }
 
@@ -393,6 +395,48 @@ async fn api_chains(State(state): State<AppState>) -> Response {
         Some(report) => Json(stats_json(&report, false).broken_chains).into_response(),
         None => not_ready(),
     }
+}
+
+/// `GET /api/v1/events?since=&remailer=`: the public events of the last 30 days recorded
+/// at or after `since` (Unix seconds or RFC 3339), oldest first, optionally of one remailer
+/// (by nick or address).
+#[derive(serde::Deserialize)]
+struct EventQuery {
+    since: Option<String>,
+    remailer: Option<String>,
+}
+
+async fn api_events(State(state): State<AppState>, Query(q): Query<EventQuery>) -> Response {
+    let since = match q.since.as_deref().map(str::trim) {
+        None | Some("") => i64::MIN,
+        Some(text) => match text
+            .parse::<i64>()
+            .ok()
+            .or_else(|| chrono::DateTime::parse_from_rfc3339(text).ok().map(|d| d.timestamp()))
+        {
+            Some(t) => t,
+            None => {
+                let error = "`since` is Unix seconds or an RFC 3339 time";
+                return (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "error": error })))
+                    .into_response();
+            }
+        },
+    };
+    let events = state.published.borrow().events.clone();
+    let of_remailer = |e: &Event| match (&q.remailer, &e.remailer) {
+        (None, _) => true,
+        (Some(want), Some(r)) => {
+            r.nick.as_deref() == Some(want.as_str()) || r.address.eq_ignore_ascii_case(want)
+        }
+        (Some(_), None) => false,
+    };
+    let shown: Vec<EventJson<'_>> = events
+        .iter()
+        .rev()
+        .filter(|e| e.is_public() && e.recorded_at >= since && of_remailer(e))
+        .map(EventJson::of)
+        .collect();
+    Json(serde_json::json!({ "events": shown })).into_response()
 }
 
 #[cfg(test)]

@@ -1,8 +1,11 @@
-//! The statistics as JSON (`fathometer stats --format json`, and later the HTTP API).
+//! The statistics as JSON (`fathometer stats --format json`, and the HTTP API).
 
 use serde::Serialize;
 
-use crate::model::{ReturnCounters, STATS_DAYS};
+use crate::model::downtime::DowntimeNotice;
+use crate::model::event::Event;
+use crate::model::stability::Stability;
+use crate::model::{ChainType, ReturnCounters, STATS_DAYS};
 use crate::stats::{ListEntry, Report};
 
 #[derive(Debug, Serialize)]
@@ -35,6 +38,41 @@ pub struct EntryJson<'a> {
     /// corrupted copies and bounces, which never count as returned.
     pub returns: ReturnCounters,
     pub caps: &'a str,
+    /// Long-term stability (Tor proposal 146); `null` before anything was observed.
+    pub stability: Option<StabilityJson<'a>>,
+    /// The announced downtime shown now (RFC 636), if any.
+    pub downtime: Option<&'a DowntimeNotice>,
+}
+
+/// The long-term figures of one remailer family.
+#[derive(Debug, Serialize)]
+pub struct StabilityJson<'a> {
+    /// Weighted fractional uptime, 0..1 (`null` before anything is known).
+    pub wfu: Option<f64>,
+    /// Weighted mean time between failures, seconds.
+    pub mtbf_s: f64,
+    /// Weighted time known, seconds.
+    pub time_known_s: f64,
+    /// Days of the last 365 seen up at this address and key.
+    pub longevity_days: u32,
+    pub stable: bool,
+    pub longterm: bool,
+    /// Up slots over known slots per UTC day, the last 90 days, oldest first.
+    pub uptime_by_day: &'a [Option<f64>],
+}
+
+impl<'a> StabilityJson<'a> {
+    pub fn of(s: &'a Stability) -> StabilityJson<'a> {
+        StabilityJson {
+            wfu: s.wfu,
+            mtbf_s: s.mtbf_secs,
+            time_known_s: s.time_known_secs,
+            longevity_days: s.longevity_days,
+            stable: s.stable,
+            longterm: s.longterm,
+            uptime_by_day: &s.daily,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -43,7 +81,7 @@ pub struct BrokenJson {
     pub cpunk: Vec<String>,
 }
 
-fn entries<'a>(list: &'a [ListEntry], report: &Report) -> Vec<EntryJson<'a>> {
+fn entries<'a>(list: &'a [ListEntry], family: ChainType, report: &'a Report) -> Vec<EntryJson<'a>> {
     list.iter()
         .enumerate()
         .map(|(i, e)| EntryJson {
@@ -59,6 +97,8 @@ fn entries<'a>(list: &'a [ListEntry], report: &Report) -> Vec<EntryJson<'a>> {
             pings_returned: e.stats.returned,
             returns: report.returns.get(&e.address).copied().unwrap_or_default(),
             caps: &e.caps,
+            stability: report.stability.get(&(e.address.clone(), family)).map(StabilityJson::of),
+            downtime: report.downtime.get(&e.address),
         })
         .collect()
 }
@@ -69,10 +109,37 @@ pub fn stats_json(report: &Report, private: bool) -> StatsJson<'_> {
     StatsJson {
         now: report.now,
         model: report.model.as_str(),
-        lists: Lists { mix: entries(&report.mix, report), cpunk: entries(&report.cpunk, report) },
+        lists: Lists {
+            mix: entries(&report.mix, ChainType::Mix, report),
+            cpunk: entries(&report.cpunk, ChainType::Cpunk, report),
+        },
         broken_chains: BrokenJson {
             mix: report.broken_type2.lines(private),
             cpunk: report.broken_type1.lines(private),
         },
     }
+}
+
+/// One event as the API and the hook show it.
+#[derive(Debug, Serialize)]
+pub struct EventJson<'a> {
+    #[serde(flatten)]
+    pub event: &'a Event,
+    /// "testmix1: not responding (mix)".
+    pub title: String,
+    /// `at` as RFC 3339.
+    pub at_utc: String,
+}
+
+impl<'a> EventJson<'a> {
+    pub fn of(event: &'a Event) -> EventJson<'a> {
+        EventJson { event, title: event.title(), at_utc: rfc3339(event.at) }
+    }
+}
+
+/// `2026-12-02T16:30:00Z`.
+pub fn rfc3339(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
 }

@@ -7,11 +7,14 @@ use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::snapshot::Published;
+use crate::model::ChainType;
+use crate::model::event::EventKind;
 use crate::stats::ListEntry;
 
 /// The content type of the OpenMetrics text that prometheus-client writes.
@@ -40,6 +43,98 @@ fn gauge(registry: &mut Registry, name: &str, help: &str, value: f64) {
     let g = FloatGauge::default();
     g.set(value);
     registry.register(name, help, g);
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabels {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DowntimeLabels {
+    nick: String,
+    state: String,
+}
+
+/// The long-term stability of listed remailers, and their announced downtime.
+fn stability_metrics(registry: &mut Registry, published: &Published) {
+    let families: Vec<(&str, &str, Family<RemailerLabels, FloatGauge>)> = vec![
+        (
+            "fathometer_remailer_wfu",
+            "Weighted fractional uptime (Tor's decay; 0..1)",
+            Family::default(),
+        ),
+        (
+            "fathometer_remailer_mtbf_seconds",
+            "Weighted mean time between failures",
+            Family::default(),
+        ),
+        (
+            "fathometer_remailer_time_known_seconds",
+            "Weighted time the uptime figures rest on",
+            Family::default(),
+        ),
+        (
+            "fathometer_remailer_longevity_days",
+            "Days of the last 365 seen up at the current address and key",
+            Family::default(),
+        ),
+        ("fathometer_remailer_stable", "1 with the Stable flag (weighted MTBF)", Family::default()),
+        ("fathometer_remailer_longterm", "1 with the Longterm flag (Longevity)", Family::default()),
+    ];
+    for (name, help, family) in &families {
+        registry.register(*name, *help, family.clone());
+    }
+    let downtime = Family::<DowntimeLabels, Gauge>::default();
+    registry.register(
+        "fathometer_remailer_announced_downtime",
+        "1 while a remailer has announced downtime, by state (upcoming, active, overdue)",
+        downtime.clone(),
+    );
+    let back = Family::<RemailerNickLabels, FloatGauge>::default();
+    registry.register(
+        "fathometer_remailer_expected_back_timestamp_seconds",
+        "When a remailer with announced downtime is expected back (Unix time)",
+        back.clone(),
+    );
+    let Some(report) = &published.report else { return };
+    let lists: [(ChainType, &[ListEntry]); 2] =
+        [(ChainType::Mix, &report.mix), (ChainType::Cpunk, &report.cpunk)];
+    for (family, entries) in lists {
+        for e in entries.iter().filter(|e| e.listed) {
+            let Some(f) = report.stability.get(&(e.address.clone(), family)) else { continue };
+            let labels = RemailerLabels { list: family.as_str().to_owned(), nick: e.nick.clone() };
+            let values = [
+                f.wfu,
+                Some(f.mtbf_secs),
+                Some(f.time_known_secs),
+                Some(f64::from(f.longevity_days)),
+                Some(if f.stable { 1.0 } else { 0.0 }),
+                Some(if f.longterm { 1.0 } else { 0.0 }),
+            ];
+            for ((_, _, gauges), value) in families.iter().zip(values) {
+                if let Some(v) = value {
+                    gauges.get_or_create(&labels).set(v);
+                }
+            }
+        }
+    }
+    let listed = |address: &str| {
+        report.mix.iter().chain(&report.cpunk).find(|e| e.listed && e.address == address)
+    };
+    for (address, notice) in &report.downtime {
+        let Some(e) = listed(address) else { continue };
+        let labels =
+            DowntimeLabels { nick: e.nick.clone(), state: notice.state.as_str().to_owned() };
+        downtime.get_or_create(&labels).set(1);
+        back.get_or_create(&RemailerNickLabels { nick: e.nick.clone() })
+            .set(notice.downtime.announcement.until as f64);
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RemailerNickLabels {
+    nick: String,
 }
 
 /// Renders the metrics of a snapshot. Only listed remailers appear: hidden ones are private.
@@ -115,6 +210,17 @@ pub fn render(published: &Published, now: i64) -> String {
                 mail.get_or_create(&labels).set(n as i64);
             }
         }
+    }
+    stability_metrics(&mut registry, published);
+    let events = Family::<EventLabels, Counter>::default();
+    registry.register(
+        "fathometer_events",
+        "Status events recorded since the store was created, by kind",
+        events.clone(),
+    );
+    for kind in EventKind::ALL {
+        let n = published.event_counts.get(&kind).copied().unwrap_or(0);
+        events.get_or_create(&EventLabels { kind: kind.as_str().to_owned() }).inc_by(n);
     }
     let health = &published.mail_health;
     if let Some(t) = health.last_mail_processed_at {
@@ -266,6 +372,7 @@ mod tests {
                 stale_build_secs: 960,
                 ingester_quiet_secs: Some(90),
             },
+            ..Default::default()
         };
         let text = render(&published, 100_000);
         assert!(

@@ -6,12 +6,20 @@
 
 use std::collections::BTreeMap;
 
+use super::feed;
 use super::html::{
-    self, BrokenChain, Counters, Day, FromLineRow, HtmlError, KeyView, REPLY_KINDS, RemailerView,
-    ReplyView, Site, ThesaurusFile, ThesaurusRow, TypeStats,
+    self, BrokenChain, Counters, Day, EventView, FromLineRow, HtmlError, KeyView, NoticeView,
+    REPLY_KINDS, RemailerView, ReplyView, Site, StabilityView, ThesaurusFile, ThesaurusRow,
+    TypeStats,
 };
 use super::lists;
-use crate::model::{FromLine, PingType, Remailer, SECONDS_PER_DAY, STATS_DAYS, StoredReply};
+use crate::model::downtime::{DowntimeNotice, DowntimeSource};
+use crate::model::event::Event;
+use crate::model::stability::Stability;
+use crate::model::{
+    ChainType, FromLine, PingType, Remailer, SECONDS_PER_DAY, STATS_DAYS, StoredReply,
+};
+use crate::stats::events::duration_text;
 use crate::stats::{ListEntry, Report};
 
 /// What the pages show besides the statistics.
@@ -21,8 +29,12 @@ pub struct PageInputs<'a> {
     /// The latest replies, by remailer row id.
     pub replies: &'a BTreeMap<i64, Vec<StoredReply>>,
     pub from_lines: &'a [FromLine],
+    /// Recent events, newest first (public and private alike; each tree picks its own).
+    pub events: &'a [Event],
     pub site_name: &'a str,
     pub operator: Option<&'a str>,
+    /// The pinger's own address: the authority of the feeds' ids.
+    pub pinger_address: &'a str,
 }
 
 /// The thesaurus shows replies that arrived in the last 21 days (Echolot's
@@ -59,8 +71,18 @@ pub fn render_pages(
             order.push(&e.address);
         }
     }
-    let views: Vec<RemailerView> =
+    let mut views: Vec<RemailerView> =
         order.iter().filter_map(|address| remailer_view(inputs, address, private)).collect();
+    // Each page shows the remailer's own recent events, linked to nothing else.
+    for v in &mut views {
+        let own: Vec<Event> = inputs
+            .events
+            .iter()
+            .filter(|e| e.remailer.as_ref().is_some_and(|r| r.address == v.address))
+            .cloned()
+            .collect();
+        v.events = event_views(&own, &[], private, REMAILER_EVENTS);
+    }
     let in_list = |list: &[ListEntry]| -> Vec<RemailerView> {
         list.iter()
             .filter(shown)
@@ -79,6 +101,7 @@ pub fn render_pages(
             })
             .collect()
     };
+    let events = event_views(inputs.events, &views, private, INDEX_EVENTS);
     let mut pages = vec![(
         "index.html".to_owned(),
         html::render_index(
@@ -86,11 +109,13 @@ pub fn render_pages(
             &ordered(&mix_views, &cpunk_views),
             &broken(&report.broken_type1),
             &broken(&report.broken_type2),
+            &events,
         )?,
     )];
     for v in &views {
         pages.push((v.page(), html::render_remailer(&site, v)?));
     }
+    pages.extend(feed::feeds(inputs, &views, private, report.now));
     let mut by_nick = views.clone();
     by_nick.sort_by(|a, b| a.nick.cmp(&b.nick));
     let (default_rows, user_rows) = from_line_rows(inputs, &by_nick);
@@ -176,6 +201,7 @@ fn remailer_view(inputs: &PageInputs<'_>, address: &str, private: bool) -> Optio
         list.iter().find(|e| e.address == address && (private || e.listed)).cloned()
     };
     let (mix, cpunk) = (find(&report.mix), find(&report.cpunk));
+    let (listed_mix, listed_cpunk) = (mix.is_some(), cpunk.is_some());
     let any = mix.as_ref().or(cpunk.as_ref())?;
     let row = inputs.remailers.iter().find(|r| r.address == address);
     let date = |t: Option<i64>| {
@@ -241,7 +267,106 @@ fn remailer_view(inputs: &PageInputs<'_>, address: &str, private: bool) -> Optio
             bounced: c.bounced,
         },
         replies,
+        stability: [
+            ("Mixmaster", ChainType::Mix, listed_mix),
+            ("Cypherpunk", ChainType::Cpunk, listed_cpunk),
+        ]
+        .into_iter()
+        .filter(|(_, _, shown)| *shown)
+        .filter_map(|(label, family, _)| {
+            report
+                .stability
+                .get(&(address.to_owned(), family))
+                .map(|s| stability_view(label, s, report.now))
+        })
+        .collect(),
+        downtime: report.downtime.get(address).map(notice_view),
+        events: Vec::new(),
     })
+}
+
+/// Events on the index, and on a remailer's page.
+const INDEX_EVENTS: usize = 20;
+const REMAILER_EVENTS: usize = 20;
+
+/// `2026-12-02 14:00 UTC`.
+fn minute(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default()
+}
+
+/// The newest `limit` events of a tree (the public one shows public events only), each
+/// linked to its remailer's page when `views` has one.
+fn event_views(
+    events: &[Event],
+    views: &[RemailerView],
+    private: bool,
+    limit: usize,
+) -> Vec<EventView> {
+    events
+        .iter()
+        .filter(|e| private || e.is_public())
+        .take(limit)
+        .map(|e| EventView {
+            when: minute(e.at),
+            title: e.title(),
+            detail: e.detail.clone(),
+            kind: e.kind.as_str().to_owned(),
+            page: e
+                .remailer
+                .as_ref()
+                .and_then(|r| views.iter().find(|v| v.address == r.address))
+                .map(RemailerView::page),
+        })
+        .collect()
+}
+
+fn stability_view(label: &str, s: &Stability, now: i64) -> StabilityView {
+    let first = now - (s.daily.len() as i64 - 1) * SECONDS_PER_DAY;
+    let days = s
+        .daily
+        .iter()
+        .enumerate()
+        .map(|(i, &uptime)| Day {
+            date: crate::model::time::utc_date(first + i as i64 * SECONDS_PER_DAY)
+                .format("%Y-%m-%d")
+                .to_string(),
+            reliability: uptime,
+            latency_secs: None,
+        })
+        .collect();
+    let flags: Vec<&str> = [(s.stable, "Stable"), (s.longterm, "Longterm")]
+        .iter()
+        .filter(|f| f.0)
+        .map(|f| f.1)
+        .collect();
+    StabilityView {
+        label: label.to_owned(),
+        wfu: s.wfu.map_or_else(|| "not known yet".to_owned(), |w| format!("{:.1}%", w * 100.0)),
+        mtbf: if s.mtbf_secs > 0.0 {
+            duration_text(s.mtbf_secs as i64)
+        } else {
+            "no run seen yet".to_owned()
+        },
+        time_known: duration_text(s.time_known_secs as i64),
+        longevity: format!("{} of the last 365 days", s.longevity_days),
+        flags: if flags.is_empty() { "none".to_owned() } else { flags.join(", ") },
+        days,
+    }
+}
+
+fn notice_view(n: &DowntimeNotice) -> NoticeView {
+    NoticeView {
+        state: n.state.as_str().to_owned(),
+        text: n.text.clone(),
+        source: match n.downtime.source {
+            DowntimeSource::Operator => "announced by this pinger's operator".to_owned(),
+            DowntimeSource::Signed => {
+                "announced by the remailer's operator, signed with its admin key".to_owned()
+            }
+        },
+    }
 }
 
 fn type_stats(label: &str, e: &ListEntry, now: i64) -> TypeStats {

@@ -1,9 +1,11 @@
 //! What the daemon shows of itself: the latest statistics build and its own health, in one
 //! snapshot that `/healthz`, `/metrics` and the API all read, with the one health rule.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::ingest::LivenessState;
+use crate::model::event::{Event, EventKind};
 use crate::model::{MailHealth, PingCounts};
 use crate::stats::Report;
 
@@ -28,6 +30,10 @@ pub struct Published {
     pub ingester: LivenessState,
     /// The thresholds of the health rule.
     pub rules: HealthRules,
+    /// The events of the last 30 days, newest first (private ones too: readers filter).
+    pub events: Arc<Vec<Event>>,
+    /// Events ever recorded, by kind (the `/metrics` counter).
+    pub event_counts: BTreeMap<EventKind, u64>,
 }
 
 impl Published {

@@ -11,9 +11,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fathometer::publish::html::{
-    BrokenChain, Counters, Day, FromLineRow, KeyView, REPLY_KINDS, RemailerView, ReplyView, Site,
-    ThesaurusFile, ThesaurusRow, TypeStats, render_from_lines, render_index, render_list_page,
-    render_remailer, render_thesaurus,
+    BrokenChain, Counters, Day, EventView, FromLineRow, KeyView, NoticeView, REPLY_KINDS,
+    RemailerView, ReplyView, Site, StabilityView, ThesaurusFile, ThesaurusRow, TypeStats,
+    render_from_lines, render_index, render_list_page, render_remailer, render_thesaurus,
 };
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -157,7 +157,36 @@ fn remailer(nick: &str, address: &str, seed: u32, cpunk: bool) -> RemailerView {
             received: "2023-11-14 06:12".to_owned(),
             body: format!("Remailer-Type: Mixmaster 3.0.2d\nCapabilities: <{address}>\n"),
         }],
+        stability: vec![StabilityView {
+            label: "Mixmaster".to_owned(),
+            wfu: format!("{:.1}%", 99.0 - f64::from(seed)),
+            mtbf: format!("{} d 3 h", 4 + seed),
+            time_known: "10 d 2 h".to_owned(),
+            longevity: format!("{} of the last 365 days", 300 - seed * 20),
+            flags: if seed.is_multiple_of(2) { "Stable, Longterm" } else { "Stable" }.to_owned(),
+            days: uptime_days(seed),
+        }],
+        downtime: None,
+        events: vec![EventView {
+            when: "2023-11-14 06:00 UTC".to_owned(),
+            title: format!("{nick}: service resumed (mix)"),
+            detail: "pings come back again after 5 h 10 min without".to_owned(),
+            kind: "resumed".to_owned(),
+            page: None,
+        }],
     }
+}
+
+/// Ninety days ending 2023-11-14, oldest first: the uptime of each, some unknown.
+fn uptime_days(seed: u32) -> Vec<Day> {
+    (0..90u32)
+        .map(|i| Day {
+            date: format!("day-{i}"),
+            reliability: (!(i + seed).is_multiple_of(13))
+                .then(|| 1.0 - f64::from((i * 5 + seed) % 4) / 8.0),
+            latency_secs: None,
+        })
+        .collect()
 }
 
 fn hostile() -> RemailerView {
@@ -171,6 +200,15 @@ fn hostile() -> RemailerView {
         received: "<b>bold</b>".to_owned(),
         body: format!("</pre><script>{PWNED}</script><img src=x onerror={PWNED}>"),
     }];
+    r.downtime = Some(NoticeView {
+        state: "active".to_owned(),
+        text: format!(
+            "unavailable because of <img src=x onerror={PWNED}> maintenance, expected back Tue \
+             14 Nov 16:30 UTC"
+        ),
+        source: "announced by the remailer's operator, signed with its admin key".to_owned(),
+    });
+    r.events[0].detail = format!("<iframe srcdoc=\"<script>{PWNED}</script>\">");
     r
 }
 
@@ -206,8 +244,12 @@ fn pages_in_headless_chromium() {
     let broken2 = [BrokenChain { left: "dizum".into(), right: "paranoia".into() }];
 
     let index_path = dir.path().join("index.html");
-    std::fs::write(&index_path, render_index(&site, &list, &broken1, &broken2).expect("index"))
-        .expect("write index");
+    let events: Vec<EventView> = list.iter().flat_map(|r| r.events.clone()).collect();
+    std::fs::write(
+        &index_path,
+        render_index(&site, &list, &broken1, &broken2, &events).expect("index"),
+    )
+    .expect("write index");
     for r in &list {
         let html = render_remailer(&site, r).expect("remailer page");
         std::fs::write(dir.path().join(r.page()), html).expect("write page");
@@ -264,19 +306,42 @@ fn pages_in_headless_chromium() {
     assert_eq!(dom.matches("<svg").count(), 5 + 4, "a sparkline per row:\n{dom}");
     assert!(dom.contains(&format!(">{escaped_nick}</a>")), "{dom}");
     assert!(dom.contains(&format!("href=\"{}\"", hostile.page())));
+    // The downtime notice, the RFC 636 way, with the hostile reason as text.
+    assert!(
+        dom.contains(
+            "unavailable because of &lt;img src=x onerror=document.title='pwned'&gt; \
+             maintenance, expected back Tue 14 Nov 16:30 UTC"
+        ),
+        "{dom}"
+    );
+    assert!(dom.contains("Recent events"), "{dom}");
+    assert!(dom.contains("&lt;iframe srcdoc="), "{dom}");
     assert_no_injected_elements(&dom, "index");
 
     // The hostile remailer's page: the charts are SVG elements, the rest is text.
     let dom = dump_dom(bin, dir.path(), &page_path);
     assert_eq!(title(&dom), format!("Remailer {escaped_nick} – fathometer test pinger"));
-    assert_eq!(dom.matches("<svg").count(), 4, "two charts per family:\n{dom}");
+    assert_eq!(
+        dom.matches("<svg").count(),
+        4 + 1,
+        "two charts per family, one uptime chart:\n{dom}"
+    );
+    assert!(dom.contains("Long-term stability"), "{dom}");
+    assert!(dom.contains("Weighted fractional uptime"), "{dom}");
+    assert!(dom.contains(">95.0%<"), "the WFU of this remailer:\n{dom}");
+    assert!(dom.contains("expected back Tue 14 Nov 16:30 UTC"), "{dom}");
     let with_data: usize = [&hostile.mix, &hostile.cpunk]
         .into_iter()
         .flatten()
         .flat_map(|ts| &ts.days)
         .map(|d| usize::from(d.reliability.is_some()) + usize::from(d.latency_secs.is_some()))
         .sum();
-    assert_eq!(dom.matches("<rect class=\"bar\"").count(), with_data, "a bar per day with data");
+    let uptime_bars = hostile.stability[0].days.iter().filter(|d| d.reliability.is_some()).count();
+    assert_eq!(
+        dom.matches("<rect class=\"bar\"").count(),
+        with_data + uptime_bars,
+        "a bar per day with data"
+    );
     assert!(dom.contains("role=\"img\""));
     assert!(dom.contains(&format!("<h1>Remailer {escaped_nick}</h1>")), "{dom}");
     assert!(dom.contains("&lt;/pre&gt;&lt;script&gt;document.title='pwned'&lt;/script&gt;"));

@@ -277,6 +277,22 @@ pub fn latency_chart(days: &[Day]) -> String {
     })
 }
 
+/// A bar chart of the uptime of each day (up slots over known slots, `0..=1`; `None` is a
+/// day with nothing known), oldest day first: the long-term chart of a remailer page.
+pub fn uptime_chart(days: &[Day]) -> String {
+    let values: Vec<Option<f64>> = days.iter().map(|d| reliability_value(d.reliability)).collect();
+    let label = format!("Uptime per day, {}: {}", range_text(days), summary(&values, percent));
+    render(&Series {
+        label,
+        days,
+        values,
+        max: 1.0,
+        ticks: [0.0, 0.5, 1.0].iter().map(|&v| (v, format!("{}%", v * 100.0))).collect(),
+        value_text: percent,
+        fill: reliability_fill,
+    })
+}
+
 /// A small reliability chart for a table cell: one bar per day, no axes, a baseline.
 pub fn reliability_sparkline(days: &[Day]) -> String {
     let values: Vec<Option<f64>> = days.iter().map(|d| reliability_value(d.reliability)).collect();

@@ -10,7 +10,8 @@
 //! autoescaping on for every template, and no template uses `|safe`. The escaping is
 //! minijinja's set (`& < > " ' /`) plus `=` and `` ` `` ([`escape`]), so that not even the
 //! text of an injected attribute (`onerror=`) survives. The only markup inserted unescaped
-//! is the SVG of [`reliability_chart`], [`latency_chart`] and [`reliability_sparkline`],
+//! is the SVG of [`reliability_chart`], [`latency_chart`], [`uptime_chart`] and
+//! [`reliability_sparkline`],
 //! marked safe in Rust ([`Value::from_safe_string`]): it is built from numbers and escaped
 //! generated text only. File names and anchors are built here from sanitised characters
 //! ([`page_name`]), never taken from remailer data.
@@ -26,7 +27,9 @@ use minijinja::value::{Serde, Value, ValueKind};
 use minijinja::{AutoEscape, Environment, ErrorKind, Output, State, UndefinedBehavior, context};
 use serde::Serialize;
 
-pub use chart::{LATENCY_CAP_SECS, latency_chart, reliability_chart, reliability_sparkline};
+pub use chart::{
+    LATENCY_CAP_SECS, latency_chart, reliability_chart, reliability_sparkline, uptime_chart,
+};
 
 /// Reply bodies longer than this are cut (at a character boundary) on the remailer page.
 pub const MAX_REPLY_BYTES: usize = 64 * 1024;
@@ -120,12 +123,65 @@ pub struct RemailerView {
     pub counters: Counters,
     /// At most one per kind is expected; the thesaurus links the first of each kind.
     pub replies: Vec<ReplyView>,
+    /// Long-term stability per family it is listed in.
+    pub stability: Vec<StabilityView>,
+    /// The announced downtime shown now (RFC 636), if any.
+    pub downtime: Option<NoticeView>,
+    /// Its recent events, newest first.
+    pub events: Vec<EventView>,
+}
+
+/// The long-term figures of one family, as text.
+#[derive(Debug, Clone, Serialize)]
+pub struct StabilityView {
+    /// `Mixmaster` or `Cypherpunk`.
+    pub label: String,
+    /// `98.2%`, or `not known yet`.
+    pub wfu: String,
+    /// `3 d 4 h`.
+    pub mtbf: String,
+    pub time_known: String,
+    /// `45 days`.
+    pub longevity: String,
+    /// `Stable, Longterm`, or `none`.
+    pub flags: String,
+    /// The last 90 days, oldest first: `reliability` is the day's uptime.
+    pub days: Vec<Day>,
+}
+
+/// An announced downtime, RFC 636's way.
+#[derive(Debug, Clone, Serialize)]
+pub struct NoticeView {
+    /// `upcoming`, `active` or `overdue`.
+    pub state: String,
+    /// "unavailable because of hardware maintenance, expected back Tue 02 Dec 16:30 UTC".
+    pub text: String,
+    /// Who announced it: "the remailer's operator (signed)" or "this pinger's operator".
+    pub source: String,
+}
+
+/// One status event.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventView {
+    /// `2026-12-02 14:00 UTC`.
+    pub when: String,
+    /// "testmix1: not responding (mix)".
+    pub title: String,
+    pub detail: String,
+    pub kind: String,
+    /// The remailer's page, when it has one in this tree.
+    pub page: Option<String>,
 }
 
 impl RemailerView {
     /// The file name of this remailer's page: `page_name(nick, address)`.
     pub fn page(&self) -> String {
         page_name(&self.nick, &self.address)
+    }
+
+    /// The file name of this remailer's event feed: its page's name with `.atom`.
+    pub fn feed(&self) -> String {
+        feed_name(&self.nick, &self.address)
     }
 }
 
@@ -217,6 +273,12 @@ pub fn page_name(nick: &str, address: &str) -> String {
     } else {
         format!("remailer-{slug}-{hash:08x}.html")
     }
+}
+
+/// The event feed of a remailer: [`page_name`] with `.atom` for `.html`.
+pub fn feed_name(nick: &str, address: &str) -> String {
+    let page = page_name(nick, address);
+    format!("{}.atom", page.strip_suffix(".html").unwrap_or(&page))
 }
 
 /// FNV-1a, 64 bits folded to 32: stable across builds and platforms (unlike std's hasher).
@@ -352,7 +414,16 @@ pub fn render_index(
     remailers: &[RemailerView],
     broken1: &[BrokenChain],
     broken2: &[BrokenChain],
+    events: &[EventView],
 ) -> Result<String, HtmlError> {
+    let notices: Vec<Value> = remailers
+        .iter()
+        .filter_map(|r| {
+            r.downtime
+                .as_ref()
+                .map(|n| context! { nick => r.nick.as_str(), page => r.page(), n => Serde(n) })
+        })
+        .collect();
     let families = vec![
         context! {
             id => "mix",
@@ -371,7 +442,10 @@ pub fn render_index(
             broken => Serde(broken1),
         },
     ];
-    render("index.html", context! { site => Serde(site), families })
+    render(
+        "index.html",
+        context! { site => Serde(site), families, notices, events => Serde(events) },
+    )
 }
 
 fn day_rows(days: &[Day]) -> Vec<Value> {
@@ -426,7 +500,15 @@ pub fn render_remailer(site: &Site, r: &RemailerView) -> Result<String, HtmlErro
             }
         })
         .collect();
-    render("remailer.html", context! { site => Serde(site), r => Serde(r), families, replies })
+    let stability: Vec<Value> = r
+        .stability
+        .iter()
+        .map(|st| context! { st => Serde(st), chart => Value::from_safe_string(uptime_chart(&st.days)) })
+        .collect();
+    render(
+        "remailer.html",
+        context! { site => Serde(site), r => Serde(r), feed => r.feed(), families, replies, stability },
+    )
 }
 
 /// from.html: the From: lines of returned pings, as the remailer pastes them by default and

@@ -73,6 +73,35 @@ fn remailer(nick: &str, address: &str) -> RemailerView {
                 body: "-----Begin Mix Key-----\n".to_owned(),
             },
         ],
+        stability: vec![StabilityView {
+            label: "Mixmaster".to_owned(),
+            wfu: "97.3%".to_owned(),
+            mtbf: "4 d 2 h".to_owned(),
+            time_known: "9 d 20 h".to_owned(),
+            longevity: "41 of the last 365 days".to_owned(),
+            flags: "Stable".to_owned(),
+            days: (0..90)
+                .map(|i| Day {
+                    date: format!("day {i}"),
+                    reliability: (i % 7 != 0).then_some(1.0 - f64::from(i % 3) * 0.25),
+                    latency_secs: None,
+                })
+                .collect(),
+        }],
+        downtime: Some(NoticeView {
+            state: "active".to_owned(),
+            text: "unavailable because of hardware maintenance, expected back Tue 14 Nov 16:30 UTC"
+                .to_owned(),
+            source: "announced by the remailer's operator, signed with its admin key".to_owned(),
+        }),
+        events: vec![EventView {
+            when: "2023-11-14 10:00 UTC".to_owned(),
+            title: format!("{nick}: not responding (mix)"),
+            detail: "the last 3 pings, sent since Tue 14 Nov 04:00 UTC, did not come back"
+                .to_owned(),
+            kind: "silent".to_owned(),
+            page: None,
+        }],
     }
 }
 
@@ -100,6 +129,14 @@ fn hostile() -> RemailerView {
         },
         ReplyView { kind: "key".to_owned(), received: "x".to_owned(), body: HOSTILE_BODY.into() },
     ];
+    if let Some(n) = r.downtime.as_mut() {
+        n.text = format!("unavailable because of {HOSTILE_BODY}, expected back soon");
+        n.state = "<img src=x onerror=alert(13)>".to_owned();
+    }
+    r.events[0].detail = HOSTILE_CAPS.to_owned();
+    r.events[0].page = Some("\"><script>alert(14)</script>".to_owned());
+    r.stability[0].flags = HOSTILE_NICK.to_owned();
+    r.stability[0].days[0].date = "<img src=x onerror=alert(15)>".to_owned();
     r
 }
 
@@ -138,7 +175,7 @@ fn hostile_strings_are_escaped_on_every_page() {
     evil_site.name = "<script>site</script>".into();
     evil_site.operator = Some("<img src=x onerror=op>".into());
     let pages = [
-        render_index(&evil_site, &list, &broken, &broken).expect("index"),
+        render_index(&evil_site, &list, &broken, &broken, &r.events).expect("index"),
         render_remailer(&evil_site, &r).expect("remailer"),
         render_from_lines(&evil_site, &rows, &rows).expect("from"),
         render_thesaurus(&evil_site, &thesaurus_rows(&list), 21).expect("thesaurus"),
@@ -376,7 +413,7 @@ fn list_pages_show_the_text_with_the_legend_of_its_format() {
 #[test]
 fn empty_inputs_render() {
     let s = site();
-    let index = render_index(&s, &[], &[], &[]).expect("index");
+    let index = render_index(&s, &[], &[], &[], &[]).expect("index");
     assert!(index.contains("No Mixmaster remailers are listed."));
     let mut bare = remailer("bare", "bare@example.org");
     bare.mix = None;
@@ -404,7 +441,7 @@ fn from_row() -> FromLineRow {
 fn pages_have_the_basics() {
     let r = remailer("austria", "mix@example.org");
     let pages = [
-        render_index(&site(), std::slice::from_ref(&r), &[], &[]).expect("index"),
+        render_index(&site(), std::slice::from_ref(&r), &[], &[], &[]).expect("index"),
         render_remailer(&site(), &r).expect("remailer"),
         render_from_lines(&site(), &[from_row()], &[]).expect("from"),
         render_thesaurus(&site(), &thesaurus_rows(std::slice::from_ref(&r)), 21)
@@ -433,12 +470,16 @@ fn pages_have_the_basics() {
         "from.html",
         "thesaurus/index.html",
         "api/v1/remailers",
+        "api/v1/events",
+        "events.atom",
         "metrics",
     ] {
         assert!(index.contains(&format!("href=\"{file}\"")), "no link to {file}");
     }
     assert_eq!(count(index, "<svg "), 2, "a sparkline per family row");
-    assert_eq!(count(&pages[1], "<svg "), 4, "two charts per family");
+    assert_eq!(count(&pages[1], "<svg "), 4 + 1, "two charts per family, the uptime chart");
+    assert!(pages[1].contains("Weighted fractional uptime</dt><dd>97.3%"), "{}", pages[1]);
+    assert!(pages[1].contains("role=\"status\"><strong>unavailable because of hardware"));
 }
 
 #[test]
@@ -446,7 +487,7 @@ fn base_path_prefixes_links() {
     let mut s = site();
     s.base_path = "/stats/".into();
     let r = remailer("austria", "mix@example.org");
-    let index = render_index(&s, std::slice::from_ref(&r), &[], &[]).expect("index");
+    let index = render_index(&s, std::slice::from_ref(&r), &[], &[], &[]).expect("index");
     assert!(index.contains("href=\"&#47;stats&#47;mlist.txt\""));
     assert!(index.contains(&format!("href=\"&#47;stats&#47;{}\"", r.page())));
 }
@@ -471,7 +512,8 @@ fn golden_view() -> (Site, Vec<RemailerView>, Vec<BrokenChain>, Vec<BrokenChain>
 #[test]
 fn golden_index() {
     let (site, remailers, broken1, broken2) = golden_view();
-    let html = render_index(&site, &remailers, &broken1, &broken2).expect("index");
+    let events: Vec<EventView> = remailers.iter().flat_map(|r| r.events.clone()).collect();
+    let html = render_index(&site, &remailers, &broken1, &broken2, &events).expect("index");
     if std::env::var_os("FATHOMETER_BLESS").is_some() {
         std::fs::write(GOLDEN_INDEX, &html).expect("write golden");
     }
@@ -524,6 +566,18 @@ mod prop {
             .prop_map(
                 |([nick, address, status, caps_line, options], software, mix, cpunk, t)| {
                     let [kind, received, body] = t;
+                    let downtime = Some(NoticeView {
+                        state: "active".to_owned(),
+                        text: caps_line.clone(),
+                        source: status.clone(),
+                    });
+                    let events = vec![EventView {
+                        when: received.clone(),
+                        title: nick.clone(),
+                        detail: caps_line.clone(),
+                        kind: options.clone(),
+                        page: None,
+                    }];
                     RemailerView {
                         keys: vec![KeyView {
                             ping_type: kind.clone(),
@@ -542,6 +596,9 @@ mod prop {
                         caps_line,
                         options,
                         software,
+                        downtime,
+                        events,
+                        stability: Vec::new(),
                         mix,
                         cpunk,
                         counters: Counters::default(),
@@ -597,7 +654,28 @@ mod prop {
                     body: neutral(&x.body),
                 })
                 .collect(),
+            stability: Vec::new(),
+            downtime: r.downtime.as_ref().map(|n| NoticeView {
+                state: neutral(&n.state),
+                text: neutral(&n.text),
+                source: neutral(&n.source),
+            }),
+            events: r
+                .events
+                .iter()
+                .map(|e| EventView {
+                    when: neutral(&e.when),
+                    title: neutral(&e.title),
+                    detail: neutral(&e.detail),
+                    kind: neutral(&e.kind),
+                    page: None,
+                })
+                .collect(),
         }
+    }
+
+    fn events(rs: &[RemailerView]) -> Vec<EventView> {
+        rs.iter().flat_map(|r| r.events.clone()).collect()
     }
 
     /// The markup characters of `hostile` all come from the templates: there are exactly as
@@ -625,8 +703,8 @@ mod prop {
             let nrows =
                 [FromLineRow { nick: neutral(&nick), types: neutral(&from), from: neutral(&from) }];
             assert_same_markup(
-                &render_index(&s, &rs, &broken, &broken).expect("index"),
-                &render_index(&s, &ns, &nbroken, &nbroken).expect("index"),
+                &render_index(&s, &rs, &broken, &broken, &events(&rs)).expect("index"),
+                &render_index(&s, &ns, &nbroken, &nbroken, &events(&ns)).expect("index"),
             );
             assert_same_markup(
                 &render_thesaurus(&s, &thesaurus_rows(&rs), 21).expect("thesaurus"),
