@@ -51,10 +51,51 @@ pub fn duration_text(secs: i64) -> String {
     }
 }
 
-/// The trailing run of `observations` whose `up` is `up`.
-fn trailing(observations: &[Observation], up: bool) -> &[Observation] {
-    let n = observations.iter().rev().take_while(|o| o.up == up).count();
-    &observations[observations.len() - n..]
+/// A change of a family's status found by [`walk`].
+struct Transition {
+    silent: bool,
+    /// The first observation of the run that made it.
+    at: i64,
+    /// The length of that run when it was decided.
+    run: usize,
+}
+
+/// Walks `observations` (oldest first) from the state `start` (`None`: not known yet, and
+/// nothing is reported until it is), with the hysteresis: [`SILENT_AFTER`] failures in a row
+/// make an up family silent, [`RESUMED_AFTER`] returns in a row a silent one up. Returns the
+/// transitions and the state it ends in (`None` if still not known). Walking all settled
+/// observations, not only the newest, also finds an outage that was over before its
+/// failures were known (a lost ping counts only after its allowance).
+fn walk(
+    observations: &[Observation],
+    start: Option<Watched>,
+) -> (Vec<Transition>, Option<Watched>) {
+    let reporting = start.is_some();
+    let mut state = start;
+    let mut transitions = Vec::new();
+    let mut run: Option<(bool, i64, usize)> = None;
+    for o in observations {
+        run = match run {
+            Some((up, at, n)) if up == o.up => Some((up, at, n + 1)),
+            _ => Some((o.up, o.at, 1)),
+        };
+        let Some((up, at, n)) = run else { continue };
+        let silent_now = state.as_ref().is_some_and(|s| s.value == "silent");
+        let next = match (&state, up) {
+            (None, true) => Some("up"),
+            (None, false) if n >= SILENT_AFTER => Some("silent"),
+            (Some(_), false) if !silent_now && n >= SILENT_AFTER => Some("silent"),
+            (Some(_), true) if silent_now && n >= RESUMED_AFTER => Some("up"),
+            _ => None,
+        };
+        if let Some(value) = next {
+            if reporting {
+                transitions.push(Transition { silent: value == "silent", at, run: n });
+            }
+            state = Some(Watched { value: value.to_owned(), since: at });
+        }
+    }
+    (transitions, state)
 }
 
 struct Detector<'a> {
@@ -108,42 +149,41 @@ impl Detector<'_> {
     fn status(&mut self, r: &Remailer, family: ChainType, observations: &[Observation]) {
         let subject = format!("status:{}:{family}", r.id);
         let previous = self.previous.get(&subject).cloned();
-        let downs = trailing(observations, false);
-        let ups = trailing(observations, true);
-        let next = match previous.as_ref().map(|p| p.value.as_str()) {
-            // First sight: silent if it has been failing long enough, else up if anything
-            // came back; a failure or two and nothing else says nothing yet.
-            None if downs.len() >= SILENT_AFTER => Some(("silent", downs[0].at)),
-            None => observations.iter().find(|o| o.up).map(|o| ("up", o.at)),
-            // Returns revised late may reach back before the silence began: it resumed no
-            // earlier than it was found silent.
-            Some("silent") if ups.len() >= RESUMED_AFTER => {
-                Some(("up", ups[0].at.max(previous.as_ref().map_or(i64::MIN, |p| p.since))))
+        let (transitions, last) = match &previous {
+            // First sight: where the observations leave it, without events (a new store, a
+            // new remailer; its past is not news).
+            None => {
+                let (_, last) = walk(observations, None);
+                match last {
+                    Some(w) => (Vec::new(), w),
+                    None => return,
+                }
             }
-            Some("silent") => None,
-            Some(_) if downs.len() >= SILENT_AFTER => Some(("silent", downs[0].at)),
-            Some(_) => None,
-        };
-        let Some((value, since)) = next else {
-            if let Some(p) = previous {
-                self.watch.insert(subject, p);
+            Some(p) => {
+                let from: Vec<Observation> =
+                    observations.iter().copied().filter(|o| o.at >= p.since).collect();
+                let (transitions, last) = walk(&from, Some(p.clone()));
+                (transitions, last.unwrap_or_else(|| p.clone()))
             }
-            return;
         };
-        let Some(before) = self.see(subject, value, since) else { return };
-        if value == "silent" {
-            let detail = format!(
-                "the last {} pings, sent since {}, did not come back",
-                downs.len(),
-                short_time(since)
-            );
-            self.emit(EventKind::Silent, since, Some(r), Some(family), detail);
-        } else {
-            let detail = format!(
-                "pings come back again after {} without",
-                duration_text(since - before.since)
-            );
-            self.emit(EventKind::Resumed, since, Some(r), Some(family), detail);
+        self.watch.insert(subject, last);
+        let mut before_since = previous.map_or(i64::MIN, |p| p.since);
+        for t in transitions {
+            if t.silent {
+                let detail = format!(
+                    "{} pings in a row, sent from {}, did not come back",
+                    t.run,
+                    short_time(t.at)
+                );
+                self.emit(EventKind::Silent, t.at, Some(r), Some(family), detail);
+            } else {
+                let detail = format!(
+                    "pings come back again after {} without",
+                    duration_text(t.at - before_since)
+                );
+                self.emit(EventKind::Resumed, t.at, Some(r), Some(family), detail);
+            }
+            before_since = t.at;
         }
     }
 

@@ -96,6 +96,40 @@ fn a_remailer_failing_from_the_start_is_silent_without_an_event_and_then_resumes
     assert_eq!(statuses("dddddduu"), vec![(EventKind::Resumed, T + 6 * 2 * H)]);
 }
 
+#[test]
+fn an_outage_over_before_its_failures_were_known_is_reported_whole() {
+    let r = remailer();
+    let key = (r.id, ChainType::Mix);
+    let inputs = |obs: &BTreeMap<(i64, ChainType), Vec<Observation>>| -> (Watch, Vec<Event>) {
+        let watch = Watch::from([(
+            format!("status:{}:mix", r.id),
+            Watched { value: "up".into(), since: T - 10 * H },
+        )]);
+        let inputs = EventInputs {
+            remailers: std::slice::from_ref(&r),
+            observations: obs,
+            downtimes: &[],
+            pinger_down: &[],
+            own_failures: &[],
+        };
+        detect(&watch, &inputs, T + 40 * H)
+    };
+    let (watch, events) = inputs(&BTreeMap::from([(key, observations("uudddduuu"))]));
+    let kinds: Vec<(EventKind, i64)> = events.iter().map(|e| (e.kind, e.at)).collect();
+    assert_eq!(
+        kinds,
+        vec![(EventKind::Silent, T + 2 * 2 * H), (EventKind::Resumed, T + 6 * 2 * H)]
+    );
+    assert_eq!(
+        events[0].detail,
+        format!("3 pings in a row, sent from {}, did not come back", short_time(T + 4 * H))
+    );
+    assert_eq!(
+        watch[&format!("status:{}:mix", r.id)],
+        Watched { value: "up".into(), since: T + 12 * H }
+    );
+}
+
 proptest! {
     /// Whatever the pattern, events alternate (never two silences in a row), each silence
     /// follows three failures, and each resumption two returns.
