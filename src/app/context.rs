@@ -122,3 +122,28 @@ pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
         .await
         .map_err(|e| anyhow::anyhow!("a background step failed: {e}"))
 }
+
+/// Test hook: `FATHOMETER_TEST_CLOCK_OFFSET_FILE=<file>` makes every command's clock the
+/// system's plus the seconds written in that file (read again at every call), so that an
+/// end-to-end test can move a running daemon hours ahead. Never set in production; without
+/// it the clock is the system's.
+pub const TEST_CLOCK_OFFSET_FILE: &str = "FATHOMETER_TEST_CLOCK_OFFSET_FILE";
+
+/// The clock of the commands: the system's (or the test hook's, see
+/// [`TEST_CLOCK_OFFSET_FILE`]).
+pub fn clock() -> Arc<dyn Clock> {
+    match std::env::var_os(TEST_CLOCK_OFFSET_FILE) {
+        Some(path) => Arc::new(OffsetFileClock(path.into())),
+        None => Arc::new(crate::model::SystemClock),
+    }
+}
+
+struct OffsetFileClock(std::path::PathBuf);
+
+impl Clock for OffsetFileClock {
+    fn now(&self) -> i64 {
+        let offset: i64 =
+            std::fs::read_to_string(&self.0).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+        crate::model::SystemClock.now() + offset
+    }
+}

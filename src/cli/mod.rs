@@ -16,7 +16,7 @@ use crate::app::context::{Pinger, open_store as open_db, smtp_sender};
 use crate::app::outbox::{Delivery, ping_now};
 use crate::app::{environment, import, ingest, keys, report, schedule, secret};
 use crate::config::{Config, DEFAULT_CONFIG_PATH, MailAddress};
-use crate::model::{Clock, Model, PingType, SystemClock};
+use crate::model::{Clock, Model, PingType};
 use crate::publish::{self, ListFile};
 use crate::send::Settled;
 use crate::store::Store;
@@ -225,7 +225,7 @@ pub fn main() -> ExitCode {
 
 /// The clock every command reads "now" from.
 fn clock() -> Arc<dyn Clock> {
-    Arc::new(SystemClock)
+    crate::app::context::clock()
 }
 
 /// A current-thread runtime for the commands that talk to the MTA or the mailbox.
