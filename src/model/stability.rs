@@ -66,9 +66,15 @@ impl UptimeDay {
 
     /// Reads stored slots; `None` unless exactly twelve known characters.
     pub fn parse_slots(text: &str) -> Option<[SlotState; SLOTS_PER_DAY]> {
-        let states: Vec<SlotState> =
-            text.chars().map(SlotState::from_char).collect::<Option<_>>()?;
-        states.try_into().ok()
+        let bytes = text.as_bytes();
+        if bytes.len() != SLOTS_PER_DAY {
+            return None;
+        }
+        let mut slots = [SlotState::Unknown; SLOTS_PER_DAY];
+        for (slot, &b) in slots.iter_mut().zip(bytes) {
+            *slot = SlotState::from_char(char::from(b))?;
+        }
+        Some(slots)
     }
 }
 

@@ -122,19 +122,26 @@ pub fn days(
     first: i64,
     last: i64,
 ) -> Vec<UptimeDay> {
-    (first..=last)
-        .map(|day| {
-            let start = day * SECONDS_PER_DAY;
-            let slots = std::array::from_fn(|i| {
-                let from = start + i as i64 * SLOT_SECS;
-                SlotState::of(
-                    observations
-                        .iter()
-                        .filter(|o| from <= o.at && o.at < from + SLOT_SECS)
-                        .map(|o| o.up),
-                )
-            });
-            UptimeDay { remailer_id, family, day, slots }
+    let n = usize::try_from(last - first + 1).unwrap_or(0);
+    let mut grid = vec![SlotState::Unknown; n * SLOTS_PER_DAY];
+    let start = first * SECONDS_PER_DAY;
+    for o in observations {
+        let Ok(i) = usize::try_from((o.at - start).div_euclid(SLOT_SECS)) else { continue };
+        if let Some(slot) = grid.get_mut(i) {
+            // Up if any ping of the slot came back ([`SlotState::of`]).
+            *slot = match (*slot, o.up) {
+                (_, true) | (SlotState::Up, _) => SlotState::Up,
+                _ => SlotState::Down,
+            };
+        }
+    }
+    grid.chunks_exact(SLOTS_PER_DAY)
+        .zip(first..)
+        .map(|(slots, day)| UptimeDay {
+            remailer_id,
+            family,
+            day,
+            slots: slots.try_into().expect("a day of slots"),
         })
         .collect()
 }
@@ -146,8 +153,16 @@ fn boundaries(t: i64, now: i64) -> i32 {
     (now.div_euclid(p) - (t - 1).div_euclid(p)).clamp(0, i32::MAX as i64) as i32
 }
 
+/// [`DECAY`] to the power of the boundaries passed: a table for the year the figures look
+/// back (a power per slot was most of their cost), multiplied out beyond it.
 fn weight(t: i64, now: i64) -> f64 {
-    DECAY.powi(boundaries(t, now))
+    const TABLE: usize = 2 * LONGEVITY_DAYS as usize + 8;
+    static POWERS: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
+    let powers = POWERS.get_or_init(|| {
+        std::iter::successors(Some(1.0), |p| Some(p * DECAY)).take(TABLE).collect()
+    });
+    let k = boundaries(t, now);
+    powers.get(k as usize).copied().unwrap_or_else(|| DECAY.powi(k))
 }
 
 /// The known slots of one remailer family, oldest first: `(slot start, state)`, none after

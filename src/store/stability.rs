@@ -65,14 +65,17 @@ impl Store {
         let mut rows = stmt.query([first_day])?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
-            let family: ChainType = r
-                .get_ref(1)?
-                .as_str()
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?
-                .parse()
-                .map_err(StoreError::Corrupt)?;
-            let text: String = r.get(3)?;
-            let slots = UptimeDay::parse_slots(&text)
+            let family =
+                match r.get_ref(1)?.as_bytes().map_err(|e| StoreError::Corrupt(e.to_string()))? {
+                    b"mix" => ChainType::Mix,
+                    b"cpunk" => ChainType::Cpunk,
+                    other => {
+                        let family = String::from_utf8_lossy(other);
+                        return Err(StoreError::Corrupt(format!("uptime family `{family}`")));
+                    }
+                };
+            let text = r.get_ref(3)?.as_str().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let slots = UptimeDay::parse_slots(text)
                 .ok_or_else(|| StoreError::Corrupt(format!("uptime slots `{text}`")))?;
             out.push(UptimeDay { remailer_id: r.get(0)?, family, day: r.get(2)?, slots });
         }
