@@ -60,6 +60,10 @@ fn bench(c: &mut Criterion) {
             fathometer::stats::compute(black_box(&dataset), NOW, &options)
         })
     });
+    // The whole pure part of a build: the statistics, the stability and the events.
+    group.bench_function("compute/100", |b| {
+        b.iter(|| fathometer::app::report::compute(black_box(&inputs.stats), NOW, &options))
+    });
     let report = fathometer::stats::compute(
         &fathometer::stats::window::dataset(inputs.stats.rows.clone(), NOW),
         NOW,

@@ -212,7 +212,9 @@ pub fn build_and_publish(
         store
             .save_uptime_days(&computed.days, forget_before)
             .context("storing the days of observations")?;
-        store.record_events(&computed.watch, &computed.events).context("storing the events")?
+        store
+            .record_events(&inputs.stats.watch, &computed.watch, &computed.events)
+            .context("storing the events")?
     };
     for e in &new_events {
         info!(kind = %e.kind, remailer = ?e.remailer.as_ref().map(|r| &r.address), "event: {}", e.detail);

@@ -65,13 +65,15 @@ struct Feed<'a> {
     authority: &'a str,
 }
 
+/// `since`: when the feed's subject appeared (its `updated` while it has no entry, so that
+/// a feed changes only when an event does).
 fn render(
     feed: &Feed<'_>,
     events: &[&Event],
     page_of: impl Fn(&Event) -> Option<String>,
-    now: i64,
+    since: i64,
 ) -> String {
-    let updated = events.iter().map(|e| e.recorded_at).max().unwrap_or(now);
+    let updated = events.iter().map(|e| e.recorded_at).max().unwrap_or(since);
     let mut out = String::new();
     let _ = write!(
         out,
@@ -100,14 +102,15 @@ fn render(
             published = rfc3339(e.at.min(e.recorded_at)),
             kind = e.kind.as_str(),
         );
-        if let Some(page) = page_of(e) {
-            let _ = writeln!(
-                out,
-                "<link rel=\"alternate\" type=\"text/html\" href=\"{}\"/>",
-                xml_text(&page)
-            );
-        }
-        let _ = write!(out, "<summary type=\"text\">{}</summary>\n</entry>\n", xml_text(&e.detail));
+        // Every entry links a page: its remailer's, or the index for the pinger's own.
+        let page = page_of(e).unwrap_or_else(|| "index.html".to_owned());
+        let _ = write!(
+            out,
+            "<link rel=\"alternate\" type=\"text/html\" href=\"{}\"/>\n\
+             <content type=\"text\">{}</content>\n</entry>\n",
+            xml_text(&page),
+            xml_text(&e.detail)
+        );
     }
     out.push_str("</feed>\n");
     out
@@ -139,7 +142,11 @@ pub fn feeds(
         authority: &authority,
     };
     let newest: Vec<&Event> = shown.iter().copied().take(FEED_ENTRIES).collect();
-    let mut out = vec![(all.file.clone(), render(&all, &newest, page_of, now))];
+    let first_seen = |address: &str| {
+        inputs.remailers.iter().find(|r| r.address == address).map(|r| r.first_seen)
+    };
+    let oldest = inputs.remailers.iter().map(|r| r.first_seen).min().unwrap_or(now);
+    let mut out = vec![(all.file.clone(), render(&all, &newest, page_of, oldest))];
     for v in views {
         let own: Vec<&Event> = shown
             .iter()
@@ -158,7 +165,8 @@ pub fn feeds(
             site_name: inputs.site_name,
             authority: &authority,
         };
-        out.push((feed.file.clone(), render(&feed, &own, |_| Some(v.page()), now)));
+        let since = first_seen(&v.address).unwrap_or(oldest);
+        out.push((feed.file.clone(), render(&feed, &own, |_| Some(v.page()), since)));
     }
     out
 }

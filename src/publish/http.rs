@@ -170,6 +170,7 @@ fn content_type(name: &str) -> &'static str {
     match name.rsplit_once('.').map(|(_, ext)| ext) {
         Some("html") => "text/html; charset=utf-8",
         Some("json") => "application/json",
+        Some("atom") => "application/atom+xml",
         Some("asc") => "application/pgp-keys",
         Some("css") => "text/css; charset=utf-8",
         Some("svg") => "image/svg+xml",
@@ -474,6 +475,7 @@ mod tests {
         assert_eq!(content_type("pubring.mix"), "text/plain; charset=utf-8");
         assert_eq!(content_type("pgp-all.asc"), "application/pgp-keys");
         assert_eq!(content_type("echolot.html"), "text/html; charset=utf-8");
+        assert_eq!(content_type("events.atom"), "application/atom+xml");
         assert_eq!(http_date(1_700_000_000), "Tue, 14 Nov 2023 22:13:20 GMT");
     }
 }

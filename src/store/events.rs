@@ -18,9 +18,18 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Stores a build's events and the watch it leaves, in one transaction; returns the
-    /// events with their ids.
-    pub fn record_events(&mut self, watch: &Watch, events: &[Event]) -> Result<Vec<Event>> {
+    /// Stores a build's events and the watch it leaves (written as the changes from
+    /// `previous`, what the build read: most builds change nothing and write nothing), in
+    /// one transaction; returns the events with their ids.
+    pub fn record_events(
+        &mut self,
+        previous: &Watch,
+        watch: &Watch,
+        events: &[Event],
+    ) -> Result<Vec<Event>> {
+        if events.is_empty() && previous == watch {
+            return Ok(Vec::new());
+        }
         let tx = self.conn.transaction()?;
         let mut stored = Vec::with_capacity(events.len());
         {
@@ -52,10 +61,15 @@ impl Store {
                 ])?;
                 stored.push(Event { id: tx.last_insert_rowid(), ..e.clone() });
             }
-            tx.execute("DELETE FROM watch", [])?;
-            let mut put =
-                tx.prepare_cached("INSERT INTO watch (subject, value, since) VALUES (?1, ?2, ?3)")?;
-            for (subject, w) in watch {
+            let mut remove = tx.prepare_cached("DELETE FROM watch WHERE subject = ?1")?;
+            for subject in previous.keys().filter(|s| !watch.contains_key(*s)) {
+                remove.execute([subject])?;
+            }
+            let mut put = tx.prepare_cached(
+                "INSERT INTO watch (subject, value, since) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (subject) DO UPDATE SET value = excluded.value, since = excluded.since",
+            )?;
+            for (subject, w) in watch.iter().filter(|(s, w)| previous.get(*s) != Some(w)) {
                 put.execute(params![subject, w.value, w.since])?;
             }
         }
@@ -145,6 +159,7 @@ mod tests {
             Watch::from([("status:1:mix".into(), Watched { value: "up".into(), since: 5 })]);
         let stored = s
             .record_events(
+                &Watch::new(),
                 &watch,
                 &[
                     event(EventKind::Silent, Some(r)),
@@ -162,7 +177,14 @@ mod tests {
         assert!(!read[0].is_public(), "a remailer we do not know is not published");
         assert!(s.events_since(21, 10).unwrap().is_empty());
         assert_eq!(s.event_counts().unwrap()[&EventKind::Silent], 2);
-        s.record_events(&Watch::new(), &[]).unwrap();
-        assert!(s.watch().unwrap().is_empty());
+        s.record_events(&watch, &Watch::new(), &[]).unwrap();
+        assert!(s.watch().unwrap().is_empty(), "what is no longer watched goes");
+        let changed =
+            Watch::from([("pinger:mail".into(), Watched { value: "ok".into(), since: 9 })]);
+        s.record_events(&Watch::new(), &changed, &[]).unwrap();
+        let again =
+            Watch::from([("pinger:mail".into(), Watched { value: "failing".into(), since: 10 })]);
+        s.record_events(&changed, &again, &[]).unwrap();
+        assert_eq!(s.watch().unwrap(), again);
     }
 }
