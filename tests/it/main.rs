@@ -8,6 +8,7 @@ mod browser;
 mod cli;
 mod discovery;
 mod echolot_vectors;
+mod events;
 mod hardening;
 mod http;
 mod imap;

@@ -151,6 +151,16 @@ impl GpgHome {
         armored
     }
 
+    /// `gpg --clearsign` of `text` with the key of `email` (SHA-256, as an operator would
+    /// sign an announcement); returns the signed text.
+    pub fn clearsign(&self, email: &str, text: &str) -> String {
+        let out = self.run_ok(
+            &["--local-user", email, "--digest-algo", "SHA256", "--clearsign"],
+            text.as_bytes(),
+        );
+        String::from_utf8(out.stdout).expect("clearsigned text is UTF-8")
+    }
+
     /// Imports (public or secret) keys.
     pub fn import(&self, armored: &str) {
         self.run_ok(&["--import"], armored.as_bytes());

@@ -56,9 +56,10 @@ use fathometer_testkit::mixmaster::{Decoded, SecretKey, decode_packet};
 use super::gpg::GpgHome;
 
 /// What the double does with the mail it would deliver.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Behaviour {
     /// A well-behaved remailer.
+    #[default]
     Forward,
     /// Forwards every final delivery twice (a replay).
     Duplicate,
@@ -75,6 +76,8 @@ struct Shared {
     errors: Vec<String>,
     forwarded: Vec<String>,
     profile: Option<Profile>,
+    /// What it does now ([`TestRemailer::set_behaviour`] changes it while it runs).
+    behaviour: Behaviour,
 }
 
 /// What the double says about itself when asked (`mixmaster.md` §5): with a profile it
@@ -171,7 +174,7 @@ impl TestRemailer {
         let backlog: HashSet<OsString> = std::fs::read_dir(&new_dir)
             .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
             .unwrap_or_default();
-        let shared = Arc::new(Mutex::new(Shared::default()));
+        let shared = Arc::new(Mutex::new(Shared { behaviour, ..Shared::default() }));
         let stop = Arc::new(AtomicBool::new(false));
         let worker = Worker {
             address: address.to_string(),
@@ -179,7 +182,6 @@ impl TestRemailer {
             maildir,
             gpg,
             smtp,
-            behaviour,
             shared: Arc::clone(&shared),
         };
         let stop2 = Arc::clone(&stop);
@@ -207,6 +209,11 @@ impl TestRemailer {
     /// Raw text (LF line ends, as handed to SMTP before CRLF conversion) of every message sent.
     pub fn forwarded(&self) -> Vec<String> {
         self.lock().forwarded.clone()
+    }
+
+    /// Changes what it does with the next message (a remailer going down and coming back).
+    pub fn set_behaviour(&self, behaviour: Behaviour) {
+        self.lock().behaviour = behaviour;
     }
 
     /// Makes it answer information requests (`remailer-conf`, ...) with `profile`.
@@ -246,7 +253,6 @@ struct Worker {
     maildir: PathBuf,
     gpg: GpgHome,
     smtp: SocketAddr,
-    behaviour: Behaviour,
     shared: Arc<Mutex<Shared>>,
 }
 
@@ -326,16 +332,17 @@ impl Worker {
         let Some(out) = self.process(text)? else {
             return Ok(()); // Null: dummy message
         };
-        if self.behaviour == Behaviour::Drop {
+        let behaviour = self.lock().behaviour;
+        if behaviour == Behaviour::Drop {
             return Ok(());
         }
         let final_delivery = !out.hop;
         let mut text = out.text;
-        if final_delivery && self.behaviour == Behaviour::Corrupt {
+        if final_delivery && behaviour == Behaviour::Corrupt {
             text = corrupt_armour(&text)
                 .ok_or("Corrupt: no PGP MESSAGE armour in the final payload; not delivered")?;
         }
-        let copies = if final_delivery && self.behaviour == Behaviour::Duplicate { 2 } else { 1 };
+        let copies = if final_delivery && behaviour == Behaviour::Duplicate { 2 } else { 1 };
         for _ in 0..copies {
             smtp_send(self.smtp, &self.address, &out.rcpts, &text)?;
             self.lock().forwarded.push(text.clone());
