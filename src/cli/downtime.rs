@@ -72,14 +72,15 @@ pub fn run(store: &mut Store, action: &DowntimeAction, now: i64) -> Result<()> {
         }
         DowntimeAction::List { all } => {
             let since = if *all { i64::MIN } else { now - 8 * SECONDS_PER_DAY };
-            let downtimes = store.downtimes(since)?;
+            let downtimes: Vec<_> = store
+                .downtimes(since)?
+                .into_iter()
+                .filter(|d| *all || d.removed_at.is_none())
+                .collect();
             if downtimes.is_empty() {
                 outln!("no announced downtime");
             }
             for d in downtimes {
-                if d.removed_at.is_some() && !all {
-                    continue;
-                }
                 let by = match d.source {
                     DowntimeSource::Operator => "operator".to_owned(),
                     DowntimeSource::Signed => {

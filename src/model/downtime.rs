@@ -69,11 +69,11 @@ impl Announcement {
         if reason.chars().any(char::is_control) {
             return Err("the reason holds control characters".into());
         }
-        if until <= starts_at {
-            return Err("the expected end is not after the start".into());
-        }
         if until <= now {
             return Err("the expected end has passed".into());
+        }
+        if until <= starts_at {
+            return Err("the expected end is not after the start".into());
         }
         if until - starts_at > MAX_DOWNTIME_SECS {
             return Err(format!(

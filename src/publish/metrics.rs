@@ -352,7 +352,41 @@ mod tests {
                 crate::model::ReturnCounters { returned: 1, forged: 1, ..Default::default() };
             data.returns.insert(format!("{nick}@x.example"), counters);
         }
-        let report = compute(&data, 100_000, &StatsOptions::default());
+        let mut report = compute(&data, 100_000, &StatsOptions::default());
+        for nick in ["open", "secret"] {
+            let figures = crate::model::stability::Stability {
+                wfu: Some(0.75),
+                mtbf_secs: 7200.0,
+                time_known_secs: 3600.0,
+                longevity_days: 12,
+                stable: true,
+                longterm: false,
+                daily: Vec::new(),
+            };
+            report.stability.insert((format!("{nick}@x.example"), ChainType::Mix), figures);
+            let a = crate::model::downtime::Announcement {
+                starts_at: 90_000,
+                until: 120_000,
+                reason: "disks".into(),
+            };
+            let downtime = crate::model::downtime::Downtime {
+                id: 1,
+                remailer_id: 1,
+                address: format!("{nick}@x.example"),
+                announcement: a,
+                source: crate::model::downtime::DowntimeSource::Operator,
+                signer: None,
+                announced_at: 80_000,
+                removed_at: None,
+                superseded_at: None,
+            };
+            let notice = crate::model::downtime::DowntimeNotice {
+                downtime,
+                state: crate::model::downtime::DowntimeState::Active,
+                text: String::new(),
+            };
+            report.downtime.insert(format!("{nick}@x.example"), notice);
+        }
         let published = Published {
             report: Some(Arc::new(report)),
             last_tick: Some(99_990),
@@ -372,9 +406,24 @@ mod tests {
                 stale_build_secs: 960,
                 ingester_quiet_secs: Some(90),
             },
+            event_counts: [(EventKind::Silent, 3), (EventKind::Resumed, 2)].into(),
             ..Default::default()
         };
         let text = render(&published, 100_000);
+        for line in [
+            "fathometer_remailer_wfu{list=\"mix\",nick=\"open\"} 0.75",
+            "fathometer_remailer_mtbf_seconds{list=\"mix\",nick=\"open\"} 7200.0",
+            "fathometer_remailer_longevity_days{list=\"mix\",nick=\"open\"} 12.0",
+            "fathometer_remailer_stable{list=\"mix\",nick=\"open\"} 1.0",
+            "fathometer_remailer_longterm{list=\"mix\",nick=\"open\"} 0.0",
+            "fathometer_remailer_announced_downtime{nick=\"open\",state=\"active\"} 1",
+            "fathometer_remailer_expected_back_timestamp_seconds{nick=\"open\"} 120000.0",
+            "fathometer_events_total{kind=\"silent\"} 3",
+            "fathometer_events_total{kind=\"resumed\"} 2",
+            "fathometer_events_total{kind=\"key-changed\"} 0",
+        ] {
+            assert!(text.contains(line), "no `{line}` in:\n{text}");
+        }
         assert!(
             text.contains("fathometer_remailer_reliability{list=\"mix\",nick=\"open\"} 1.0"),
             "{text}"

@@ -192,6 +192,64 @@ fn add_list_remove_with_db_only() {
 }
 
 #[test]
+fn downtime_is_added_listed_shown_and_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.sqlite");
+    let cmd = || {
+        let mut c = bin();
+        c.arg("--db").arg(&db).arg("--config").arg(dir.path().join("none.toml"));
+        c
+    };
+    run_ok(cmd().args(["add", "alpha@a.example"]));
+    let out = run_ok(cmd().args([
+        "downtime",
+        "add",
+        "alpha@a.example",
+        "--until",
+        "+3h",
+        "--reason",
+        "hardware  maintenance\t(disks)",
+    ]));
+    assert!(
+        out.starts_with("downtime 1: alpha@a.example: unavailable because of hardware"),
+        "{out}"
+    );
+    assert!(out.contains("maintenance (disks), expected back "), "white space folded: {out}");
+    let list = run_ok(cmd().args(["downtime", "list"]));
+    assert!(list.contains("alpha@a.example") && list.contains("[operator]"), "{list}");
+    // Shown in the statistics of its remailer.
+    let stats: serde_json::Value =
+        serde_json::from_str(&run_ok(cmd().args(["stats", "--format", "json", "--private"])))
+            .unwrap();
+    let events = run_ok(cmd().arg("events"));
+    assert!(events.contains("no events"), "nothing is recorded by `stats`: {events}");
+    assert!(stats["lists"]["mix"].as_array().unwrap().is_empty(), "not pinged yet: {stats}");
+
+    // Bad times and bounds are refused with the reason; nothing is stored.
+    for (args, why) in [
+        (vec!["--until", "tomorrow"], "--until"),
+        (vec!["--until", "+40d"], "longer than 30 days"),
+        (vec!["--until", "+1h", "--from", "+2h"], "not after the start"),
+        (vec!["--until", "2001-01-01"], "has passed"),
+    ] {
+        let mut c = cmd();
+        c.args(["downtime", "add", "alpha@a.example", "--reason", "x"]).args(&args);
+        let out = run(&mut c);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{args:?}: {err}");
+    }
+    let out = run(cmd().args(["downtime", "add", "nobody@x", "--until", "+1h", "--reason", "x"]));
+    assert!(!out.status.success());
+
+    run_ok(cmd().args(["downtime", "remove", "1"]));
+    assert!(run_ok(cmd().args(["downtime", "list"])).contains("no announced downtime"));
+    assert!(run_ok(cmd().args(["downtime", "list", "--all"])).contains("(removed "));
+    let out = run(cmd().args(["downtime", "remove", "1"]));
+    assert!(!out.status.success(), "removed once");
+}
+
+#[test]
 fn list_shows_reliability_of_imported_history() {
     let dir = tempfile::tempdir().unwrap();
     let db = imported_db(dir.path(), "example");
@@ -223,7 +281,17 @@ fn import_errors_name_file_and_line_and_import_nothing() {
 
 #[test]
 fn every_command_has_help() {
-    for cmd in ["run", "check-config", "add", "remove", "list", "import-pings", "stats"] {
+    for cmd in [
+        "run",
+        "check-config",
+        "add",
+        "remove",
+        "list",
+        "import-pings",
+        "stats",
+        "downtime",
+        "events",
+    ] {
         let out = run_ok(bin().args([cmd, "--help"]));
         assert!(out.contains("Usage:"), "{cmd}: {out}");
     }

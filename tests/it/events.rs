@@ -281,7 +281,11 @@ fn a_remailer_that_goes_silent_and_comes_back_is_reported_and_its_uptime_follows
     let tmp = tempfile::tempdir().unwrap();
     let hook_out = tmp.path().join("events.jsonl");
     let script = hook(tmp.path(), &hook_out);
-    let extra = format!("[events]\ncommand = [\"{}\"]\ntimeout_secs = 5\n", script.display());
+    clear_mailbox("operator1");
+    let extra = format!(
+        "[events]\ncommand = [\"{}\"]\ntimeout_secs = 5\nmail_to = \"operator1@localhost\"\n",
+        script.display()
+    );
     let mut p = Pinger::new("ping13", &reply, &extra);
     p.start();
 
@@ -362,6 +366,15 @@ fn a_remailer_that_goes_silent_and_comes_back_is_reported_and_its_uptime_follows
     let env_kinds = std::fs::read_to_string(format!("{}.kinds", hook_out.display())).unwrap();
     assert!(env_kinds.contains("silent\n") && env_kinds.contains("resumed\n"), "{env_kinds}");
     assert!(hooked.iter().all(|e| e["id"].as_i64().unwrap() > 0));
+
+    // And the operator got them by mail, through the MTA.
+    let mailed = |needle: &str| {
+        files_in("operator1", "new")
+            .iter()
+            .any(|f| std::fs::read_to_string(f).is_ok_and(|m| m.contains(needle)))
+    };
+    assert!(wait_until(Duration::from_secs(20), || mailed("remailer15: service resumed (cpunk)")));
+    assert!(mailed("Subject: [fathometer test] remailer15: not responding (cpunk)"));
 
     // `/metrics` counts them.
     let metrics = get(p.port, "/metrics", "").text();
