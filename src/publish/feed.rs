@@ -10,8 +10,19 @@ use std::fmt::Write as _;
 
 use super::html::{RemailerView, feed_name};
 use super::json::rfc3339;
-use super::pages::PageInputs;
+use crate::model::Remailer;
 use crate::model::event::Event;
+
+/// What the feeds of a tree are made from.
+pub struct FeedInputs<'a> {
+    /// Recent events, newest first.
+    pub events: &'a [Event],
+    /// Every remailer (when each appeared).
+    pub remailers: &'a [Remailer],
+    pub site_name: &'a str,
+    /// The authority of the entries' `tag:` ids.
+    pub pinger_address: &'a str,
+}
 
 /// Entries per feed.
 pub const FEED_ENTRIES: usize = 100;
@@ -119,7 +130,7 @@ fn render(
 /// The feeds of one tree: every event (the public tree: public events only), and one per
 /// remailer shown, as `(file name, content)`.
 pub fn feeds(
-    inputs: &PageInputs<'_>,
+    inputs: &FeedInputs<'_>,
     views: &[RemailerView],
     private: bool,
     now: i64,

@@ -115,7 +115,13 @@ pub fn render_pages(
     for v in &views {
         pages.push((v.page(), html::render_remailer(&site, v)?));
     }
-    pages.extend(feed::feeds(inputs, &views, private, report.now));
+    let feed_inputs = feed::FeedInputs {
+        events: inputs.events,
+        remailers: inputs.remailers,
+        site_name: inputs.site_name,
+        pinger_address: inputs.pinger_address,
+    };
+    pages.extend(feed::feeds(&feed_inputs, &views, private, report.now));
     let mut by_nick = views.clone();
     by_nick.sort_by(|a, b| a.nick.cmp(&b.nick));
     let (default_rows, user_rows) = from_line_rows(inputs, &by_nick);
