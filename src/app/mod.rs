@@ -4,6 +4,7 @@
 
 pub mod context;
 pub mod daemon;
+pub mod echolot;
 pub mod environment;
 pub mod import;
 pub mod ingest;

@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::app::context::{Pinger, open_store as open_db, smtp_sender};
 use crate::app::outbox::{Delivery, ping_now};
-use crate::app::{environment, import, ingest, keys, report, schedule, secret};
+use crate::app::{echolot, environment, import, ingest, keys, report, schedule, secret};
 use crate::config::{Config, DEFAULT_CONFIG_PATH, MailAddress};
 use crate::model::{Clock, Model, PingType};
 use crate::publish::{self, ListFile};
@@ -87,6 +87,19 @@ pub enum Command {
         /// chaintype,addr1,addr2,sent_unix,received_unix
         #[arg(long)]
         chains: Option<PathBuf>,
+    },
+    /// Bring over an Echolot pinger: its remailers, keys, ping and chain-ping history,
+    /// thesaurus and From: lines, read in place (the home is never modified). Running it again
+    /// imports nothing new.
+    ImportEcholot {
+        /// Echolot's home directory (with `data/metadata`).
+        home: PathBuf,
+        /// Its pingd.conf, when not in the home.
+        #[arg(long)]
+        pingd_conf: Option<PathBuf>,
+        /// Write a fathometer.toml suggested from pingd.conf here (never over an existing file).
+        #[arg(long)]
+        suggest_config: Option<PathBuf>,
     },
     /// Import remailer keys: OpenPGP keyrings, pubring.mix files, saved remailer-key replies.
     ImportKeys {
@@ -347,6 +360,35 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 s.remailers_updated,
                 s.keys_added
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ImportEcholot { home, pingd_conf, suggest_config } => {
+            let (mut store, config) = open_store(&cli)?;
+            let (report, read) =
+                echolot::import_home(&mut store, home, pingd_conf.as_deref(), now())?;
+            for line in report.to_string().lines() {
+                outln!("{}", terminal_safe(line));
+            }
+            if let Some(path) = suggest_config {
+                let state_dir = config
+                    .as_ref()
+                    .map(|c| c.pinger.state_dir.display().to_string())
+                    .unwrap_or_else(|| "/var/lib/fathometer".to_owned());
+                // Absolute, so that the suggested file works from any directory.
+                let home = std::fs::canonicalize(home).unwrap_or_else(|_| home.clone());
+                let text = echolot::conf::suggest(read.config.as_ref(), &state_dir, &home);
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(path)
+                    .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
+                    .with_context(|| format!("writing {}", path.display()))?;
+                outln!("a configuration suggested from pingd.conf: {}", path.display());
+            } else {
+                outln!(
+                    "(--suggest-config FILE writes a fathometer.toml suggested from pingd.conf)"
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::ImportKeys { files, add } => {

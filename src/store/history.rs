@@ -117,6 +117,20 @@ impl Store {
                 }
             }
         }
+        // An imported history is older than the import: a key and its remailer were first
+        // seen when their first ping was sent (Longevity counts from there).
+        tx.execute(
+            "UPDATE keys SET first_seen = MIN(first_seen,
+                 COALESCE((SELECT MIN(sent_at) FROM pings
+                           WHERE key1_id = keys.id AND remailer2_id IS NULL), first_seen))",
+            [],
+        )?;
+        tx.execute(
+            "UPDATE remailers SET first_seen = MIN(first_seen,
+                 COALESCE((SELECT MIN(sent_at) FROM pings WHERE remailer1_id = remailers.id),
+                          first_seen))",
+            [],
+        )?;
         tx.commit()?;
         Ok(summary)
     }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use rusqlite::params;
 
 use super::{Result, Store, StoreError, column_status, remailer_id, upsert_key_tx};
-use crate::model::{KeyChange, PingType, Remailer, RemailerKey};
+use crate::model::{KeyChange, PingType, Remailer, RemailerKey, RemailerStatus, RequestKind};
 
 impl Store {
     /// Adds an address; returns false if it was already known (it is then left unchanged,
@@ -165,6 +165,63 @@ impl Store {
                                   updated_at = ?4
              WHERE address = ?1 AND (nick IS NULL OR caps IS NULL)",
             params![address, nick, caps, now],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Sets a remailer's status and its reason (an import from another pinger); returns
+    /// whether it changed.
+    pub fn set_status(
+        &mut self,
+        address: &str,
+        status: RemailerStatus,
+        reason: Option<&str>,
+        now: i64,
+    ) -> Result<bool> {
+        let n = self.conn.execute(
+            "UPDATE remailers SET status = ?2, status_reason = ?3, updated_at = ?4
+             WHERE address = ?1 AND (status <> ?2 OR status_reason IS NOT ?3)",
+            params![address, status.as_str(), reason, now],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Keeps a raw reply for the thesaurus unless a newer one of its kind is kept; returns
+    /// whether it was stored.
+    pub fn store_reply(
+        &mut self,
+        remailer_id: i64,
+        kind: RequestKind,
+        received_at: i64,
+        body: &str,
+    ) -> Result<bool> {
+        let n = self.conn.execute(
+            "INSERT INTO replies (remailer_id, kind, received_at, body) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (remailer_id, kind) DO UPDATE
+             SET received_at = excluded.received_at, body = excluded.body
+             WHERE excluded.received_at > replies.received_at",
+            params![remailer_id, kind.as_str(), received_at, body],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Keeps the From: line a remailer's returns had, unless a newer one is kept; returns
+    /// whether it was stored.
+    pub fn store_from_line(
+        &mut self,
+        remailer_id: i64,
+        ping_type: PingType,
+        with_from: bool,
+        header: &str,
+        seen_at: i64,
+    ) -> Result<bool> {
+        let n = self.conn.execute(
+            "INSERT INTO from_lines (remailer_id, ping_type, with_from, from_header, seen_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (remailer_id, ping_type, with_from) DO UPDATE
+             SET from_header = excluded.from_header, seen_at = excluded.seen_at
+             WHERE excluded.seen_at > from_lines.seen_at",
+            params![remailer_id, ping_type.as_str(), with_from, header, seen_at],
         )?;
         Ok(n == 1)
     }

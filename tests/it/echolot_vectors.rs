@@ -31,41 +31,48 @@ fn echolot_model_matches_echolots_numbers() {
     for name in DATASETS {
         let db = imported_db(dir.path(), name);
         let json = stats_json(&db, now_of(name), "echolot");
-        assert_eq!(json["model"], "echolot");
         let expected = std::fs::read_to_string(vectors(name).join("expected.tsv")).unwrap();
-        let mut checked = 0;
-        for line in expected.lines().skip(1) {
-            let f: Vec<&str> = line.split('\t').collect();
-            let (list, rank, nick, address, listed) = (f[0], f[1], f[2], f[3], f[4] == "1");
-            let rank: usize = rank.parse().unwrap();
-            let row = &json["lists"][list][rank - 1];
-            let ctx = format!("{name} {list} #{rank} {nick}");
-            assert_eq!(row["rank"], rank, "{ctx}");
-            assert_eq!(row["nick"], nick, "{ctx}");
-            assert_eq!(row["address"], address, "{ctx}");
-            assert_eq!(row["listed"], listed, "{ctx}");
-            let rel: f64 = f[5].parse().unwrap();
-            let got = row["reliability"].as_f64().unwrap();
-            assert!((got - rel).abs() < 1e-12, "{ctx}: reliability {got} != {rel}");
-            assert_eq!(row["latency_median_s"].as_f64(), parse_optional(f[6]), "{ctx}: median");
-            for (day, (want_rel, want_lat)) in f[7].split(',').zip(f[8].split(',')).enumerate() {
-                let got_rel = row["reliability_by_day"][day].as_f64();
-                match parse_optional(want_rel) {
-                    Some(w) => assert!(
-                        (got_rel.unwrap() - w).abs() < 1e-12,
-                        "{ctx}: day {day} reliability {got_rel:?} != {w}"
-                    ),
-                    None => assert_eq!(got_rel, None, "{ctx}: day {day}"),
-                }
-                let got_lat = row["latency_median_by_day"][day].as_f64();
-                assert_eq!(got_lat, parse_optional(want_lat), "{ctx}: day {day} median");
-            }
-            checked += 1;
-        }
-        let total = json["lists"]["mix"].as_array().unwrap().len()
-            + json["lists"]["cpunk"].as_array().unwrap().len();
-        assert_eq!(checked, total, "{name}: every listed remailer is in expected.tsv");
+        assert_matches_expected(&json, &expected, name);
     }
+}
+
+/// `stats --format json` in the echolot model against Echolot's `expected.tsv`: every row's
+/// rank, nick, address, listing, reliability (to 1e-12) and medians (exactly), per day too,
+/// and no remailer more or less.
+pub fn assert_matches_expected(json: &Value, expected: &str, name: &str) {
+    assert_eq!(json["model"], "echolot");
+    let mut checked = 0;
+    for line in expected.lines().skip(1) {
+        let f: Vec<&str> = line.split('\t').collect();
+        let (list, rank, nick, address, listed) = (f[0], f[1], f[2], f[3], f[4] == "1");
+        let rank: usize = rank.parse().unwrap();
+        let row = &json["lists"][list][rank - 1];
+        let ctx = format!("{name} {list} #{rank} {nick}");
+        assert_eq!(row["rank"], rank, "{ctx}");
+        assert_eq!(row["nick"], nick, "{ctx}");
+        assert_eq!(row["address"], address, "{ctx}");
+        assert_eq!(row["listed"], listed, "{ctx}");
+        let rel: f64 = f[5].parse().unwrap();
+        let got = row["reliability"].as_f64().unwrap();
+        assert!((got - rel).abs() < 1e-12, "{ctx}: reliability {got} != {rel}");
+        assert_eq!(row["latency_median_s"].as_f64(), parse_optional(f[6]), "{ctx}: median");
+        for (day, (want_rel, want_lat)) in f[7].split(',').zip(f[8].split(',')).enumerate() {
+            let got_rel = row["reliability_by_day"][day].as_f64();
+            match parse_optional(want_rel) {
+                Some(w) => assert!(
+                    (got_rel.unwrap() - w).abs() < 1e-12,
+                    "{ctx}: day {day} reliability {got_rel:?} != {w}"
+                ),
+                None => assert_eq!(got_rel, None, "{ctx}: day {day}"),
+            }
+            let got_lat = row["latency_median_by_day"][day].as_f64();
+            assert_eq!(got_lat, parse_optional(want_lat), "{ctx}: day {day} median");
+        }
+        checked += 1;
+    }
+    let total = json["lists"]["mix"].as_array().unwrap().len()
+        + json["lists"]["cpunk"].as_array().unwrap().len();
+    assert_eq!(checked, total, "{name}: every listed remailer is in expected.tsv");
 }
 
 #[test]

@@ -7,6 +7,7 @@ mod support;
 mod browser;
 mod cli;
 mod discovery;
+mod echolot_import;
 mod echolot_vectors;
 mod events;
 mod hardening;
