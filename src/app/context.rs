@@ -88,13 +88,40 @@ pub fn read_password(path: &Path) -> Result<String> {
     Ok(text.lines().next().unwrap_or("").to_owned())
 }
 
-/// The configured SMTP transport, with its password read.
+/// The configured SMTP transport, with its password and trusted certificates read.
 pub fn smtp_sender(config: &Config) -> Result<SmtpSender> {
     let password = match &config.smtp.password_file {
         Some(p) => Some(read_password(p)?),
         None => None,
     };
-    SmtpSender::new(&config.smtp, password).context("setting up SMTP ([smtp])")
+    let roots = config.smtp.ca_file.as_deref().map(read_ca_file).transpose()?;
+    SmtpSender::new(&config.smtp, password, roots).context("setting up SMTP ([smtp])")
+}
+
+/// The certificates of a CA file, one PEM block each (native TLS takes them one at a time).
+pub fn read_ca_file(path: &Path) -> Result<Vec<Vec<u8>>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the CA file {}", path.display()))?;
+    let certificates = pem_certificates(&text);
+    if certificates.is_empty() {
+        anyhow::bail!("the CA file {} holds no PEM certificate", path.display());
+    }
+    Ok(certificates)
+}
+
+/// Every `-----BEGIN CERTIFICATE-----` block of a PEM bundle, in order.
+fn pem_certificates(text: &str) -> Vec<Vec<u8>> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(BEGIN) {
+        let Some(len) = rest[start..].find(END) else { break };
+        let end = start + len + END.len();
+        out.push(format!("{}\n", &rest[start..end]).into_bytes());
+        rest = &rest[end..];
+    }
+    out
 }
 
 /// IMAP settings from the config, with the password read, reporting to `liveness`.
@@ -111,6 +138,7 @@ pub fn imap_settings(imap: &ImapConfig, liveness: Arc<Liveness>) -> Result<ImapS
         TlsMode::Tls => ImapTls::Tls,
     };
     settings.folder = imap.folder.clone();
+    settings.ca_certificates = imap.ca_file.as_deref().map(read_ca_file).transpose()?;
     settings.liveness = liveness;
     Ok(settings)
 }

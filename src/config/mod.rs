@@ -123,6 +123,10 @@ pub struct SmtpConfig {
     /// failure, up to 30 minutes, while the ping's 2-hour slot lasts.
     #[serde(default = "default_retry")]
     pub retry_secs: Secs<1800>,
+    /// PEM file of the certificate authorities trusted for this server, instead of the
+    /// system's store (a private CA). Needs `tls`.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for SmtpConfig {
@@ -134,6 +138,7 @@ impl Default for SmtpConfig {
             user: None,
             password_file: None,
             retry_secs: default_retry(),
+            ca_file: None,
         }
     }
 }
@@ -177,6 +182,9 @@ pub struct ImapConfig {
     pub tls: TlsMode,
     #[serde(default = "default_imap_folder")]
     pub folder: String,
+    /// As `smtp.ca_file`, for the IMAP server.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -369,6 +377,14 @@ fn default_smtp_host() -> String {
 fn default_smtp_port() -> Port {
     Port(25)
 }
+/// A host name or address that never leaves this machine: a password sent there in clear
+/// text crosses no network.
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 fn default_imap_port() -> Port {
     Port(143)
 }
@@ -577,6 +593,49 @@ impl Config {
                 message: "a password file needs `smtp.user` as well".into(),
             });
         }
+        let error = |table: &str, key: &str, message: String| ConfigError {
+            path: path.to_owned(),
+            line: find_key_line(text, table, key),
+            key: Some(format!("{table}.{key}")),
+            message,
+        };
+        if self.smtp.ca_file.is_some() && self.smtp.tls == TlsMode::None {
+            return Err(error("smtp", "ca_file", "needs `tls = \"starttls\"` or `\"tls\"`".into()));
+        }
+        if self.smtp.user.is_some()
+            && self.smtp.tls == TlsMode::None
+            && !is_loopback(&self.smtp.host)
+        {
+            return Err(error(
+                "smtp",
+                "user",
+                format!(
+                    "the password would cross the network to {} in clear text: set `tls` to \
+                     \"starttls\" (port 587) or \"tls\" (port 465)",
+                    self.smtp.host
+                ),
+            ));
+        }
+        if let Some(imap) = &self.mailbox.imap {
+            if imap.ca_file.is_some() && imap.tls == TlsMode::None {
+                return Err(error(
+                    "mailbox.imap",
+                    "ca_file",
+                    "needs `tls = \"starttls\"` or `\"tls\"`".into(),
+                ));
+            }
+            if imap.tls == TlsMode::None && !is_loopback(&imap.host) {
+                return Err(error(
+                    "mailbox.imap",
+                    "host",
+                    format!(
+                        "the password would cross the network to {} in clear text: set `tls` \
+                         to \"starttls\" (port 143) or \"tls\" (port 993)",
+                        imap.host
+                    ),
+                ));
+            }
+        }
         if self.schedule.tick_secs.0 >= self.schedule.max_lateness_secs.0 {
             return Err(ConfigError {
                 path: path.to_owned(),
@@ -613,8 +672,14 @@ impl Config {
         if let Some(p) = self.smtp.password_file.as_mut() {
             fix(p);
         }
+        if let Some(p) = self.smtp.ca_file.as_mut() {
+            fix(p);
+        }
         if let Some(imap) = self.mailbox.imap.as_mut() {
             fix(&mut imap.password_file);
+            if let Some(p) = imap.ca_file.as_mut() {
+                fix(p);
+            }
         }
         for p in [
             &mut self.stats.broken_type1_file,

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use crate::compose::Outgoing;
@@ -19,16 +19,55 @@ pub enum SendError {
     Permanent(String),
 }
 
+/// An error with its causes, and what a refused certificate means for the operator.
+fn describe(e: &lettre::transport::smtp::Error, server: &str) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        source = s.source();
+    }
+    if text.contains("certificate verify failed") {
+        format!(
+            "the TLS certificate of SMTP server {server} is not trusted (not issued by a CA in \
+             `smtp.ca_file` or the system's store, or not for this host name); nothing was sent: {text}"
+        )
+    } else {
+        text
+    }
+}
+
 /// One configured MTA.
 #[derive(Clone)]
 pub struct SmtpSender {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     retry_secs: i64,
+    /// `host:port`, for error messages.
+    server: String,
 }
 
 impl SmtpSender {
-    pub fn new(config: &SmtpConfig, password: Option<String>) -> anyhow::Result<SmtpSender> {
-        let tls = || TlsParameters::new(config.host.clone());
+    /// `roots`: the PEM certificates trusted instead of the system's store (`ca_file`).
+    /// With TLS configured, lettre authenticates only after the handshake: STARTTLS refused
+    /// or a certificate not trusted ends the session before the password is sent.
+    pub fn new(
+        config: &SmtpConfig,
+        password: Option<String>,
+        roots: Option<Vec<Vec<u8>>>,
+    ) -> anyhow::Result<SmtpSender> {
+        let tls = || -> anyhow::Result<TlsParameters> {
+            let mut builder = TlsParameters::builder(config.host.clone());
+            if let Some(roots) = &roots {
+                builder = builder.certificate_store(CertificateStore::None);
+                for pem in roots {
+                    builder = builder.add_root_certificate(Certificate::from_pem(pem)?);
+                }
+            }
+            Ok(builder.build()?)
+        };
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
             .port(config.port.0)
             .timeout(Some(Duration::from_secs(60)))
@@ -40,7 +79,12 @@ impl SmtpSender {
         if let (Some(user), Some(password)) = (&config.user, password) {
             builder = builder.credentials(Credentials::new(user.clone(), password));
         }
-        Ok(SmtpSender { transport: builder.build(), retry_secs: config.retry_secs.0 as i64 })
+        let server = format!("{}:{}", config.host, config.port.0);
+        Ok(SmtpSender {
+            transport: builder.build(),
+            retry_secs: config.retry_secs.0 as i64,
+            server,
+        })
     }
 
     /// The first wait after a temporary failure (`[smtp] retry_secs`).
@@ -61,7 +105,7 @@ impl SmtpSender {
         match self.transport.send_raw(&envelope, &mail.message).await {
             Ok(_) => Ok(()),
             Err(e) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
-            Err(e) => Err(SendError::Transient(e.to_string())),
+            Err(e) => Err(SendError::Transient(describe(&e, &self.server))),
         }
     }
 }

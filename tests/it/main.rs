@@ -22,3 +22,4 @@ mod openpgp_interop;
 mod prometheus;
 mod published;
 mod remailer_double;
+mod tls;
