@@ -99,18 +99,20 @@ fn bench(c: &mut Criterion) {
     // HTTP, the builds run on its blocking pool.
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let (_published_tx, published_rx) =
-        tokio::sync::watch::channel(fathometer::publish::snapshot::Published::default());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let rebuilds = fathometer::publish::http::Rebuilds { lists_secs: 300, keyrings_secs: 28_800 };
+    let (_published_tx, published_rx) =
+        tokio::sync::watch::channel(fathometer::publish::snapshot::Published {
+            rebuilds,
+            ..Default::default()
+        });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let clock: std::sync::Arc<dyn fathometer::model::Clock> =
         std::sync::Arc::new(fathometer::model::SystemClock);
-    let app =
-        fathometer::publish::http::router(&config.results_dir(), published_rx, rebuilds, clock);
+    let app = fathometer::publish::http::router(&config.results_dir(), published_rx, clock);
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let port = listener.local_addr().unwrap().port();
     runtime.spawn(fathometer::publish::http::serve(
-        listener,
+        std::sync::Arc::new(listener),
         app,
         fathometer::publish::http::ServeLimits::default(),
         stop_rx,

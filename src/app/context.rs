@@ -21,7 +21,8 @@ pub struct Pinger {
     pub config: Config,
     pub secret: Secret,
     pub identity: Identity,
-    pub store: Mutex<Store>,
+    /// Shared with the pinger a reload makes: the database stays open across reloads.
+    pub store: Arc<Mutex<Store>>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -36,7 +37,25 @@ impl Pinger {
         let secret = secret::load_or_create(&config.secret_path())
             .map_err(|e| anyhow::anyhow!(storage(&e)))?;
         let store = open_store(&config.database_path(), &state_dir)?;
-        Ok(Pinger { identity: identity(&config), config, secret, store: Mutex::new(store), clock })
+        Ok(Pinger {
+            identity: identity(&config),
+            config,
+            secret,
+            store: Arc::new(Mutex::new(store)),
+            clock,
+        })
+    }
+
+    /// The same pinger (secret, open store, clock) under a reloaded configuration of the
+    /// same state directory.
+    pub fn reconfigured(&self, config: Config) -> Pinger {
+        Pinger {
+            identity: identity(&config),
+            config,
+            secret: self.secret.clone(),
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+        }
     }
 
     /// The store, for one short step. Every change is a transaction: a panic elsewhere

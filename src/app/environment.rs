@@ -81,6 +81,14 @@ pub fn check(config: &Config) -> Vec<ConfigError> {
             problem("mailbox.imap", "password_file", m);
         });
     }
+    let imap_ca = config.mailbox.imap.as_ref().and_then(|i| i.ca_file.as_ref());
+    for (table, path) in [("smtp", config.smtp.ca_file.as_ref()), ("mailbox.imap", imap_ca)] {
+        if let Some(path) = path
+            && let Err(e) = super::context::read_ca_file(path)
+        {
+            problem(table, "ca_file", format!("{e:#}"));
+        }
+    }
     for (key, path, what) in [
         ("broken_type1_file", &config.stats.broken_type1_file, "the type I broken-chain file"),
         ("broken_type2_file", &config.stats.broken_type2_file, "the type II broken-chain file"),

@@ -15,3 +15,4 @@ pub mod report;
 pub mod schedule;
 pub mod secret;
 pub mod state;
+pub mod systemd;

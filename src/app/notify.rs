@@ -109,6 +109,10 @@ impl Hook {
             .args(&self.command[1..])
             .env("FATHOMETER_EVENT_KIND", event.kind.as_str())
             .env("FATHOMETER_EVENT_ID", event.id.to_string())
+            // Only the daemon speaks to systemd.
+            .env_remove(super::systemd::NOTIFY_SOCKET)
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -228,7 +228,7 @@ pub enum Delivery {
     /// Print it for another MTA, and record it as sent now.
     Stdout,
     /// Hand it to the configured MTA: one attempt, through [`send`].
-    Mta(SmtpSender),
+    Mta(Box<SmtpSender>),
 }
 
 /// What `fathometer ping` did.

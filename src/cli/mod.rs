@@ -529,7 +529,7 @@ fn configured_pinger(cli: &Cli) -> Result<Pinger> {
     let mut pinger = Pinger::open(config, clock())?;
     if let Some(db) = &cli.db {
         let parent = db.parent().unwrap_or(Path::new("."));
-        pinger.store = std::sync::Mutex::new(open_db(db, parent)?);
+        pinger.store = std::sync::Arc::new(std::sync::Mutex::new(open_db(db, parent)?));
     }
     Ok(pinger)
 }
@@ -556,7 +556,7 @@ fn ping(
     } else if stdout {
         Delivery::Stdout
     } else {
-        Delivery::Mta(smtp_sender(&pinger.config)?)
+        Delivery::Mta(Box::new(smtp_sender(&pinger.config)?))
     };
     let done = runtime()?.block_on(ping_now(&pinger, names, wanted, delivery))?;
     if let Some(message) = &done.message {

@@ -28,28 +28,10 @@ use crate::stats::Report;
 struct AppState {
     results_dir: Arc<PathBuf>,
     published: watch::Receiver<Published>,
-    rebuilds: Rebuilds,
     clock: Arc<dyn Clock>,
 }
 
-/// How often the published files are rewritten, which says how long a copy stays fresh.
-#[derive(Debug, Clone, Copy)]
-pub struct Rebuilds {
-    /// The lists and pages (`[stats] build_interval_secs`).
-    pub lists_secs: i64,
-    /// The keyrings (`[publish] keyring_interval_secs`).
-    pub keyrings_secs: i64,
-}
-
-impl Rebuilds {
-    fn interval_of(&self, name: &str) -> i64 {
-        if super::keyrings::FILE_NAMES.contains(&name) {
-            self.keyrings_secs
-        } else {
-            self.lists_secs
-        }
-    }
-}
+pub use super::snapshot::Rebuilds;
 
 /// When a copy of a file written at `modified` goes stale: at its next rebuild, `interval`
 /// later (the `Expires:` Echolot's `.meta` files gave Apache). Returns that instant and the
@@ -63,11 +45,9 @@ pub fn freshness(modified: i64, interval: i64, now: i64) -> (i64, i64) {
 pub fn router(
     results_dir: &Path,
     published: watch::Receiver<Published>,
-    rebuilds: Rebuilds,
     clock: Arc<dyn Clock>,
 ) -> Router {
-    let state =
-        AppState { results_dir: Arc::new(results_dir.to_owned()), published, rebuilds, clock };
+    let state = AppState { results_dir: Arc::new(results_dir.to_owned()), published, clock };
     Router::new()
         .route("/", get(index))
         .route("/healthz", get(healthz))
@@ -108,13 +88,15 @@ impl Default for ServeLimits {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` turns true.
+/// Serves `app` on `listener` until `shutdown` turns true. The listener is shared: a
+/// reload stops one accept loop and starts the next on the same socket, and connections
+/// in progress finish under the loop that accepted them.
 ///
 /// Our own accept loop instead of `axum::serve`, which has neither a header-read timeout nor
 /// a connection limit: 100 half-sent requests stayed open indefinitely, and a thousand slow
 /// connections exhausted the file descriptors the ingester and the sender need.
 pub async fn serve(
-    listener: TcpListener,
+    listener: Arc<TcpListener>,
     app: Router,
     limits: ServeLimits,
     mut shutdown: watch::Receiver<bool>,
@@ -258,7 +240,8 @@ async fn serve_file(
     if let Some(m) = modified {
         let modified = m.as_secs() as i64;
         let now = state.clock.now();
-        let (expires, max_age) = freshness(modified, state.rebuilds.interval_of(&name), now);
+        let (expires, max_age) =
+            freshness(modified, state.published.borrow().rebuilds.interval_of(&name), now);
         validators.push((header::LAST_MODIFIED, http_date(modified)));
         validators.push((header::EXPIRES, http_date(expires)));
         validators.push((header::CACHE_CONTROL, format!("public, max-age={max_age}")));

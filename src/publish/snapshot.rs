@@ -34,6 +34,27 @@ pub struct Published {
     pub events: Arc<Vec<Event>>,
     /// Events ever recorded, by kind (the `/metrics` counter).
     pub event_counts: BTreeMap<EventKind, u64>,
+    /// How often the files are rebuilt (the configuration's, changed by a reload).
+    pub rebuilds: Rebuilds,
+}
+
+/// How often the published files are rewritten, which says how long a copy stays fresh.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rebuilds {
+    /// The lists and pages (`[stats] build_interval_secs`).
+    pub lists_secs: i64,
+    /// The keyrings (`[publish] keyring_interval_secs`).
+    pub keyrings_secs: i64,
+}
+
+impl Rebuilds {
+    pub fn interval_of(&self, name: &str) -> i64 {
+        if super::keyrings::FILE_NAMES.contains(&name) {
+            self.keyrings_secs
+        } else {
+            self.lists_secs
+        }
+    }
 }
 
 impl Published {

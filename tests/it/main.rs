@@ -22,4 +22,5 @@ mod openpgp_interop;
 mod prometheus;
 mod published;
 mod remailer_double;
+mod systemd;
 mod tls;

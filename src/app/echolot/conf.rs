@@ -104,11 +104,8 @@ pub fn suggest(config: Option<&Value>, state_dir: &str, home: &std::path::Path) 
     if let Some(every) = int(c, "buildstats").filter(|n| (1..=86_400).contains(n)) {
         let _ = writeln!(out, "# buildstats\nbuild_interval_secs = {every}");
     }
-    match int(c, "stats_sort_by_latency") {
-        Some(n @ -1..=1) => {
-            let _ = writeln!(out, "# stats_sort_by_latency\nsort_by_latency = {n}");
-        }
-        _ => {}
+    if let Some(n @ -1..=1) = int(c, "stats_sort_by_latency") {
+        let _ = writeln!(out, "# stats_sort_by_latency\nsort_by_latency = {n}");
     }
     out.push_str("# Echolot's own numbers; the default, methodology, counts outstanding pings by their age.\nmodel = \"echolot\"\n");
     for (echolot, ours) in [

@@ -324,7 +324,7 @@ mod tests {
             &Value::List(vec![Value::Num("1".into()), Value::Str("2".into()), Value::Undef])
         );
         assert_eq!(v.get("bare").unwrap().as_text(), Some("-1.5e3"));
-        assert!(Value::Str("0".into()).truthy() == false && Value::Num("1".into()).truthy());
+        assert!(!Value::Str("0".into()).truthy() && Value::Num("1".into()).truthy());
     }
 
     #[test]
