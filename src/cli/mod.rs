@@ -3,6 +3,7 @@
 
 mod downtime;
 mod list;
+pub mod manual;
 mod output;
 
 use std::path::{Path, PathBuf};
@@ -39,7 +40,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the pinger daemon until SIGTERM or SIGINT.
+    /// Run the pinger daemon until SIGTERM or SIGINT; SIGHUP reloads the configuration.
     Run,
     /// Check the configuration file; print each problem with its key and line.
     CheckConfig,
@@ -167,6 +168,14 @@ pub enum Command {
         /// Include hidden remailers in text lists and private broken chains.
         #[arg(long)]
         private: bool,
+    },
+    /// Write the manual pages (fathometer(1), a page per command, fathometer.toml(5)) and
+    /// the bash, zsh and fish completions under a directory (for packagers).
+    #[command(hide = true)]
+    Manual {
+        /// Where to write `man/` and `completions/`.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -360,6 +369,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 s.remailers_updated,
                 s.keys_added
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Manual { out } => {
+            for file in manual::write_all(out)? {
+                outln!("{}", file.display());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::ImportEcholot { home, pingd_conf, suggest_config } => {
