@@ -308,6 +308,7 @@ async fn main_loop(mut pinger: Arc<Pinger>, smtp: SmtpSender) -> Result<()> {
     let mut last_build: Option<i64> = None;
     let mut last_keyrings: Option<i64> = None;
     let mut remailers: Option<usize> = None;
+    let mut build_now = false;
     let mut queued = 0;
     systemd::ready(&systemd::status_line(None, None, 0, started_at));
     loop {
@@ -369,7 +370,7 @@ async fn main_loop(mut pinger: Arc<Pinger>, smtp: SmtpSender) -> Result<()> {
                             ticker = new_ticker(config);
                         }
                         // A changed model or build interval shows at once, not a period later.
-                        last_build = None;
+                        build_now = true;
                         wake_sender.notify_one();
                         info!(listen = %config.http.listen.0, "configuration reloaded");
                         systemd::ready(&systemd::status_line(remailers, last_build, queued, pinger.now()));
@@ -411,7 +412,8 @@ async fn main_loop(mut pinger: Arc<Pinger>, smtp: SmtpSender) -> Result<()> {
                         p.mail_health = h;
                     }
                 });
-                if last_build.is_none_or(|t| now - t >= build_every) {
+                if build_now || last_build.is_none_or(|t| now - t >= build_every) {
+                    build_now = false;
                     let keyrings_due = last_keyrings.is_none_or(|t| now - t >= keyrings_every);
                     let p = pinger.clone();
                     let built = blocking(move || {

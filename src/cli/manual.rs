@@ -48,10 +48,17 @@ pub fn write_all(out: &Path) -> Result<Vec<PathBuf>> {
 pub fn command_paths() -> Vec<Vec<String>> {
     fn walk(cmd: &clap::Command, prefix: &[String], out: &mut Vec<Vec<String>>) {
         for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+            // clap's own `help`: one page at the top (fathometer(1) lists it), none below.
+            let help = sub.get_name() == "help";
+            if help && !prefix.is_empty() {
+                continue;
+            }
             let mut path = prefix.to_vec();
             path.push(sub.get_name().to_owned());
             out.push(path.clone());
-            walk(sub, &path, out);
+            if !help {
+                walk(sub, &path, out);
+            }
         }
     }
     let mut cli = Cli::command();
