@@ -18,5 +18,6 @@ pub mod model;
 pub mod publish;
 pub mod schedule;
 pub mod send;
+pub mod simulation;
 pub mod stats;
 pub mod store;

@@ -15,7 +15,7 @@ use tracing::{debug, error, warn};
 use super::context::{Pinger, blocking};
 use crate::compose::{self, Outgoing, payload};
 use crate::model::{OutboxPing, OutboxRequest, SELF_CHECK_DEADLINE_SECS, SLOT_SECS, SelfCheck};
-use crate::send::{DrainSummary, SendError, Settled, SmtpSender, settle};
+use crate::send::{DrainSummary, SendError, Settled, SmtpSender, Transport, settle};
 use crate::store::Store;
 
 /// At most this many pings and requests are taken per pass; the rest wait for the next.
@@ -91,7 +91,7 @@ fn due(store: &Store, now: i64) -> Result<Vec<Item>> {
 }
 
 /// Sends everything due now once.
-pub async fn drain(pinger: &Arc<Pinger>, smtp: &SmtpSender) -> Result<DrainSummary> {
+pub async fn drain(pinger: &Arc<Pinger>, smtp: &impl Transport) -> Result<DrainSummary> {
     let p = pinger.clone();
     let items = blocking(move || due(&p.store(), p.now())).await??;
     let mut summary = DrainSummary::default();
@@ -103,7 +103,7 @@ pub async fn drain(pinger: &Arc<Pinger>, smtp: &SmtpSender) -> Result<DrainSumma
 }
 
 /// Builds, sends and records one item; returns what became of it.
-pub async fn send(pinger: &Arc<Pinger>, smtp: &SmtpSender, item: Item) -> Result<Settled> {
+pub async fn send(pinger: &Arc<Pinger>, smtp: &impl Transport, item: Item) -> Result<Settled> {
     let now = pinger.now();
     let what = item.describe();
     if now >= item.deadline(now) && !matches!(item, Item::Manual(_)) {
@@ -348,7 +348,7 @@ pub async fn ping_now(
             })
         }
         Delivery::Mta(smtp) => {
-            let settled = send(pinger, &smtp, Item::Manual(ping)).await?;
+            let settled = send(pinger, smtp.as_ref(), Item::Manual(ping)).await?;
             Ok(ManualPing { id: Some(id), message: None, return_address, settled: Some(settled) })
         }
     }

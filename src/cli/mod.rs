@@ -5,6 +5,7 @@ mod downtime;
 mod list;
 pub mod manual;
 mod output;
+mod simulate;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -168,6 +169,44 @@ pub enum Command {
         /// Include hidden remailers in text lists and private broken chains.
         #[arg(long)]
         private: bool,
+    },
+    /// A simulated network of a dozen remailers with weeks of history, then the pinger
+    /// running live against it, faster than real time, with its pages at --listen. No
+    /// configuration, no MTA: the way to see what fathometer does.
+    Demo {
+        /// Where to serve the pages.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Days of history simulated first.
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+        /// How much faster than real time the live part runs.
+        #[arg(long, default_value_t = 120)]
+        speed: u32,
+    },
+    /// Run the real pinger (scheduler, real packets, store, statistics) against a simulated
+    /// remailer network on a virtual clock, with injected faults, checking its invariants
+    /// after every step. Exits 1 on a violation; the same seed replays the same run.
+    Simulate {
+        #[arg(long, default_value_t = 12)]
+        remailers: usize,
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// all, none, or a comma-separated list of crashes, mta, mailbox, duplicates, clock.
+        #[arg(long, default_value = "none")]
+        faults: String,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Keep the pinger's state (database, Maildir, published files) here instead of in a
+        /// temporary directory that is removed afterwards.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// A deliberate bug the invariants must catch (count-duplicates); for tests.
+        #[arg(long, hide = true)]
+        inject_bug: Option<String>,
     },
     /// Write the manual pages (fathometer(1), a page per command, fathometer.toml(5)) and
     /// the bash, zsh and fish completions under a directory (for packagers).
@@ -370,6 +409,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 s.keys_added
             );
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { listen, days, speed } => simulate::demo(listen, *days, *speed),
+        Command::Simulate { remailers, days, seed, faults, json, dir, inject_bug } => {
+            simulate::simulate(simulate::SimulateArgs {
+                remailers: *remailers,
+                days: *days,
+                seed: *seed,
+                faults,
+                json: *json,
+                dir: dir.as_deref(),
+                inject_bug: inject_bug.as_deref(),
+            })
         }
         Command::Manual { out } => {
             for file in manual::write_all(out)? {

@@ -8,6 +8,33 @@ pub mod smtp;
 pub use smtp::{SendError, SmtpSender};
 use tracing::info;
 
+use crate::compose::Outgoing;
+
+/// Whatever takes our messages: the SMTP edge ([`SmtpSender`]) in production, the simulated
+/// MTA in `fathometer simulate` and `fathometer demo`. The outbox drives either alike.
+pub trait Transport: Send + Sync {
+    /// Hands one message over; Ok only when it was accepted for delivery.
+    fn send(
+        &self,
+        mail: &Outgoing,
+    ) -> impl std::future::Future<Output = Result<(), SendError>> + Send;
+    /// The first wait after a temporary failure.
+    fn retry_secs(&self) -> i64;
+}
+
+impl Transport for SmtpSender {
+    fn send(
+        &self,
+        mail: &Outgoing,
+    ) -> impl std::future::Future<Output = Result<(), SendError>> + Send {
+        SmtpSender::send(self, mail)
+    }
+
+    fn retry_secs(&self) -> i64 {
+        SmtpSender::retry_secs(self)
+    }
+}
+
 /// Retries wait `[smtp] retry_secs` first, then twice as long each time, up to half an hour.
 pub const MAX_RETRY_SECS: i64 = 1800;
 

@@ -11,6 +11,9 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::model::{CLEAR_KEY_ID, PingType, RemailerKey, RemailerStatus};
 
+mod audit;
+pub use audit::AuditedPing;
+pub use mail::INJECTED_BUG_COUNT_DUPLICATES;
 mod discovery;
 mod downtime;
 mod events;

@@ -1,6 +1,5 @@
-//! What only fathometer's tests need, kept out of the shipped binary: the decoder a Mixmaster
-//! remailer runs on a type II packet, and the remailer's secret keys. The integration tests
-//! and the remailer doubles use them (no real remailer can run where the tests run); the
-//! pinger itself only ever builds packets.
+//! What only fathometer's tests need. The remailer's side of a type II packet (the decoder
+//! and secret keys) moved into the crate, where `fathometer simulate` and `fathometer demo`
+//! use it for their simulated remailers; it is re-exported here for the tests.
 
-pub mod mixmaster;
+pub use fathometer::simulation::mixmaster;

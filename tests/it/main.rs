@@ -22,5 +22,6 @@ mod openpgp_interop;
 mod prometheus;
 mod published;
 mod remailer_double;
+mod simulation;
 mod systemd;
 mod tls;

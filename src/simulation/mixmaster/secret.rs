@@ -1,11 +1,11 @@
 //! A remailer's secret key from `secring.mix`.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-use fathometer::compose::mixmaster::key::{
+use crate::compose::mixmaster::key::{
     BEGIN, SIZES, check_public, parse_key_id, read_base64_to_end,
 };
-use fathometer::compose::mixmaster::{KeyError, PublicKey, crypto as shared, hex};
+use crate::compose::mixmaster::{KeyError, PublicKey, crypto as shared, hex};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use num_bigint::BigUint;
 
 use super::crypto::{self, CrtKey};

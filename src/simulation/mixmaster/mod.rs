@@ -1,8 +1,12 @@
 //! A Mixmaster 3.0.2d remailer's side of a type II packet (`mixmaster.md` §1.6, §1.9, §2.3):
-//! its secret keys (`secring.mix`) and the decoder that reads a packet with them.
+//! its secret keys (`secring.mix`, or generated), and the decoder that reads a packet with
+//! them. The pinger never decodes; the simulated remailers and the tests' remailer doubles do
+//! (no real remailer runs where they run), and the v1-v6 vectors check it against the real
+//! remailers' output.
 
 mod crypto;
 mod decode;
+pub mod keygen;
 mod secret;
 
 pub use crypto::pkcs1_v15_unpad;

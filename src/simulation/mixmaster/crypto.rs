@@ -1,9 +1,9 @@
 //! The decrypting half of the packet's primitives (the encrypting half is the pinger's,
-//! `fathometer::compose::mixmaster::crypto`).
+//! `crate::compose::mixmaster::crypto`).
 
+use crate::compose::mixmaster::crypto::{NotBlockAligned, to_fixed_be};
 use cbc::cipher::block_padding::NoPadding;
 use cbc::cipher::{BlockDecryptMut, KeyIvInit};
-use fathometer::compose::mixmaster::crypto::{NotBlockAligned, to_fixed_be};
 use num_bigint::BigUint;
 
 type TdesCbcDec = cbc::Decryptor<des::TdesEde3>;

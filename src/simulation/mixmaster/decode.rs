@@ -6,8 +6,8 @@
 
 use std::io::Read;
 
-use fathometer::compose::mixmaster::crypto::{self as shared, ChainedCfb};
-use fathometer::compose::mixmaster::{
+use crate::compose::mixmaster::crypto::{self as shared, ChainedCfb};
+use crate::compose::mixmaster::{
     BODY_LEN, Draw, HEADER_LEN, MAX_PAYLOAD, MixRandom, PACKET_LEN, SECTION_LEN, hex,
 };
 

@@ -1,0 +1,352 @@
+//! The simulated remailer network: Mixmaster remailers that decode the pinger's real type II
+//! packets with their own (generated) keys, as a Mixmaster 3.0.2d remailer does, and deliver
+//! after a latency drawn from their profile; a simulated MTA that routes mail between them and
+//! into the pinger's real Maildir, with the delivery time as the file's time (which is where
+//! the pinger measures latency). Every decision comes from one seeded generator, so a seed
+//! replays the same network. The ground truth of what happened is kept for the invariants.
+//!
+//! A stand-in, not the real thing: no real remailer can run inside a simulation. What a
+//! remailer does with a packet is the decoder checked against the real remailers' vectors
+//! (`super::mixmaster`); what it adds to the delivered mail follows `mixmaster.md` §1.7.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::path::{Path, PathBuf};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::mixmaster::{Decoded, SecretKey, decode_packet, keygen};
+use crate::compose::Outgoing;
+use crate::compose::mixmaster::{self, RngRandom};
+use crate::model::SECONDS_PER_DAY;
+
+/// How a simulated remailer behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// Minutes of latency, almost nothing lost.
+    Good,
+    /// Hours of latency.
+    Slow,
+    /// A third of the mail lost.
+    Lossy,
+    /// Down for a day or two every week, good otherwise.
+    Flaky,
+    /// Good until a third of the way through, then silent for good.
+    Dying,
+    /// One delivery in five altered on the way.
+    Corrupting,
+    /// Accepts mail as a middle hop only (the `middle` capability); good otherwise.
+    Middleman,
+}
+
+impl Profile {
+    /// The profiles of a network of `n`, in order: varied enough for every list and chart.
+    pub fn cycle(n: usize) -> Vec<Profile> {
+        const ORDER: [Profile; 7] = [
+            Profile::Good,
+            Profile::Slow,
+            Profile::Lossy,
+            Profile::Good,
+            Profile::Flaky,
+            Profile::Corrupting,
+            Profile::Dying,
+        ];
+        (0..n).map(|i| if i == 8 { Profile::Middleman } else { ORDER[i % ORDER.len()] }).collect()
+    }
+}
+
+/// One simulated remailer.
+pub struct SimRemailer {
+    pub nick: String,
+    pub address: String,
+    pub profile: Profile,
+    pub key: SecretKey,
+}
+
+impl SimRemailer {
+    /// Its capability line and `pubring.mix` entry, as a remailer-key reply carries them.
+    pub fn key_reply(&self, created_day: i64) -> String {
+        use base64::Engine as _;
+        let public = self.key.public();
+        let id = public.key_id_hex();
+        let binary = public.to_binary();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&binary);
+        let wrapped: Vec<&str> =
+            b64.as_bytes().chunks(40).map(|c| std::str::from_utf8(c).unwrap_or("")).collect();
+        let middle = if self.profile == Profile::Middleman { " middle" } else { "" };
+        let date = |day: i64| {
+            chrono::DateTime::from_timestamp(day * SECONDS_PER_DAY, 0)
+                .map(|d| d.format("%Y-%m-%d").to_string())
+                .unwrap_or_default()
+        };
+        format!(
+            "$remailer{{\"{nick}\"}} = \"<{addr}> mix{middle} klen1000\";\n\n\
+             {nick} {addr} {id} 2:3.0.2d C {created} {expires}\n\n\
+             -----Begin Mix Key-----\n{id}\n{len}\n{body}\n-----End Mix Key-----\n",
+            nick = self.nick,
+            addr = self.address,
+            created = date(created_day),
+            expires = date(created_day + 3650),
+            len = binary.len(),
+            body = wrapped.join("\n"),
+        )
+    }
+
+    /// Whether it is up at `t` (the flaky one is down two days a week, the dying one for good
+    /// after `dies_at`).
+    fn up(&self, t: i64, dies_at: i64) -> bool {
+        match self.profile {
+            Profile::Flaky => (t / SECONDS_PER_DAY) % 7 >= 2,
+            Profile::Dying => t < dies_at,
+            _ => true,
+        }
+    }
+}
+
+/// What is on its way, and where to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Destination {
+    /// A remailer (by index) receives the armoured packet.
+    Remailer(usize),
+    /// The pinger's Maildir receives the mail.
+    Pinger,
+}
+
+/// A mail on its way: when it arrives, its order among equal times, where, the bytes, and
+/// whether a remailer altered it.
+type InFlight = (i64, u64, Destination, Vec<u8>, bool);
+
+/// What the simulation knows happened, for the invariants.
+#[derive(Debug, Default, Clone)]
+pub struct GroundTruth {
+    /// Every mail the MTA accepted from the pinger, by its envelope sender (the tagged return
+    /// address), with when.
+    pub accepted: BTreeMap<String, Vec<i64>>,
+    /// Every mail delivered into the pinger's Maildir, by recipient address: when, and
+    /// whether it was altered on the way.
+    pub delivered: BTreeMap<String, Vec<(i64, bool)>>,
+    /// Mail lost by remailers (profile or down time).
+    pub lost: u64,
+    /// Copies delivered twice on purpose (the duplicate fault).
+    pub duplicated: u64,
+    /// Packets a remailer could not decode (should be none: the pinger builds them).
+    pub undecodable: Vec<String>,
+}
+
+/// The network, the MTA between it and the pinger, and the pinger's Maildir.
+pub struct Network {
+    pub remailers: Vec<SimRemailer>,
+    pub truth: GroundTruth,
+    rng: StdRng,
+    queue: BinaryHeap<Reverse<InFlight>>,
+    seq: u64,
+    maildir: PathBuf,
+    pinger_domain: String,
+    dies_at: i64,
+    /// The duplicate fault: this share of deliveries to the pinger is delivered twice.
+    pub duplicate_share: f64,
+}
+
+impl Network {
+    /// `n` remailers with keys generated from `seed` (1024-bit, as most remailers have),
+    /// delivering to the Maildir `maildir` of the pinger at `pinger_domain`. The dying one
+    /// stops at `dies_at`.
+    pub fn new(seed: u64, n: usize, maildir: &Path, pinger_domain: &str, dies_at: i64) -> Network {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let remailers = Profile::cycle(n)
+            .into_iter()
+            .enumerate()
+            .map(|(i, profile)| {
+                let nick = format!(
+                    "{}{}",
+                    NICKS[i % NICKS.len()],
+                    if i < NICKS.len() { String::new() } else { (i / NICKS.len()).to_string() }
+                );
+                let key = keygen::generate(1024, &mut rng)
+                    .expect("a 1024-bit key from two 512-bit primes");
+                SimRemailer { address: format!("{nick}@sim.example"), nick, profile, key }
+            })
+            .collect();
+        Network {
+            remailers,
+            truth: GroundTruth::default(),
+            rng,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            maildir: maildir.to_owned(),
+            pinger_domain: pinger_domain.to_ascii_lowercase(),
+            dies_at,
+            duplicate_share: 0.0,
+        }
+    }
+
+    fn push(&mut self, at: i64, to: Destination, text: Vec<u8>) {
+        self.push_marked(at, to, text, false);
+    }
+
+    /// `altered`: a remailer changed the mail on purpose (the corrupting profile).
+    fn push_marked(&mut self, at: i64, to: Destination, text: Vec<u8>, altered: bool) {
+        self.seq += 1;
+        self.queue.push(Reverse((at, self.seq, to, text, altered)));
+    }
+
+    /// The simulated MTA takes a mail from the pinger at `now`.
+    pub fn accept(&mut self, now: i64, mail: &Outgoing) {
+        self.truth.accepted.entry(mail.envelope_from.to_ascii_lowercase()).or_default().push(now);
+        let to = mail.to.to_ascii_lowercase();
+        if let Some(i) = self.remailers.iter().position(|r| r.address == to) {
+            let at = now + self.rng.gen_range(1..30);
+            self.push(at, Destination::Remailer(i), mail.message.clone());
+        } else if to.ends_with(&format!("@{}", self.pinger_domain)) {
+            // Our own mail (the self-check) comes straight back.
+            let at = now + self.rng.gen_range(1..60);
+            self.push(at, Destination::Pinger, mail.message.clone());
+        } else {
+            self.truth.lost += 1;
+        }
+    }
+
+    /// Mail still on its way.
+    pub fn in_flight(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Everything due by `now` happens, in time order: remailers decode and forward or
+    /// deliver, mail lands in the Maildir.
+    pub fn run_until(&mut self, now: i64) -> std::io::Result<()> {
+        while self.queue.peek().is_some_and(|Reverse((at, ..))| *at <= now) {
+            let Some(Reverse((at, _, to, text, altered))) = self.queue.pop() else { break };
+            match to {
+                Destination::Pinger => self.deliver(at, &text, altered)?,
+                Destination::Remailer(i) => self.remailer_handles(i, at, &text),
+            }
+        }
+        Ok(())
+    }
+
+    fn remailer_handles(&mut self, i: usize, at: i64, text: &[u8]) {
+        let remailer = &self.remailers[i];
+        let lost_share = match remailer.profile {
+            Profile::Lossy => 0.33,
+            Profile::Good | Profile::Middleman | Profile::Corrupting => 0.01,
+            Profile::Slow | Profile::Flaky | Profile::Dying => 0.03,
+        };
+        if !remailer.up(at, self.dies_at) || self.rng.gen_bool(lost_share) {
+            self.truth.lost += 1;
+            return;
+        }
+        let latency = match remailer.profile {
+            Profile::Slow => self.rng.gen_range(2 * 3600..6 * 3600),
+            _ => self.rng.gen_range(120..1500),
+        };
+        let (profile, address) = (remailer.profile, remailer.address.clone());
+        let text = String::from_utf8_lossy(text);
+        let packet = match mixmaster::dearmor(&text) {
+            Ok(p) => p,
+            Err(e) => {
+                self.truth.undecodable.push(format!("{address}: dearmor: {e}"));
+                return;
+            }
+        };
+        let today = at.div_euclid(SECONDS_PER_DAY);
+        let mut draw = RngRandom(StdRng::seed_from_u64(self.rng.r#gen()));
+        let decoded =
+            decode_packet(&packet, std::slice::from_ref(&self.remailers[i].key), today, &mut draw);
+        match decoded {
+            Ok(Decoded::Intermediate { next_address, next_packet, .. }) => {
+                let next = next_address.to_ascii_lowercase();
+                match self.remailers.iter().position(|r| r.address == next) {
+                    Some(j) => {
+                        let mail = format!(
+                            "From: {address}\nTo: {next}\n\n{}",
+                            mixmaster::armor(&next_packet)
+                        );
+                        self.push(at + latency, Destination::Remailer(j), mail.into_bytes());
+                    }
+                    None => self.truth.lost += 1,
+                }
+            }
+            Ok(Decoded::Final { payload, .. }) => {
+                if profile == Profile::Middleman {
+                    // A middleman delivers to nobody but another remailer.
+                    self.truth.lost += 1;
+                    return;
+                }
+                let mut body = payload.user_data;
+                let mut altered = false;
+                if profile == Profile::Corrupting && self.rng.gen_bool(0.2) {
+                    // Inside the armour, past its first line: the pinger must notice.
+                    let start = body.iter().position(|&b| b == b'\n').map_or(0, |p| p + 40);
+                    if start < body.len() {
+                        let at_byte = self.rng.gen_range(start..body.len());
+                        if body[at_byte].is_ascii_alphanumeric() {
+                            body[at_byte] = if body[at_byte] == b'A' { b'B' } else { b'A' };
+                            altered = true;
+                        }
+                    }
+                }
+                let domain = address.split('@').nth(1).unwrap_or("sim.example").to_owned();
+                let mut mail = format!(
+                    "From: Anonymous <nobody@{domain}>\nComments: This message did not originate \
+                     from the Sender address above.\n\tIt was remailed automatically by \
+                     anonymizing remailer software.\nTo: {}\n",
+                    payload.destinations.join(",")
+                );
+                for h in &payload.headers {
+                    mail.push_str(h);
+                    mail.push('\n');
+                }
+                mail.push_str(&format!("Message-ID: <{}.{}@{domain}>\n\n\n", at, self.seq));
+                let mut bytes = mail.into_bytes();
+                bytes.extend_from_slice(&body);
+                self.push_marked(at + latency, Destination::Pinger, bytes, altered);
+            }
+            Ok(Decoded::Partial { .. }) => self.truth.lost += 1,
+            Err(e) => self.truth.undecodable.push(format!("{address}: {e}")),
+        }
+    }
+
+    /// Writes a mail into the Maildir as an MTA does (tmp/, then new/), dated `at`.
+    fn deliver(&mut self, at: i64, text: &[u8], altered: bool) -> std::io::Result<()> {
+        let recipient = header(text, "to").unwrap_or_default().to_ascii_lowercase();
+        self.truth.delivered.entry(recipient.clone()).or_default().push((at, altered));
+        self.write_maildir(at, text)?;
+        if self.duplicate_share > 0.0 && self.rng.gen_bool(self.duplicate_share) {
+            self.truth.duplicated += 1;
+            self.truth.delivered.entry(recipient).or_default().push((at + 60, altered));
+            // A remailer that sends a mail twice sends two mails (its MTA gives each its own
+            // trace), not the same bytes twice.
+            let mut copy =
+                format!("Received: by {} (second copy)\n", self.pinger_domain).into_bytes();
+            copy.extend_from_slice(text);
+            self.write_maildir(at + 60, &copy)?;
+        }
+        Ok(())
+    }
+
+    fn write_maildir(&mut self, at: i64, text: &[u8]) -> std::io::Result<()> {
+        self.seq += 1;
+        let name = format!("{at}.M{}P0.sim", self.seq);
+        let tmp = self.maildir.join("tmp").join(&name);
+        std::fs::write(&tmp, text)?;
+        let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(at.max(0) as u64);
+        std::fs::File::options().write(true).open(&tmp)?.set_modified(time)?;
+        std::fs::rename(&tmp, self.maildir.join("new").join(&name))
+    }
+}
+
+/// The first value of a header field of a mail.
+fn header(text: &[u8], name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(text);
+    text.lines().take_while(|l| !l.is_empty()).find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+    })
+}
+
+const NICKS: [&str; 12] = [
+    "austria", "bunker", "cloaked", "dizum", "egress", "frell", "gobi", "hermes", "inwa", "jaggy",
+    "kulin", "lemur",
+];

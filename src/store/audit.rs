@@ -1,0 +1,52 @@
+//! Reading the store back whole, for `fathometer simulate`'s invariants: every ping with its
+//! tag and fate, the verdicts of the mail, and SQLite's own consistency check.
+
+use rusqlite::params;
+
+use super::{Result, Store};
+
+/// One ping as the store has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditedPing {
+    pub id: i64,
+    pub tag: Option<String>,
+    pub sent_at: Option<i64>,
+    pub returned_at: Option<i64>,
+    pub outcome: String,
+}
+
+impl Store {
+    /// Every ping, oldest first.
+    pub fn audit_pings(&self) -> Result<Vec<AuditedPing>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, tag, sent_at, returned_at, outcome FROM pings ORDER BY id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(AuditedPing {
+                id: r.get(0)?,
+                tag: r.get(1)?,
+                sent_at: r.get(2)?,
+                returned_at: r.get(3)?,
+                outcome: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// How many mails got the verdict `kind` (`returned`, `duplicate`, `corrupted`, ...).
+    pub fn count_mails(&self, kind: &str) -> Result<u64> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM mails WHERE kind = ?1",
+            params![kind],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
+    /// `PRAGMA integrity_check`: "ok", or what SQLite found.
+    pub fn integrity_check(&self) -> Result<String> {
+        let mut stmt = self.conn.prepare("PRAGMA integrity_check")?;
+        let lines: Vec<String> =
+            stmt.query_map([], |r| r.get(0))?.collect::<std::result::Result<_, _>>()?;
+        Ok(lines.join("; "))
+    }
+}
