@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use super::output::write_out;
 use crate::model::{Clock, SECONDS_PER_DAY};
 use crate::publish::{self, snapshot::Published};
-use super::output::write_out;
 use crate::simulation::{Faults, Options, Simulation, Summary};
 
 /// A line to stdout; a closed pipe ends the command quietly (see `super::output`).
@@ -122,7 +122,10 @@ fn print_summary(s: &Summary, faults: &str) -> Result<()> {
     );
     outln!(
         "  faults: {} crashes, {} steps with the MTA down, {} with the mailbox down, {} clock steps",
-        s.crashes, s.mta_outage_steps, s.mailbox_outage_steps, s.clock_steps
+        s.crashes,
+        s.mta_outage_steps,
+        s.mailbox_outage_steps,
+        s.clock_steps
     );
     if s.violations.is_empty() {
         outln!("  invariants: all held after every step");
@@ -145,10 +148,7 @@ pub fn demo(listen: &str, days: u32, speed: u32) -> Result<ExitCode> {
     let listener = std::net::TcpListener::bind(listen)
         .with_context(|| format!("cannot listen on {listen} (--listen ADDRESS:PORT)"))?;
     let address = listener.local_addr()?;
-    outln!(
-        "fathometer demo: a simulated network of 12 remailers, state in {}",
-        dir.path.display()
-    );
+    outln!("fathometer demo: a simulated network of 12 remailers, state in {}", dir.path.display());
     outln!("simulating {days} days of history ...");
     let mut sim = Simulation::new(options.clone(), &dir.path, &address.to_string())?;
     let started = Instant::now();

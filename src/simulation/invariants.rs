@@ -37,8 +37,11 @@ pub fn check(sim: &Simulation, settled: bool) -> Result<Vec<Violation>> {
     let store = sim.pinger.store();
     let pings = store.audit_pings()?;
     let returned_mails = store.count_mails("returned")?;
-    let integrity =
-        if settled || sim.summary.steps.is_multiple_of(50) { Some(store.integrity_check()?) } else { None };
+    let integrity = if settled || sim.summary.steps.is_multiple_of(50) {
+        Some(store.integrity_check()?)
+    } else {
+        None
+    };
     drop(store);
     let returned_pings = pings.iter().filter(|p| p.outcome == "returned").count() as u64;
     if returned_mails != returned_pings {
