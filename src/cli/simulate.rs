@@ -191,6 +191,8 @@ pub fn demo(listen: &str, days: u32, speed: u32) -> Result<ExitCode> {
     // Live: one step of a virtual minute, paced to `speed` times real time.
     sim.options.step_secs = 60;
     sim.options.build_secs = 3600;
+    // The site shows the history up to now from the first live step.
+    sim.request_build();
     let pace = Duration::from_secs_f64(60.0 / f64::from(speed));
     let mut last_shown = None;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));

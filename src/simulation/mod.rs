@@ -417,6 +417,11 @@ impl Simulation {
         Ok(())
     }
 
+    /// The next step builds the statistics, whenever the last build was.
+    pub fn request_build(&mut self) {
+        self.last_build = None;
+    }
+
     /// Where the published files are.
     pub fn results_dir(&self) -> PathBuf {
         self.config.results_dir()

@@ -114,7 +114,6 @@ fn the_demo_serves_a_populated_site_within_a_minute() {
             .is_some_and(|h| h.chars().any(|c| c.is_ascii_digit()))),
         "{mlist}"
     );
-    assert!(mlist.contains("Broken type-II remailer chains:\n("), "no broken chain: {mlist}");
 
     // Ctrl-C stops it and removes its state.
     let sent = std::process::Command::new("kill").arg("-INT").arg(demo.id().to_string()).status();
