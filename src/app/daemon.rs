@@ -153,6 +153,7 @@ struct HttpServer {
     /// `[http]` as the running loop has it, to see whether a reload changes it.
     settings: String,
     stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl HttpServer {
@@ -164,8 +165,18 @@ impl HttpServer {
         let config = &pinger.config;
         let app = publish::http::router(&config.results_dir(), published, pinger.clock.clone());
         let (stop, stopped) = watch::channel(false);
-        tokio::spawn(publish::http::serve(listener.clone(), app, http_limits(config), stopped));
-        HttpServer { listener, settings: format!("{:?}", config.http), stop }
+        let task =
+            tokio::spawn(publish::http::serve(listener.clone(), app, http_limits(config), stopped));
+        HttpServer { listener, settings: format!("{:?}", config.http), stop, task }
+    }
+
+    /// Stops accepting and waits until the accept loop has let go of its socket (closed,
+    /// unless the next loop shares it); connections already accepted finish on their own.
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        if tokio::time::timeout(Duration::from_secs(2), self.task).await.is_err() {
+            warn!("the HTTP accept loop did not stop within 2 s");
+        }
     }
 }
 
@@ -347,8 +358,9 @@ async fn main_loop(mut pinger: Arc<Pinger>, smtp: SmtpSender) -> Result<()> {
                         let config = &pinger.config;
                         if reloaded.listener.is_some() || http.settings != format!("{:?}", config.http) {
                             let listener = reloaded.listener.unwrap_or_else(|| http.listener.clone());
-                            let _ = http.stop.send(true);
-                            http = HttpServer::start(listener, &pinger, published_rx.clone());
+                            // The old address is closed before READY says the reload is done.
+                            let new = HttpServer::start(listener, &pinger, published_rx.clone());
+                            std::mem::replace(&mut http, new).stop().await;
                         }
                         published_tx.send_modify(|p| {
                             p.rules = health_rules(config, started_at);
@@ -447,7 +459,7 @@ async fn main_loop(mut pinger: Arc<Pinger>, smtp: SmtpSender) -> Result<()> {
         }
     }
     let _ = shutdown_tx.send(true);
-    let _ = http.stop.send(true);
+    http.stop().await;
     let (p, now) = (pinger.clone(), pinger.now());
     match blocking(move || p.store().stop_run(run_id, now)).await {
         Ok(Ok(())) => {}
