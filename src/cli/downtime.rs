@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 
-use super::output::{terminal_safe, write_out};
+use super::output::terminal_safe;
 use crate::model::SECONDS_PER_DAY;
 use crate::model::downtime::{Announcement, DowntimeSource};
 use crate::model::event::Event;
@@ -41,13 +41,6 @@ pub enum DowntimeAction {
     /// Vouch for a remailer's admin key (an armoured OpenPGP key file), against which its
     /// operator's signed announcements are verified; replaces what remailer-adminkey gave.
     AdminKey { remailer: String, file: PathBuf },
-}
-
-macro_rules! outln {
-    ($($arg:tt)*) => {{
-        write_out(format_args!($($arg)*))?;
-        write_out(format_args!("\n"))?;
-    }};
 }
 
 pub fn run(store: &mut Store, action: &DowntimeAction, now: i64) -> Result<()> {

@@ -1,10 +1,11 @@
 //! The `fathometer` command line: the arguments (clap) and a dispatch to the application
 //! ([`crate::app`]); what each command prints, and nothing else.
 
+#[macro_use]
+mod output;
 mod downtime;
 mod list;
 pub mod manual;
-mod output;
 mod simulate;
 
 use std::path::{Path, PathBuf};
@@ -242,23 +243,6 @@ pub enum StatsFormat {
     Rlist2,
     /// clist.txt: every list in one file.
     Clist,
-}
-
-/// Writes to standard output. An error goes back to the command, and a reader that went away
-/// (`fathometer quarantine | head -1`) ends the command quietly in [`main`].
-macro_rules! out {
-    ($($arg:tt)*) => {
-        write_out(format_args!($($arg)*))?
-    };
-}
-
-/// [`out!`] with a line end.
-macro_rules! outln {
-    () => { write_out(format_args!("\n"))? };
-    ($($arg:tt)*) => {{
-        write_out(format_args!($($arg)*))?;
-        write_out(format_args!("\n"))?;
-    }};
 }
 
 /// Parses the arguments and runs the command; errors are printed, not panicked.

@@ -3,6 +3,24 @@
 
 use std::borrow::Cow;
 
+/// Writes to standard output. An error goes back to the command, and a reader that went away
+/// (`fathometer quarantine | head -1`) ends the command quietly in [`super::main`]. Declared
+/// here, first among the command line's modules, so that every one of them prints alike.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_out(format_args!($($arg)*))?
+    };
+}
+
+/// [`out!`] with a line end.
+macro_rules! outln {
+    () => { $crate::cli::output::write_out(format_args!("\n"))? };
+    ($($arg:tt)*) => {{
+        $crate::cli::output::write_out(format_args!($($arg)*))?;
+        $crate::cli::output::write_out(format_args!("\n"))?;
+    }};
+}
+
 pub fn write_out(args: std::fmt::Arguments<'_>) -> std::io::Result<()> {
     use std::io::Write;
     std::io::stdout().lock().write_fmt(args)

@@ -7,18 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use super::output::write_out;
 use crate::model::{Clock, SECONDS_PER_DAY};
 use crate::publish::{self, snapshot::Published};
 use crate::simulation::{Faults, Options, Simulation, Summary};
-
-/// A line to stdout; a closed pipe ends the command quietly (see `super::output`).
-macro_rules! outln {
-    ($($arg:tt)*) => {{
-        write_out(format_args!($($arg)*))?;
-        write_out(format_args!("\n"))?;
-    }};
-}
 
 /// A state directory of our own, removed at the end unless the user named one.
 struct WorkDir {

@@ -67,6 +67,15 @@ fn tls_config(dir: &Path, user: &str, smtp: (u16, &str), imap: (u16, &str)) -> P
     path
 }
 
+/// The pinger of `config` knows the remailer `user@localhost` and its key (`reply`, a
+/// remailer-key reply).
+fn know_remailer(config: &Path, user: &str, reply: &str) {
+    run_ok(fathometer(config).args(["add", &format!("{user}@localhost")]));
+    let key = config.with_file_name("key-reply.txt");
+    std::fs::write(&key, reply).unwrap();
+    run_ok(fathometer(config).arg("import-keys").arg(&key));
+}
+
 fn returned(config: &Path) -> i64 {
     let json: serde_json::Value =
         serde_json::from_str(&run_ok(fathometer(config).args(["stats", "--format", "json"])))
@@ -94,10 +103,7 @@ fn pings_go_through_submission_and_smtps_and_return_over_imaps_and_imap_starttls
     ];
     let config = tls_config(dir.path(), "ping16", routes[0].0, routes[0].1);
     run_ok(fathometer(&config).arg("check-config"));
-    run_ok(fathometer(&config).args(["add", "remailer18@localhost"]));
-    let key = dir.path().join("key-reply.txt");
-    std::fs::write(&key, &reply).unwrap();
-    run_ok(fathometer(&config).arg("import-keys").arg(&key));
+    know_remailer(&config, "remailer18", &reply);
 
     for (n, (smtp, imap)) in routes.into_iter().enumerate() {
         let config = tls_config(dir.path(), "ping16", smtp, imap);
@@ -128,10 +134,7 @@ fn servers_whose_certificate_the_ca_did_not_issue_are_refused_and_nothing_moves(
     let bad_smtp = (env_port("MAIL_SMTPS_BADCERT_PORT", 2466), "tls");
     let bad_imap = (env_port("MAIL_IMAPS_BADCERT_PORT", 1994), "tls");
     let config = tls_config(dir.path(), "ping17", bad_smtp, bad_imap);
-    run_ok(fathometer(&config).args(["add", "remailer19@localhost"]));
-    let key = dir.path().join("key-reply.txt");
-    std::fs::write(&key, &reply).unwrap();
-    run_ok(fathometer(&config).arg("import-keys").arg(&key));
+    know_remailer(&config, "remailer19", &reply);
 
     let handled = rem.handled();
     let out = run(fathometer(&config).args(["ping", "remailer19"]));
@@ -224,11 +227,8 @@ fn no_password_leaves_before_tls_when_tls_is_configured() {
         .unwrap()
         .replace("host = \"localhost\"", "host = \"127.0.0.1\"");
     std::fs::write(&config, text).unwrap();
-    run_ok(fathometer(&config).args(["add", "remailer20@localhost"]));
     let (_rem, reply) = remailer("remailer20", Behaviour::Forward);
-    let key = dir.path().join("key-reply.txt");
-    std::fs::write(&key, &reply).unwrap();
-    run_ok(fathometer(&config).arg("import-keys").arg(&key));
+    know_remailer(&config, "remailer20", &reply);
 
     let out = run(fathometer(&config).args(["ping", "remailer20"]));
     assert!(!out.status.success());
