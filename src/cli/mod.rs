@@ -205,7 +205,8 @@ pub enum Command {
         /// temporary directory that is removed afterwards.
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// A deliberate bug the invariants must catch (count-duplicates); for tests.
+        /// A deliberate bug the invariants must catch (count-duplicates, charge-own-failure);
+        /// for tests.
         #[arg(long, hide = true)]
         inject_bug: Option<String>,
     },

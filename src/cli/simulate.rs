@@ -61,7 +61,11 @@ pub fn simulate(args: SimulateArgs<'_>) -> Result<ExitCode> {
         None => {}
         Some("count-duplicates") => crate::store::INJECTED_BUG_COUNT_DUPLICATES
             .store(true, std::sync::atomic::Ordering::Relaxed),
-        Some(other) => anyhow::bail!("unknown bug `{other}` (count-duplicates)"),
+        Some("charge-own-failure") => crate::stats::window::INJECTED_BUG_CHARGE_OWN_FAILURE
+            .store(true, std::sync::atomic::Ordering::Relaxed),
+        Some(other) => {
+            anyhow::bail!("unknown bug `{other}` (count-duplicates, charge-own-failure)")
+        }
     }
     anyhow::ensure!((1..=200).contains(&args.remailers), "--remailers takes 1 to 200");
     anyhow::ensure!((1..=3650).contains(&args.days), "--days takes 1 to 3650");
@@ -79,12 +83,13 @@ pub fn simulate(args: SimulateArgs<'_>) -> Result<ExitCode> {
     } else {
         eprintln!(
             "fathometer: {} invariant violations; the same run again: fathometer simulate \
-             --remailers {} --days {} --seed {} --faults {}",
+             --remailers {} --days {} --seed {} --faults {}{}",
             summary.violations.len(),
             args.remailers,
             args.days,
             args.seed,
-            args.faults
+            args.faults,
+            args.inject_bug.map(|b| format!(" --inject-bug {b}")).unwrap_or_default()
         );
         Ok(ExitCode::FAILURE)
     }
@@ -112,12 +117,16 @@ fn print_summary(s: &Summary, faults: &str) -> Result<()> {
         s.lost_in_network
     );
     outln!(
-        "  faults: {} crashes, {} steps with the MTA down, {} with the mailbox down, {} clock steps",
+        "  faults: {} crashes, {} steps with the MTA down, {} with the mailbox down, {} with \
+         inbound mail lost ({} mails), {} clock steps",
         s.crashes,
         s.mta_outage_steps,
         s.mailbox_outage_steps,
+        s.inbound_outage_steps,
+        s.lost_inbound,
         s.clock_steps
     );
+    outln!("  fingerprint {} (the same seed replays to the same)", s.fingerprint);
     if s.violations.is_empty() {
         outln!("  invariants: all held after every step");
     }

@@ -10,12 +10,23 @@
 //!   is not `returned`;
 //! - **nothing lost** (once the network is drained and the mailbox read): every ping sent
 //!   whose return was delivered unaltered is `returned`, whatever crashed in between;
+//! - **reliability recomputed** (once settled): every remailer's published figures (pings
+//!   counted, returned, reliability, median latency) equal those computed from the ground
+//!   truth (when the MTA took each ping, when its copies were delivered and whether altered),
+//!   under the model's rules: a ping is charged only if the pinger heard the MTA take it or
+//!   its return proves it left, pings sent while the pinger's own mail path failed are left
+//!   out (its self-checks decide that), a return counts from its first unaltered copy;
 //! - **integrity**: `PRAGMA integrity_check` says ok.
+
+use std::collections::BTreeMap;
 
 use anyhow::Result;
 
 use super::Simulation;
-use crate::model::Clock;
+use super::network::GroundTruth;
+use crate::model::{Clock, Ping, PingType, SECONDS_PER_DAY, SELF_CHECK_DEADLINE_SECS};
+use crate::stats;
+use crate::store::AuditedPing;
 
 /// A broken invariant: which, when, and the evidence.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -100,5 +111,83 @@ pub fn check(sim: &Simulation, settled: bool) -> Result<Vec<Violation>> {
     {
         violation("integrity", result);
     }
+    if settled && let Some(built) = &sim.last_built {
+        let checks = sim.pinger.store().self_checks_since(now - 14 * SECONDS_PER_DAY)?;
+        let checks: Vec<(i64, Option<i64>)> =
+            checks.iter().filter_map(|c| c.sent_at.map(|s| (s, c.returned_at))).collect();
+        let excluded = stats::own_failure_windows(&checks, SELF_CHECK_DEADLINE_SECS, now);
+        let recomputed = recompute_mix(&pings, truth, &excluded, |tag| {
+            sim.pinger.identity.return_address(tag).to_ascii_lowercase()
+        });
+        let model = sim.pinger.config.stats.model;
+        for entry in &built.report.mix {
+            let from_truth = recomputed.get(&entry.address).map(Vec::as_slice).unwrap_or_default();
+            let expected = stats::remailer_stats(from_truth, now, model);
+            let published = &entry.stats;
+            let same = expected.sent == published.sent
+                && expected.returned == published.returned
+                && (expected.reliability - published.reliability).abs() < 1e-9
+                && expected.latency_median == published.latency_median;
+            if !same {
+                violation(
+                    "reliability recomputed",
+                    format!(
+                        "{}: published {} sent, {} returned, reliability {:.6}, latency {:?}; \
+                         the ground truth gives {}, {}, {:.6}, {:?}",
+                        entry.address,
+                        published.sent,
+                        published.returned,
+                        published.reliability,
+                        published.latency_median,
+                        expected.sent,
+                        expected.returned,
+                        expected.reliability,
+                        expected.latency_median
+                    ),
+                );
+            }
+        }
+    }
     Ok(found)
+}
+
+/// The single `mix` pings of each remailer as the ground truth has them, under the model's
+/// rules (see the module's documentation), without anything the store recorded about their
+/// fate: the store only says which pings were planned, to whom, under which tag.
+fn recompute_mix(
+    pings: &[AuditedPing],
+    truth: &GroundTruth,
+    excluded: &[(i64, i64)],
+    return_address: impl Fn(&str) -> String,
+) -> BTreeMap<String, Vec<Ping>> {
+    let mut by_remailer: BTreeMap<String, Vec<Ping>> = BTreeMap::new();
+    for ping in pings.iter().filter(|p| !p.chain && p.ping_type == "mix") {
+        let Some(tag) = &ping.tag else { continue };
+        let address = return_address(tag);
+        let accepted = truth.accepted.get(&address).map(Vec::as_slice).unwrap_or_default();
+        let delivered = truth.delivered.get(&address).map(Vec::as_slice).unwrap_or_default();
+        let returned = delivered.iter().filter(|d| !d.1).map(|d| d.0).min();
+        let heard = accepted.iter().filter(|a| a.1).map(|a| a.0).next_back();
+        // Unheard and never back: the pinger cannot know it left, and does not charge it.
+        // Back without being heard: its payload says when it was built, which in the
+        // simulation is the instant the MTA took it.
+        let Some(sent) = heard.or_else(|| returned.and(accepted.first().map(|a| a.0))) else {
+            continue;
+        };
+        if stats::in_own_failure(excluded, sent) {
+            continue;
+        }
+        let failed = if returned.is_none() {
+            delivered.iter().filter(|d| d.1).map(|d| d.0).min()
+        } else {
+            None
+        };
+        by_remailer.entry(ping.remailer.clone()).or_default().push(Ping {
+            ping_type: PingType::Mix,
+            sent,
+            returned,
+            failed,
+        });
+    }
+    by_remailer
 }

@@ -12,6 +12,7 @@ pub mod mixmaster;
 pub mod network;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
@@ -45,6 +46,9 @@ pub struct Faults {
     pub duplicates: bool,
     /// The clock steps back and forward by a few minutes.
     pub clock_steps: bool,
+    /// The pinger's own incoming mail is lost for a few hours (a broken alias, a full
+    /// quota): its self-checks fail, and what it sent meanwhile must not be charged.
+    pub inbound_outages: bool,
 }
 
 impl Faults {
@@ -54,10 +58,11 @@ impl Faults {
         mailbox_outages: true,
         duplicates: true,
         clock_steps: true,
+        inbound_outages: true,
     };
 
     /// `all`, `none`, or a comma-separated list of `crashes`, `mta`, `mailbox`,
-    /// `duplicates`, `clock`.
+    /// `duplicates`, `clock`, `inbound`.
     pub fn parse(text: &str) -> Result<Faults, String> {
         let mut faults = Faults::default();
         for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
@@ -69,9 +74,11 @@ impl Faults {
                 "mailbox" => faults.mailbox_outages = true,
                 "duplicates" => faults.duplicates = true,
                 "clock" => faults.clock_steps = true,
+                "inbound" => faults.inbound_outages = true,
                 other => {
                     return Err(format!(
-                        "unknown fault `{other}` (all, none, crashes, mta, mailbox, duplicates, clock)"
+                        "unknown fault `{other}` (all, none, crashes, mta, mailbox, duplicates, clock, \
+                         inbound)"
                     ));
                 }
             }
@@ -129,17 +136,77 @@ pub struct Summary {
     pub crashes: u64,
     pub mta_outage_steps: u64,
     pub mailbox_outage_steps: u64,
+    pub inbound_outage_steps: u64,
+    /// Mail to the pinger lost on its own inbound path.
+    pub lost_inbound: u64,
     pub clock_steps: u64,
     pub builds: u64,
     pub violations: Vec<Violation>,
+    /// SHA-256 of every ping's fate (when it was sent, whether and when it came back) and of
+    /// the network's ground truth: two runs of one seed have the same, or replay is broken.
+    pub fingerprint: String,
     pub wall_seconds: f64,
+}
+
+/// A kill of the pinger planned for the k-th hand-over of one pass (a message to the MTA, a
+/// mail to the store or back to the mailbox). The hand-over that fires it never completes,
+/// so the pass stops exactly there, whatever threads ran: a seed's crash lands at the same
+/// point of the same pass on every replay (a kill after a count of polls did not, as the
+/// blocking pool's timing decided how far the pass had got).
+#[derive(Default)]
+struct KillSwitch {
+    /// Hand-overs left before the kill; 0: none planned.
+    countdown: AtomicU32,
+    /// Whether the MTA takes the message before the process dies (the pinger never hears).
+    after_acceptance: AtomicBool,
+    fired: AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl KillSwitch {
+    fn armed(at_hand_over: u32, after_acceptance: bool) -> Arc<KillSwitch> {
+        Arc::new(KillSwitch {
+            countdown: AtomicU32::new(at_hand_over),
+            after_acceptance: AtomicBool::new(after_acceptance),
+            ..KillSwitch::default()
+        })
+    }
+
+    /// One hand-over: true when this is the one the process dies at.
+    fn hand_over(&self) -> bool {
+        let left = self.countdown.load(Ordering::SeqCst);
+        if left == 0 {
+            return false;
+        }
+        self.countdown.store(left - 1, Ordering::SeqCst);
+        if left == 1 {
+            self.fired.store(true, Ordering::SeqCst);
+            self.notify.notify_one();
+            return true;
+        }
+        false
+    }
+
+    fn fired(&self) -> bool {
+        self.fired.load(Ordering::SeqCst)
+    }
+
+    /// Runs `work` until it ends or the kill fires; the output if it ended.
+    async fn run<F: std::future::Future>(&self, work: F) -> Option<F::Output> {
+        tokio::select! {
+            biased;
+            out = work => Some(out),
+            () = self.notify.notified() => None,
+        }
+    }
 }
 
 /// The simulated MTA: takes a message when it is up, and hands it to the network.
 struct SimulatedMta {
     network: Arc<Mutex<Network>>,
     clock: Arc<FixedClock>,
-    down: Arc<std::sync::atomic::AtomicBool>,
+    down: Arc<AtomicBool>,
+    kill: Arc<KillSwitch>,
 }
 
 impl Transport for SimulatedMta {
@@ -147,14 +214,23 @@ impl Transport for SimulatedMta {
         &self,
         mail: &Outgoing,
     ) -> impl std::future::Future<Output = Result<(), SendError>> + Send {
-        let result = if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+        use futures::future::Either;
+        let dies = self.kill.hand_over();
+        if dies && !self.kill.after_acceptance.load(Ordering::SeqCst) {
+            return Either::Right(std::future::pending());
+        }
+        let result = if self.down.load(Ordering::SeqCst) {
             Err(SendError::Transient("simulated MTA outage: 421 try again later".into()))
         } else {
             let mut network = self.network.lock().unwrap_or_else(|e| e.into_inner());
-            network.accept(self.clock.now(), mail);
+            network.accept(self.clock.now(), mail, !dies);
             Ok(())
         };
-        std::future::ready(result)
+        if dies {
+            // Accepted, and the process dies before it hears so.
+            return Either::Right(std::future::pending());
+        }
+        Either::Left(std::future::ready(result))
     }
 
     fn retry_secs(&self) -> i64 {
@@ -191,8 +267,11 @@ pub struct Simulation {
     rng: StdRng,
     runtime: tokio::runtime::Runtime,
     intensive_care: IntensiveCareSet,
+    /// The next crash, counting down hand-overs.
+    kill: Arc<KillSwitch>,
     mta_down_until: i64,
     mailbox_down_until: i64,
+    inbound_down_until: i64,
     last_build: Option<i64>,
     pub summary: Summary,
     /// The latest build, for a server showing the simulation (`fathometer demo`).
@@ -249,18 +328,64 @@ impl Simulation {
             rng,
             runtime,
             intensive_care: IntensiveCareSet::new(),
+            kill: Arc::new(KillSwitch::default()),
             mta_down_until: 0,
             mailbox_down_until: 0,
+            inbound_down_until: 0,
             last_build: None,
             last_built: None,
         })
     }
 
-    fn mta(&self) -> SimulatedMta {
+    fn mta(&self, kill: Arc<KillSwitch>) -> SimulatedMta {
         SimulatedMta {
             network: self.network.clone(),
             clock: self.clock.clone(),
             down: self.mta_down.clone(),
+            kill,
+        }
+    }
+
+    /// The kill planned for this pass: the one drawn after the last crash, counting down
+    /// over every hand-over since (on average one in 40, divided by the fault scale, when
+    /// crashes are on; none otherwise).
+    fn plan_kill(&mut self) -> Arc<KillSwitch> {
+        if !self.options.faults.crashes {
+            return Arc::new(KillSwitch::default());
+        }
+        if self.kill.countdown.load(Ordering::SeqCst) == 0 || self.kill.fired() {
+            let mean = (40.0 / self.options.fault_scale).max(1.0);
+            let at = 1 + (self.rng.r#gen::<f64>() * 2.0 * mean) as u32;
+            self.kill = KillSwitch::armed(at, self.rng.gen_bool(0.5));
+        }
+        self.kill.clone()
+    }
+
+    /// One pass over the Maildir as the daemon's ingester makes it, with `kill` planned at
+    /// the k-th mail taken (before its verdict is committed) or settled (committed, not yet
+    /// moved out of new/).
+    async fn ingest_pass(pinger: Arc<Pinger>, kill: Arc<KillSwitch>) -> Result<()> {
+        let path = pinger.config.mailbox.maildir.clone().context("the simulation's Maildir")?;
+        let maildir = crate::ingest::maildir::Maildir::open(&path)
+            .map_err(|e| anyhow::anyhow!("opening the Maildir {}: {e}", path.display()))?;
+        let mut mailbox = KillableMailbox { inner: maildir, kill: kill.clone() };
+        let (_, never) = tokio::sync::watch::channel(false);
+        loop {
+            let handler = |mail: crate::ingest::RawMail| {
+                let (p, kill) = (pinger.clone(), kill.clone());
+                async move {
+                    if kill.hand_over() {
+                        std::future::pending::<()>().await;
+                    }
+                    ingest::handle(p, mail).await.map(|processed| processed.disposition)
+                }
+            };
+            let round = crate::ingest::round(&mut mailbox, handler, &never)
+                .await
+                .map_err(|e| anyhow::anyhow!("reading the Maildir: {e}"))?;
+            if round.fetched == 0 {
+                return Ok(());
+            }
         }
     }
 
@@ -288,50 +413,49 @@ impl Simulation {
         {
             self.mailbox_down_until = now + self.rng.gen_range(1800..6 * 3600);
         }
+        if faults.inbound_outages
+            && now >= self.inbound_down_until
+            && self.rng.gen_bool(chance(0.002))
+        {
+            self.inbound_down_until = now + self.rng.gen_range(1800..4 * 3600);
+        }
+        let inbound_down = now < self.inbound_down_until;
+        self.summary.inbound_outage_steps += u64::from(inbound_down);
         let mta_down = now < self.mta_down_until;
         self.mta_down.store(mta_down, std::sync::atomic::Ordering::SeqCst);
         self.summary.mta_outage_steps += u64::from(mta_down);
-        self.network.lock().unwrap_or_else(|e| e.into_inner()).duplicate_share =
-            if faults.duplicates { 0.05 } else { 0.0 };
+        {
+            let mut network = self.network.lock().unwrap_or_else(|e| e.into_inner());
+            network.duplicate_share = if faults.duplicates { 0.05 } else { 0.0 };
+            network.inbound_down = inbound_down;
+        }
 
         let now = self.clock.now();
         schedule::tick(&self.pinger, &self.intensive_care, now)?;
-        // A crash in the middle of sending: the drain is dropped at a random await point
-        // (a killed process stops there too); every change it made was one transaction.
-        let crash_in_drain = faults.crashes && self.rng.gen_bool(chance(0.01));
-        let mta = self.mta();
-        let polls = self.rng.gen_range(0..8);
+        // A crash in the middle of sending: the process dies at the k-th message handed to
+        // the MTA, before or after the MTA took it; every change made before was one
+        // transaction.
+        let kill = self.plan_kill();
+        let mta = self.mta(kill.clone());
         let pinger = self.pinger.clone();
-        let drained = self.runtime.block_on(async {
-            let drain = outbox::drain(&pinger, &mta);
-            if crash_in_drain {
-                cut_after_polls(drain, polls).await.transpose()
-            } else {
-                drain.await.map(Some)
-            }
-        })?;
-        if crash_in_drain {
+        if let Some(drained) = self.runtime.block_on(kill.run(outbox::drain(&pinger, &mta))) {
+            drained?;
+        }
+        if kill.fired() {
             self.crash()?;
         }
-        let _ = drained;
 
         self.network.lock().unwrap_or_else(|e| e.into_inner()).run_until(now)?;
 
         let mailbox_down = now < self.mailbox_down_until;
         self.summary.mailbox_outage_steps += u64::from(mailbox_down);
         if !mailbox_down {
-            let crash_in_ingest = faults.crashes && self.rng.gen_bool(chance(0.01));
-            let polls = self.rng.gen_range(0..8);
-            let pinger = self.pinger.clone();
-            self.runtime.block_on(async {
-                let once = ingest::once(pinger);
-                if crash_in_ingest {
-                    cut_after_polls(once, polls).await.transpose().map(|_| ())
-                } else {
-                    once.await.map(|_| ())
-                }
-            })?;
-            if crash_in_ingest {
+            let kill = self.plan_kill();
+            let pass = Simulation::ingest_pass(self.pinger.clone(), kill.clone());
+            if let Some(read) = self.runtime.block_on(kill.run(pass)) {
+                read?;
+            }
+            if kill.fired() {
                 self.crash()?;
             }
         }
@@ -395,11 +519,17 @@ impl Simulation {
     /// No more faults: the network empties, the mailbox is read, the last invariants hold.
     pub fn settle(&mut self) -> Result<()> {
         self.mta_down.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.network.lock().unwrap_or_else(|e| e.into_inner()).inbound_down = false;
         let until = self.clock.now() + 8 * 3600;
         self.network.lock().unwrap_or_else(|e| e.into_inner()).run_until(until)?;
         self.clock.set(until);
         let pinger = self.pinger.clone();
-        self.runtime.block_on(ingest::once(pinger))?;
+        self.runtime.block_on(Simulation::ingest_pass(pinger, Arc::new(KillSwitch::default())))?;
+        // The last build, of everything read: the figures the final invariants recompute.
+        let built =
+            report::build_and_publish(&self.pinger.config, &self.pinger.store, until, true)?;
+        self.last_built = Some(built);
+        self.summary.builds += 1;
         let found = invariants::check(self, true)?;
         self.record(found);
         let pings = self.pinger.store().audit_pings()?;
@@ -411,7 +541,9 @@ impl Simulation {
         self.summary.mails_corrupted = store.count_mails("corrupted")?;
         drop(store);
         let network = self.network.lock().unwrap_or_else(|e| e.into_inner());
+        self.summary.fingerprint = fingerprint(&pings, &network.truth);
         self.summary.lost_in_network = network.truth.lost;
+        self.summary.lost_inbound = network.truth.lost_inbound;
         self.summary.duplicated_deliveries = network.truth.duplicated;
         self.summary.virtual_days = f64::from(self.options.days);
         Ok(())
@@ -428,6 +560,24 @@ impl Simulation {
     }
 }
 
+/// What a replay must reproduce: each ping's fate in order, and what the network did. The
+/// tags and packet bytes are left out: they come from the operating system's generator, and
+/// no decision of the run depends on them.
+fn fingerprint(pings: &[crate::store::AuditedPing], truth: &network::GroundTruth) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for p in pings {
+        hash.update(format!("{} {:?} {:?} {}\n", p.id, p.sent_at, p.returned_at, p.outcome));
+    }
+    let mut deliveries: Vec<&(i64, bool)> = truth.delivered.values().flatten().collect();
+    deliveries.sort();
+    hash.update(format!(
+        "{deliveries:?} {} {} {}",
+        truth.lost, truth.duplicated, truth.lost_inbound
+    ));
+    crate::compose::payload::hex(&hash.finalize())
+}
+
 fn new_runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -435,17 +585,35 @@ fn new_runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the simulation's runtime")
 }
 
-/// Polls `future` at most `polls` times, then drops it (a process killed at that point);
-/// its output if it finished first.
-async fn cut_after_polls<F: std::future::Future>(future: F, polls: usize) -> Option<F::Output> {
-    let mut future = std::pin::pin!(future);
-    for _ in 0..=polls {
-        if let std::task::Poll::Ready(out) = futures::poll!(future.as_mut()) {
-            return Some(out);
-        }
-        tokio::task::yield_now().await;
+/// The Maildir as the ingester sees it, with the planned kill at the k-th settle: the
+/// verdict is committed, the file is still in new/ (the next process meets it again).
+struct KillableMailbox {
+    inner: crate::ingest::maildir::Maildir,
+    kill: Arc<KillSwitch>,
+}
+
+impl crate::ingest::Mailbox for KillableMailbox {
+    type Key = <crate::ingest::maildir::Maildir as crate::ingest::Mailbox>::Key;
+    type Error = <crate::ingest::maildir::Maildir as crate::ingest::Mailbox>::Error;
+
+    fn waiting(
+        &mut self,
+    ) -> impl std::future::Future<
+        Output = Result<Vec<(Self::Key, crate::ingest::RawMail)>, Self::Error>,
+    > + Send {
+        self.inner.waiting()
     }
-    None
+
+    async fn settle(
+        &mut self,
+        key: Self::Key,
+        disposition: crate::ingest::Disposition,
+    ) -> Result<(), Self::Error> {
+        if self.kill.hand_over() {
+            std::future::pending::<()>().await;
+        }
+        self.inner.settle(key, disposition).await
+    }
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {

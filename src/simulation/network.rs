@@ -122,8 +122,9 @@ type InFlight = (i64, u64, Destination, Vec<u8>, bool);
 #[derive(Debug, Default, Clone)]
 pub struct GroundTruth {
     /// Every mail the MTA accepted from the pinger, by its envelope sender (the tagged return
-    /// address), with when.
-    pub accepted: BTreeMap<String, Vec<i64>>,
+    /// address): when, and whether the pinger heard the MTA say so (a pinger killed between
+    /// the MTA's 250 and its own record never did).
+    pub accepted: BTreeMap<String, Vec<(i64, bool)>>,
     /// Every mail delivered into the pinger's Maildir, by recipient address: when, and
     /// whether it was altered on the way.
     pub delivered: BTreeMap<String, Vec<(i64, bool)>>,
@@ -131,6 +132,9 @@ pub struct GroundTruth {
     pub lost: u64,
     /// Copies delivered twice on purpose (the duplicate fault).
     pub duplicated: u64,
+    /// Mail to the pinger lost on its own inbound path (the inbound fault): the pinger's
+    /// failure, which its self-checks must reveal.
+    pub lost_inbound: u64,
     /// Packets a remailer could not decode (should be none: the pinger builds them).
     pub undecodable: Vec<String>,
 }
@@ -147,6 +151,9 @@ pub struct Network {
     dies_at: i64,
     /// The duplicate fault: this share of deliveries to the pinger is delivered twice.
     pub duplicate_share: f64,
+    /// The inbound fault: mail to the pinger is lost before its mailbox (a broken alias, a
+    /// full quota) while this is set.
+    pub inbound_down: bool,
 }
 
 impl Network {
@@ -179,6 +186,7 @@ impl Network {
             pinger_domain: pinger_domain.to_ascii_lowercase(),
             dies_at,
             duplicate_share: 0.0,
+            inbound_down: false,
         }
     }
 
@@ -192,9 +200,11 @@ impl Network {
         self.queue.push(Reverse((at, self.seq, to, text, altered)));
     }
 
-    /// The simulated MTA takes a mail from the pinger at `now`.
-    pub fn accept(&mut self, now: i64, mail: &Outgoing) {
-        self.truth.accepted.entry(mail.envelope_from.to_ascii_lowercase()).or_default().push(now);
+    /// The simulated MTA takes a mail from the pinger at `now`; `heard`: the pinger lives to
+    /// hear it.
+    pub fn accept(&mut self, now: i64, mail: &Outgoing, heard: bool) {
+        let from = mail.envelope_from.to_ascii_lowercase();
+        self.truth.accepted.entry(from).or_default().push((now, heard));
         let to = mail.to.to_ascii_lowercase();
         if let Some(i) = self.remailers.iter().position(|r| r.address == to) {
             let at = now + self.rng.gen_range(1..30);
@@ -280,9 +290,15 @@ impl Network {
                     // Inside the armour, past its first line: the pinger must notice.
                     let start = body.iter().position(|&b| b == b'\n').map_or(0, |p| p + 40);
                     if start < body.len() {
-                        let at_byte = self.rng.gen_range(start..body.len());
-                        if body[at_byte].is_ascii_alphanumeric() {
-                            body[at_byte] = if body[at_byte] == b'A' { b'B' } else { b'A' };
+                        // The first letter or digit from a drawn place on (the bytes
+                        // themselves are the pinger's random ones: whether the drawn byte is
+                        // one must not decide it, or a seed would not replay).
+                        let from = self.rng.gen_range(start..body.len());
+                        let found = (from..body.len())
+                            .chain(start..from)
+                            .find(|&i| body[i].is_ascii_alphanumeric());
+                        if let Some(i) = found {
+                            body[i] = if body[i] == b'A' { b'B' } else { b'A' };
                             altered = true;
                         }
                     }
@@ -310,6 +326,10 @@ impl Network {
 
     /// Writes a mail into the Maildir as an MTA does (tmp/, then new/), dated `at`.
     fn deliver(&mut self, at: i64, text: &[u8], altered: bool) -> std::io::Result<()> {
+        if self.inbound_down {
+            self.truth.lost_inbound += 1;
+            return Ok(());
+        }
         let recipient = header(text, "to").unwrap_or_default().to_ascii_lowercase();
         self.truth.delivered.entry(recipient.clone()).or_default().push((at, altered));
         self.write_maildir(at, text)?;

@@ -13,14 +13,22 @@ pub struct AuditedPing {
     pub sent_at: Option<i64>,
     pub returned_at: Option<i64>,
     pub outcome: String,
+    /// The first (or only) remailer's address.
+    pub remailer: String,
+    /// The first hop's ping type (`mix`, `cpunk-rsa`, ...).
+    pub ping_type: String,
+    /// A two-hop chain ping.
+    pub chain: bool,
 }
 
 impl Store {
     /// Every ping, oldest first.
     pub fn audit_pings(&self) -> Result<Vec<AuditedPing>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, tag, sent_at, returned_at, outcome FROM pings ORDER BY id")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT p.id, p.tag, p.sent_at, p.returned_at, p.outcome, r.address, p.type1,
+                    p.remailer2_id IS NOT NULL
+             FROM pings p JOIN remailers r ON r.id = p.remailer1_id ORDER BY p.id",
+        )?;
         let rows = stmt.query_map([], |r| {
             Ok(AuditedPing {
                 id: r.get(0)?,
@@ -28,6 +36,9 @@ impl Store {
                 sent_at: r.get(2)?,
                 returned_at: r.get(3)?,
                 outcome: r.get(4)?,
+                remailer: r.get(5)?,
+                ping_type: r.get(6)?,
+                chain: r.get(7)?,
             })
         })?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)

@@ -1,6 +1,6 @@
 //! `fathometer simulate` and `fathometer demo` through the real binary: seeded runs with every
 //! fault keep every invariant; a deliberately injected bug is caught and reported with the
-//! seed that replays it; the fault timeline of a seed replays; the demo serves a populated
+//! seed that replays it; a seed replays exactly, crashes included; the demo serves a populated
 //! statistics site within a minute.
 
 use std::io::{BufRead, BufReader};
@@ -60,18 +60,38 @@ fn an_injected_bug_is_caught_and_the_seed_given() {
 }
 
 #[test]
-fn a_seed_replays_its_faults() {
-    let args = ["--days", "2", "--remailers", "3", "--seed", "2", "--faults", "mta,mailbox,clock"];
-    let (_, first, _) = simulate(&args);
-    let (_, second, _) = simulate(&args);
-    for key in ["steps", "mta_outage_steps", "mailbox_outage_steps", "clock_steps", "builds"] {
-        assert_eq!(first[key], second[key], "{key}");
+fn charging_the_pingers_own_failure_is_caught_by_the_recomputed_figures() {
+    // The bug: pings sent while the pinger's own inbound mail was lost are charged to the
+    // remailers. Only the recomputation of the figures from the ground truth sees it.
+    let args = ["--days", "3", "--remailers", "4", "--seed", "1", "--faults", "inbound"];
+    let (ok, json, stderr) =
+        simulate(&[&args[..], &["--inject-bug", "charge-own-failure"]].concat());
+    assert!(!ok, "the run passed with the bug in: {json:#}");
+    let violations = json["violations"].as_array().unwrap();
+    assert!(violations.iter().any(|v| v["rule"] == "reliability recomputed"), "{json:#}");
+    assert!(stderr.contains("--inject-bug charge-own-failure"), "{stderr}");
+    let (ok, json, _) = simulate(&args);
+    assert!(ok, "{json:#}");
+    assert!(json["lost_inbound"].as_u64().unwrap() > 0, "no inbound mail was lost: {json:#}");
+}
+
+#[test]
+fn a_seed_replays_exactly_with_every_fault() {
+    // Crashes included: the kill lands at the same hand-over of the same pass every time.
+    let args = ["--days", "2", "--remailers", "3", "--seed", "2", "--faults", "all"];
+    let (_, mut first, _) = simulate(&args);
+    let (_, mut second, _) = simulate(&args);
+    for run in [&mut first, &mut second] {
+        run.as_object_mut().unwrap().remove("wall_seconds");
     }
-    assert!(
-        first["mta_outage_steps"].as_u64().unwrap()
-            + first["mailbox_outage_steps"].as_u64().unwrap()
-            > 0
-    );
+    assert_eq!(first, second, "the same seed ran differently");
+    for key in ["crashes", "mta_outage_steps", "mailbox_outage_steps", "pings_returned"] {
+        assert!(first[key].as_u64().unwrap() > 0, "{key} never happened: {first:#}");
+    }
+    assert_eq!(first["fingerprint"].as_str().unwrap().len(), 64);
+    let other = ["--days", "2", "--remailers", "3", "--seed", "3", "--faults", "all"];
+    let (_, third, _) = simulate(&other);
+    assert_ne!(first["fingerprint"], third["fingerprint"], "the fingerprint ignores the run");
 }
 
 #[test]
