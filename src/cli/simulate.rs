@@ -106,7 +106,7 @@ fn print_summary(s: &Summary, faults: &str) -> Result<()> {
     );
     outln!(
         "  {} steps, {} builds; pings sent {}, returned {}; duplicate copies {} (recorded {}), \
-         altered copies recorded {}; lost in the network {}",
+         altered copies recorded {}, bounces recorded {}; lost in the network {}",
         s.steps,
         s.builds,
         s.pings_sent,
@@ -114,6 +114,7 @@ fn print_summary(s: &Summary, faults: &str) -> Result<()> {
         s.duplicated_deliveries,
         s.mails_duplicate,
         s.mails_corrupted,
+        s.mails_bounced,
         s.lost_in_network
     );
     outln!(

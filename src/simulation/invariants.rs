@@ -7,7 +7,7 @@
 //!   pinger failed to send is never charged);
 //! - **latency at delivery**: a returned ping's return time is when a copy was delivered;
 //! - **altered is not returned**: a ping whose every delivered copy was altered on the way
-//!   is not `returned`;
+//!   or was a bounce is not `returned`;
 //! - **nothing lost** (once the network is drained and the mailbox read): every ping sent
 //!   whose return was delivered unaltered is `returned`, whatever crashed in between;
 //! - **reliability recomputed** (once settled): every remailer's published figures (pings
@@ -15,7 +15,8 @@
 //!   truth (when the MTA took each ping, when its copies were delivered and whether altered),
 //!   under the model's rules: a ping is charged only if the pinger heard the MTA take it or
 //!   its return proves it left, pings sent while the pinger's own mail path failed are left
-//!   out (its self-checks decide that), a return counts from its first unaltered copy;
+//!   out (its self-checks decide that), a return counts from its first unaltered copy, and a
+//!   bounce or an altered copy settles a ping that never came back intact as failed;
 //! - **integrity**: `PRAGMA integrity_check` says ok.
 
 use std::collections::BTreeMap;
@@ -23,7 +24,7 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 
 use super::Simulation;
-use super::network::GroundTruth;
+use super::network::{Arrival, GroundTruth};
 use crate::model::{Clock, Ping, PingType, SECONDS_PER_DAY, SELF_CHECK_DEADLINE_SECS};
 use crate::stats;
 use crate::store::AuditedPing;
@@ -76,7 +77,7 @@ pub fn check(sim: &Simulation, settled: bool) -> Result<Vec<Violation>> {
         }
         if ping.outcome == "returned" {
             let at = ping.returned_at.unwrap_or_default();
-            if !delivered.iter().any(|&(t, altered)| t == at && !altered) {
+            if !delivered.iter().any(|&(t, what)| t == at && what == Arrival::Intact) {
                 violation(
                     "latency at delivery",
                     format!(
@@ -86,15 +87,18 @@ pub fn check(sim: &Simulation, settled: bool) -> Result<Vec<Violation>> {
                 );
             }
         }
-        if ping.outcome == "returned" && !delivered.is_empty() && delivered.iter().all(|d| d.1) {
+        if ping.outcome == "returned"
+            && !delivered.is_empty()
+            && delivered.iter().all(|d| d.1 != Arrival::Intact)
+        {
             violation(
                 "altered is not returned",
-                format!("ping {}: every copy was altered, yet it is returned", ping.id),
+                format!("ping {}: no copy came back intact, yet it is returned", ping.id),
             );
         }
         if settled
             && ping.sent_at.is_some()
-            && delivered.iter().any(|d| !d.1)
+            && delivered.iter().any(|d| d.1 == Arrival::Intact)
             && ping.outcome != "returned"
         {
             violation(
@@ -166,7 +170,7 @@ fn recompute_mix(
         let address = return_address(tag);
         let accepted = truth.accepted.get(&address).map(Vec::as_slice).unwrap_or_default();
         let delivered = truth.delivered.get(&address).map(Vec::as_slice).unwrap_or_default();
-        let returned = delivered.iter().filter(|d| !d.1).map(|d| d.0).min();
+        let returned = delivered.iter().filter(|d| d.1 == Arrival::Intact).map(|d| d.0).min();
         let heard = accepted.iter().filter(|a| a.1).map(|a| a.0).next_back();
         // Unheard and never back: the pinger cannot know it left, and does not charge it.
         // Back without being heard: its payload says when it was built, which in the
@@ -178,7 +182,7 @@ fn recompute_mix(
             continue;
         }
         let failed = if returned.is_none() {
-            delivered.iter().filter(|d| d.1).map(|d| d.0).min()
+            delivered.iter().filter(|d| d.1 != Arrival::Intact).map(|d| d.0).min()
         } else {
             None
         };

@@ -131,6 +131,7 @@ pub struct Summary {
     pub pings_returned: u64,
     pub mails_duplicate: u64,
     pub mails_corrupted: u64,
+    pub mails_bounced: u64,
     pub lost_in_network: u64,
     pub duplicated_deliveries: u64,
     pub crashes: u64,
@@ -539,6 +540,7 @@ impl Simulation {
         let store = self.pinger.store();
         self.summary.mails_duplicate = store.count_mails("duplicate")?;
         self.summary.mails_corrupted = store.count_mails("corrupted")?;
+        self.summary.mails_bounced = store.count_mails("bounced")?;
         drop(store);
         let network = self.network.lock().unwrap_or_else(|e| e.into_inner());
         self.summary.fingerprint = fingerprint(&pings, &network.truth);
@@ -569,7 +571,8 @@ fn fingerprint(pings: &[crate::store::AuditedPing], truth: &network::GroundTruth
     for p in pings {
         hash.update(format!("{} {:?} {:?} {}\n", p.id, p.sent_at, p.returned_at, p.outcome));
     }
-    let mut deliveries: Vec<&(i64, bool)> = truth.delivered.values().flatten().collect();
+    let mut deliveries: Vec<&(i64, network::Arrival)> =
+        truth.delivered.values().flatten().collect();
     deliveries.sort();
     hash.update(format!(
         "{deliveries:?} {} {} {}",

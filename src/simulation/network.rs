@@ -39,6 +39,10 @@ pub enum Profile {
     Corrupting,
     /// Accepts mail as a middle hop only (the `middle` capability); good otherwise.
     Middleman,
+    /// Its MTA refuses a quarter of the mail (a full disk, a quota) and sends a delivery
+    /// status notification to the envelope sender, which for a ping is the pinger's tagged
+    /// return address.
+    Bouncing,
 }
 
 impl Profile {
@@ -53,7 +57,13 @@ impl Profile {
             Profile::Corrupting,
             Profile::Dying,
         ];
-        (0..n).map(|i| if i == 8 { Profile::Middleman } else { ORDER[i % ORDER.len()] }).collect()
+        (0..n)
+            .map(|i| match i {
+                8 => Profile::Middleman,
+                9 => Profile::Bouncing,
+                _ => ORDER[i % ORDER.len()],
+            })
+            .collect()
     }
 }
 
@@ -105,6 +115,17 @@ impl SimRemailer {
     }
 }
 
+/// What reached the pinger's Maildir for a tagged address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Arrival {
+    /// The return as the pinger built it.
+    Intact,
+    /// The return, altered on the way (the corrupting profile).
+    Altered,
+    /// A delivery status notification: the message never reached the remailer.
+    Bounce,
+}
+
 /// What is on its way, and where to.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Destination {
@@ -114,9 +135,9 @@ enum Destination {
     Pinger,
 }
 
-/// A mail on its way: when it arrives, its order among equal times, where, the bytes, and
-/// whether a remailer altered it.
-type InFlight = (i64, u64, Destination, Vec<u8>, bool);
+/// A mail on its way: when it arrives, its order among equal times, where, the bytes, what
+/// it is (for the ground truth), and its envelope sender.
+type InFlight = (i64, u64, Destination, Vec<u8>, Arrival, String);
 
 /// What the simulation knows happened, for the invariants.
 #[derive(Debug, Default, Clone)]
@@ -125,9 +146,8 @@ pub struct GroundTruth {
     /// address): when, and whether the pinger heard the MTA say so (a pinger killed between
     /// the MTA's 250 and its own record never did).
     pub accepted: BTreeMap<String, Vec<(i64, bool)>>,
-    /// Every mail delivered into the pinger's Maildir, by recipient address: when, and
-    /// whether it was altered on the way.
-    pub delivered: BTreeMap<String, Vec<(i64, bool)>>,
+    /// Every mail delivered into the pinger's Maildir, by recipient address: when, and what.
+    pub delivered: BTreeMap<String, Vec<(i64, Arrival)>>,
     /// Mail lost by remailers (profile or down time).
     pub lost: u64,
     /// Copies delivered twice on purpose (the duplicate fault).
@@ -190,14 +210,20 @@ impl Network {
         }
     }
 
-    fn push(&mut self, at: i64, to: Destination, text: Vec<u8>) {
-        self.push_marked(at, to, text, false);
+    fn push(&mut self, at: i64, to: Destination, text: Vec<u8>, sender: &str) {
+        self.push_marked(at, to, text, Arrival::Intact, sender);
     }
 
-    /// `altered`: a remailer changed the mail on purpose (the corrupting profile).
-    fn push_marked(&mut self, at: i64, to: Destination, text: Vec<u8>, altered: bool) {
+    fn push_marked(
+        &mut self,
+        at: i64,
+        to: Destination,
+        text: Vec<u8>,
+        what: Arrival,
+        sender: &str,
+    ) {
         self.seq += 1;
-        self.queue.push(Reverse((at, self.seq, to, text, altered)));
+        self.queue.push(Reverse((at, self.seq, to, text, what, sender.to_owned())));
     }
 
     /// The simulated MTA takes a mail from the pinger at `now`; `heard`: the pinger lives to
@@ -208,11 +234,11 @@ impl Network {
         let to = mail.to.to_ascii_lowercase();
         if let Some(i) = self.remailers.iter().position(|r| r.address == to) {
             let at = now + self.rng.gen_range(1..30);
-            self.push(at, Destination::Remailer(i), mail.message.clone());
+            self.push(at, Destination::Remailer(i), mail.message.clone(), &mail.envelope_from);
         } else if to.ends_with(&format!("@{}", self.pinger_domain)) {
             // Our own mail (the self-check) comes straight back.
             let at = now + self.rng.gen_range(1..60);
-            self.push(at, Destination::Pinger, mail.message.clone());
+            self.push(at, Destination::Pinger, mail.message.clone(), &mail.envelope_from);
         } else {
             self.truth.lost += 1;
         }
@@ -227,22 +253,34 @@ impl Network {
     /// deliver, mail lands in the Maildir.
     pub fn run_until(&mut self, now: i64) -> std::io::Result<()> {
         while self.queue.peek().is_some_and(|Reverse((at, ..))| *at <= now) {
-            let Some(Reverse((at, _, to, text, altered))) = self.queue.pop() else { break };
+            let Some(Reverse((at, _, to, text, what, sender))) = self.queue.pop() else { break };
             match to {
-                Destination::Pinger => self.deliver(at, &text, altered)?,
-                Destination::Remailer(i) => self.remailer_handles(i, at, &text),
+                Destination::Pinger => self.deliver(at, &text, what)?,
+                Destination::Remailer(i) => self.remailer_handles(i, at, &text, &sender),
             }
         }
         Ok(())
     }
 
-    fn remailer_handles(&mut self, i: usize, at: i64, text: &[u8]) {
+    fn remailer_handles(&mut self, i: usize, at: i64, text: &[u8], sender: &str) {
         let remailer = &self.remailers[i];
         let lost_share = match remailer.profile {
             Profile::Lossy => 0.33,
-            Profile::Good | Profile::Middleman | Profile::Corrupting => 0.01,
+            Profile::Good | Profile::Middleman | Profile::Corrupting | Profile::Bouncing => 0.01,
             Profile::Slow | Profile::Flaky | Profile::Dying => 0.03,
         };
+        if remailer.profile == Profile::Bouncing && self.rng.gen_bool(0.25) {
+            let dsn = bounce(&remailer.address, sender, at, text);
+            let sender_domain = sender.rsplit('@').next().unwrap_or_default().to_owned();
+            if sender_domain == self.pinger_domain {
+                let delay = self.rng.gen_range(5..120);
+                self.push_marked(at + delay, Destination::Pinger, dsn, Arrival::Bounce, "");
+            } else {
+                // To another remailer (the first hop of a chain): nobody reads it.
+                self.truth.lost += 1;
+            }
+            return;
+        }
         if !remailer.up(at, self.dies_at) || self.rng.gen_bool(lost_share) {
             self.truth.lost += 1;
             return;
@@ -273,7 +311,12 @@ impl Network {
                             "From: {address}\nTo: {next}\n\n{}",
                             mixmaster::armor(&next_packet)
                         );
-                        self.push(at + latency, Destination::Remailer(j), mail.into_bytes());
+                        self.push(
+                            at + latency,
+                            Destination::Remailer(j),
+                            mail.into_bytes(),
+                            &address,
+                        );
                     }
                     None => self.truth.lost += 1,
                 }
@@ -285,7 +328,7 @@ impl Network {
                     return;
                 }
                 let mut body = payload.user_data;
-                let mut altered = false;
+                let mut what = Arrival::Intact;
                 if profile == Profile::Corrupting && self.rng.gen_bool(0.2) {
                     // Inside the armour, past its first line: the pinger must notice.
                     let start = body.iter().position(|&b| b == b'\n').map_or(0, |p| p + 40);
@@ -293,13 +336,17 @@ impl Network {
                         // The first letter or digit from a drawn place on (the bytes
                         // themselves are the pinger's random ones: whether the drawn byte is
                         // one must not decide it, or a seed would not replay).
-                        let from = self.rng.gen_range(start..body.len());
+                        // One draw whatever the length (which varies with the payload's
+                        // random bytes): a range drawn from could take more.
+                        let share: f64 = self.rng.r#gen();
+                        let from = start + ((body.len() - start) as f64 * share) as usize;
+                        let from = from.min(body.len() - 1);
                         let found = (from..body.len())
                             .chain(start..from)
                             .find(|&i| body[i].is_ascii_alphanumeric());
                         if let Some(i) = found {
                             body[i] = if body[i] == b'A' { b'B' } else { b'A' };
-                            altered = true;
+                            what = Arrival::Altered;
                         }
                     }
                 }
@@ -317,7 +364,7 @@ impl Network {
                 mail.push_str(&format!("Message-ID: <{}.{}@{domain}>\n\n\n", at, self.seq));
                 let mut bytes = mail.into_bytes();
                 bytes.extend_from_slice(&body);
-                self.push_marked(at + latency, Destination::Pinger, bytes, altered);
+                self.push_marked(at + latency, Destination::Pinger, bytes, what, &address);
             }
             Ok(Decoded::Partial { .. }) => self.truth.lost += 1,
             Err(e) => self.truth.undecodable.push(format!("{address}: {e}")),
@@ -325,17 +372,17 @@ impl Network {
     }
 
     /// Writes a mail into the Maildir as an MTA does (tmp/, then new/), dated `at`.
-    fn deliver(&mut self, at: i64, text: &[u8], altered: bool) -> std::io::Result<()> {
+    fn deliver(&mut self, at: i64, text: &[u8], what: Arrival) -> std::io::Result<()> {
         if self.inbound_down {
             self.truth.lost_inbound += 1;
             return Ok(());
         }
         let recipient = header(text, "to").unwrap_or_default().to_ascii_lowercase();
-        self.truth.delivered.entry(recipient.clone()).or_default().push((at, altered));
+        self.truth.delivered.entry(recipient.clone()).or_default().push((at, what));
         self.write_maildir(at, text)?;
         if self.duplicate_share > 0.0 && self.rng.gen_bool(self.duplicate_share) {
             self.truth.duplicated += 1;
-            self.truth.delivered.entry(recipient).or_default().push((at + 60, altered));
+            self.truth.delivered.entry(recipient).or_default().push((at + 60, what));
             // A remailer that sends a mail twice sends two mails (its MTA gives each its own
             // trace), not the same bytes twice.
             let mut copy =
@@ -355,6 +402,27 @@ impl Network {
         std::fs::File::options().write(true).open(&tmp)?.set_modified(time)?;
         std::fs::rename(&tmp, self.maildir.join("new").join(&name))
     }
+}
+
+/// The delivery status notification the MTA at `remailer` sends `sender` for `original`
+/// (RFC 3464, as Postfix writes one: the report, then the original's headers).
+fn bounce(remailer: &str, sender: &str, at: i64, original: &[u8]) -> Vec<u8> {
+    let domain = remailer.rsplit('@').next().unwrap_or("sim.example");
+    let date = chrono::DateTime::from_timestamp(at, 0).map(|d| d.to_rfc2822()).unwrap_or_default();
+    let original = String::from_utf8_lossy(original);
+    let headers: String =
+        original.lines().take_while(|l| !l.is_empty()).map(|l| format!("{l}\n")).collect();
+    format!(
+        "From: MAILER-DAEMON@mx.{domain} (Mail Delivery System)\nTo: {sender}\n\
+         Subject: Undelivered Mail Returned to Sender\nDate: {date}\nMIME-Version: 1.0\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"b{at}\"\n\n\
+         --b{at}\nContent-Type: text/plain\n\nI'm sorry to have to inform you that your \
+         message could not be delivered.\n\n--b{at}\nContent-Type: message/delivery-status\n\n\
+         Reporting-MTA: dns; mx.{domain}\n\nFinal-Recipient: rfc822; {remailer}\n\
+         Action: failed\nStatus: 5.2.2\nDiagnostic-Code: smtp; 552 5.2.2 mailbox full\n\n\
+         --b{at}\nContent-Type: text/rfc822-headers\n\n{headers}\n--b{at}--\n"
+    )
+    .into_bytes()
 }
 
 /// The first value of a header field of a mail.

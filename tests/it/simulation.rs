@@ -78,7 +78,8 @@ fn charging_the_pingers_own_failure_is_caught_by_the_recomputed_figures() {
 #[test]
 fn a_seed_replays_exactly_with_every_fault() {
     // Crashes included: the kill lands at the same hand-over of the same pass every time.
-    let args = ["--days", "2", "--remailers", "3", "--seed", "2", "--faults", "all"];
+    // Ten remailers: every profile, the corrupting and the bouncing one included.
+    let args = ["--days", "1", "--remailers", "10", "--seed", "2", "--faults", "all"];
     let (_, mut first, _) = simulate(&args);
     let (_, mut second, _) = simulate(&args);
     for run in [&mut first, &mut second] {
@@ -88,8 +89,11 @@ fn a_seed_replays_exactly_with_every_fault() {
     for key in ["crashes", "mta_outage_steps", "mailbox_outage_steps", "pings_returned"] {
         assert!(first[key].as_u64().unwrap() > 0, "{key} never happened: {first:#}");
     }
+    for key in ["mails_corrupted", "mails_bounced"] {
+        assert!(first[key].as_u64().unwrap() > 0, "no {key}: {first:#}");
+    }
     assert_eq!(first["fingerprint"].as_str().unwrap().len(), 64);
-    let other = ["--days", "2", "--remailers", "3", "--seed", "3", "--faults", "all"];
+    let other = ["--days", "1", "--remailers", "10", "--seed", "3", "--faults", "all"];
     let (_, third, _) = simulate(&other);
     assert_ne!(first["fingerprint"], third["fingerprint"], "the fingerprint ignores the run");
 }
