@@ -119,13 +119,21 @@ fn print_summary(s: &Summary, faults: &str) -> Result<()> {
     );
     outln!(
         "  faults: {} crashes, {} steps with the MTA down, {} with the mailbox down, {} with \
-         inbound mail lost ({} mails), {} clock steps",
+         inbound mail lost ({} mails), {} with the disk full ({} passes failed), {} clock steps",
         s.crashes,
         s.mta_outage_steps,
         s.mailbox_outage_steps,
         s.inbound_outage_steps,
         s.lost_inbound,
+        s.disk_full_steps,
+        s.store_errors,
         s.clock_steps
+    );
+    outln!(
+        "  discovery: {} replies sent by the remailers, {} recorded; {} keys rotated",
+        s.replies_sent,
+        s.mails_reply,
+        s.key_rotations
     );
     outln!("  fingerprint {} (the same seed replays to the same)", s.fingerprint);
     if s.violations.is_empty() {

@@ -49,6 +49,9 @@ pub struct Faults {
     /// The pinger's own incoming mail is lost for a few hours (a broken alias, a full
     /// quota): its self-checks fail, and what it sent meanwhile must not be charged.
     pub inbound_outages: bool,
+    /// The pinger's disk is full for a few hours: every write to the store fails; nothing
+    /// committed may be lost, no mail dropped, nothing counted twice.
+    pub disk_full: bool,
 }
 
 impl Faults {
@@ -59,10 +62,11 @@ impl Faults {
         duplicates: true,
         clock_steps: true,
         inbound_outages: true,
+        disk_full: true,
     };
 
     /// `all`, `none`, or a comma-separated list of `crashes`, `mta`, `mailbox`,
-    /// `duplicates`, `clock`, `inbound`.
+    /// `duplicates`, `clock`, `inbound`, `disk`.
     pub fn parse(text: &str) -> Result<Faults, String> {
         let mut faults = Faults::default();
         for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
@@ -75,10 +79,11 @@ impl Faults {
                 "duplicates" => faults.duplicates = true,
                 "clock" => faults.clock_steps = true,
                 "inbound" => faults.inbound_outages = true,
+                "disk" => faults.disk_full = true,
                 other => {
                     return Err(format!(
                         "unknown fault `{other}` (all, none, crashes, mta, mailbox, duplicates, clock, \
-                         inbound)"
+                         inbound, disk)"
                     ));
                 }
             }
@@ -132,12 +137,20 @@ pub struct Summary {
     pub mails_duplicate: u64,
     pub mails_corrupted: u64,
     pub mails_bounced: u64,
+    /// Keys made by rotating remailers, and requests for information they all answered.
+    pub key_rotations: u64,
+    pub replies_sent: u64,
+    /// Replies the pinger recorded.
+    pub mails_reply: u64,
     pub lost_in_network: u64,
     pub duplicated_deliveries: u64,
     pub crashes: u64,
     pub mta_outage_steps: u64,
     pub mailbox_outage_steps: u64,
     pub inbound_outage_steps: u64,
+    pub disk_full_steps: u64,
+    /// Passes (tick, send, read, build) that failed because the disk was full.
+    pub store_errors: u64,
     /// Mail to the pinger lost on its own inbound path.
     pub lost_inbound: u64,
     pub clock_steps: u64,
@@ -246,7 +259,7 @@ pub fn pinger_config(dir: &Path, listen: &str) -> Result<Config> {
          name = \"fathometer simulation\"\n\
          [mailbox]\nmaildir = \"{state}/Maildir\"\npoll_secs = 1\n\
          [http]\nlisten = \"{listen}\"\n\
-         [discovery]\nrequests = false\n\
+         [discovery]\nrequests = true\n\
          [schedule]\nping_types = [\"mix\"]\ntick_secs = 60\n\
          [stats]\nbuild_interval_secs = 3600\n",
         state = dir.join("state").display()
@@ -273,10 +286,13 @@ pub struct Simulation {
     mta_down_until: i64,
     mailbox_down_until: i64,
     inbound_down_until: i64,
+    disk_full_until: i64,
     last_build: Option<i64>,
     pub summary: Summary,
     /// The latest build, for a server showing the simulation (`fathometer demo`).
     pub last_built: Option<report::Built>,
+    /// Tagged return addresses by tag, each computed once (an HMAC each).
+    return_addresses: Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl Simulation {
@@ -303,13 +319,14 @@ impl Simulation {
             options.remailers,
             &state.join("Maildir"),
             PINGER_ADDRESS.split('@').nth(1).unwrap_or("fathometer.sim"),
+            options.start,
             dies_at,
         );
         let pinger = Arc::new(Pinger::open(config.clone(), clock.clone())?);
         {
             let mut store = pinger.store();
             for remailer in &network.remailers {
-                let reply = remailer.key_reply(options.start / SECONDS_PER_DAY - 30);
+                let reply = remailer.key_reply();
                 keys::import(&mut store, reply.as_bytes(), true, options.start)?;
             }
         }
@@ -333,8 +350,10 @@ impl Simulation {
             mta_down_until: 0,
             mailbox_down_until: 0,
             inbound_down_until: 0,
+            disk_full_until: 0,
             last_build: None,
             last_built: None,
+            return_addresses: Mutex::default(),
         })
     }
 
@@ -384,6 +403,13 @@ impl Simulation {
             let round = crate::ingest::round(&mut mailbox, handler, &never)
                 .await
                 .map_err(|e| anyhow::anyhow!("reading the Maildir: {e}"))?;
+            if round.failed > 0 && round.settled == 0 {
+                // Nothing could be recorded (a full disk): the mail stays for the next pass.
+                anyhow::bail!(
+                    "no mail could be recorded: {}",
+                    round.first_failure.unwrap_or_default()
+                );
+            }
             if round.fetched == 0 {
                 return Ok(());
             }
@@ -420,6 +446,12 @@ impl Simulation {
         {
             self.inbound_down_until = now + self.rng.gen_range(1800..4 * 3600);
         }
+        if faults.disk_full && now >= self.disk_full_until && self.rng.gen_bool(chance(0.002)) {
+            self.disk_full_until = now + self.rng.gen_range(1800..4 * 3600);
+        }
+        let disk_full = now < self.disk_full_until;
+        self.summary.disk_full_steps += u64::from(disk_full);
+        self.pinger.store().simulate_disk_full(disk_full)?;
         let inbound_down = now < self.inbound_down_until;
         self.summary.inbound_outage_steps += u64::from(inbound_down);
         let mta_down = now < self.mta_down_until;
@@ -432,7 +464,8 @@ impl Simulation {
         }
 
         let now = self.clock.now();
-        schedule::tick(&self.pinger, &self.intensive_care, now)?;
+        let ticked = schedule::tick(&self.pinger, &self.intensive_care, now);
+        self.tolerate(ticked, disk_full)?;
         // A crash in the middle of sending: the process dies at the k-th message handed to
         // the MTA, before or after the MTA took it; every change made before was one
         // transaction.
@@ -440,7 +473,7 @@ impl Simulation {
         let mta = self.mta(kill.clone());
         let pinger = self.pinger.clone();
         if let Some(drained) = self.runtime.block_on(kill.run(outbox::drain(&pinger, &mta))) {
-            drained?;
+            self.tolerate(drained.map(|_| ()), disk_full)?;
         }
         if kill.fired() {
             self.crash()?;
@@ -454,7 +487,7 @@ impl Simulation {
             let kill = self.plan_kill();
             let pass = Simulation::ingest_pass(self.pinger.clone(), kill.clone());
             if let Some(read) = self.runtime.block_on(kill.run(pass)) {
-                read?;
+                self.tolerate(read, disk_full)?;
             }
             if kill.fired() {
                 self.crash()?;
@@ -462,18 +495,36 @@ impl Simulation {
         }
 
         if self.last_build.is_none_or(|t| now - t >= self.options.build_secs) {
-            let built =
-                report::build_and_publish(&self.pinger.config, &self.pinger.store, now, true)?;
-            self.intensive_care = built.intensive_care.clone();
-            self.last_built = Some(built);
-            self.last_build = Some(now);
-            self.summary.builds += 1;
+            match report::build_and_publish(&self.pinger.config, &self.pinger.store, now, true) {
+                Ok(built) => {
+                    self.intensive_care = built.intensive_care.clone();
+                    self.last_built = Some(built);
+                    self.last_build = Some(now);
+                    self.summary.builds += 1;
+                }
+                // Tried again at the next step, as the daemon does.
+                Err(e) => self.tolerate::<()>(Err(e), disk_full)?,
+            }
         }
 
         let found = invariants::check(self, false)?;
         self.record(found);
         self.clock.set(self.clock.now().max(now) + self.options.step_secs);
         Ok(())
+    }
+
+    /// An error of a pass: while the disk is full, what the daemon does (log it, go on);
+    /// otherwise the simulation's own failure.
+    fn tolerate<T>(&mut self, result: Result<T>, disk_full: bool) -> Result<()> {
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if disk_full => {
+                tracing::debug!("disk full: {e:#}");
+                self.summary.store_errors += 1;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Keeps the first violation of each rule (with its step): the ones after it are mostly
@@ -500,7 +551,11 @@ impl Simulation {
         drop(std::mem::replace(&mut self.runtime, fresh));
         let config = self.config.clone();
         // The old handle is dropped first, as a dead process's would be.
+        // (It opens on a disk with room: a daemon that could not open its store would be
+        // restarted until it could, which the simulation does not model.)
         self.pinger = Arc::new(Pinger::open(config, self.clock.clone())?);
+        let disk_full = self.clock.now() < self.disk_full_until;
+        self.pinger.store().simulate_disk_full(disk_full)?;
         Ok(())
     }
 
@@ -521,6 +576,8 @@ impl Simulation {
     pub fn settle(&mut self) -> Result<()> {
         self.mta_down.store(false, std::sync::atomic::Ordering::SeqCst);
         self.network.lock().unwrap_or_else(|e| e.into_inner()).inbound_down = false;
+        self.disk_full_until = 0;
+        self.pinger.store().simulate_disk_full(false)?;
         let until = self.clock.now() + 8 * 3600;
         self.network.lock().unwrap_or_else(|e| e.into_inner()).run_until(until)?;
         self.clock.set(until);
@@ -541,14 +598,26 @@ impl Simulation {
         self.summary.mails_duplicate = store.count_mails("duplicate")?;
         self.summary.mails_corrupted = store.count_mails("corrupted")?;
         self.summary.mails_bounced = store.count_mails("bounced")?;
+        self.summary.mails_reply = store.count_mails("reply")?;
         drop(store);
         let network = self.network.lock().unwrap_or_else(|e| e.into_inner());
         self.summary.fingerprint = fingerprint(&pings, &network.truth);
         self.summary.lost_in_network = network.truth.lost;
         self.summary.lost_inbound = network.truth.lost_inbound;
+        self.summary.key_rotations = network.truth.rotations;
+        self.summary.replies_sent = network.truth.replies_sent;
         self.summary.duplicated_deliveries = network.truth.duplicated;
         self.summary.virtual_days = f64::from(self.options.days);
         Ok(())
+    }
+
+    /// The tagged return address of `tag`, lowercased as the ground truth keys it.
+    pub fn return_address(&self, tag: &str) -> String {
+        let mut known = self.return_addresses.lock().unwrap_or_else(|e| e.into_inner());
+        known
+            .entry(tag.to_owned())
+            .or_insert_with(|| self.pinger.identity.return_address(tag).to_ascii_lowercase())
+            .clone()
     }
 
     /// The next step builds the statistics, whenever the last build was.
@@ -636,6 +705,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use network::Profile;
 
     /// 128 short seeded runs with every fault made twenty times likelier: four
     /// virtual hours each of two remailers, settled at the end, every invariant after every
@@ -670,6 +740,39 @@ mod tests {
         let failures = failures.into_inner().unwrap();
         assert!(failures.is_empty(), "seeds with violations: {failures:#?}");
         assert!(crashes.into_inner() > 50, "the crash fault was hardly exercised");
+    }
+
+    /// The rotating remailer makes a new key a day in; the pinger hears of it from its daily
+    /// key request, retires the old key and pings the new one, and the remailer never sees a
+    /// packet for a key it dropped.
+    #[test]
+    fn the_pinger_follows_a_key_rotation_through_its_key_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options::new(4, 3, 7, Faults::default());
+        let mut sim = Simulation::new(options, dir.path(), "127.0.0.1:0").unwrap();
+        let summary = sim.run().unwrap();
+        assert!(summary.violations.is_empty(), "{:#?}", summary.violations);
+        assert_eq!(summary.key_rotations, 1);
+        assert!(summary.mails_reply >= 4, "{summary:#?}");
+        let network = sim.network.lock().unwrap();
+        let rotating = network.remailers.iter().find(|r| r.profile == Profile::Rotating).unwrap();
+        let current = rotating.key.public().key_id_hex();
+        let old = rotating.retired[0].0.public().key_id_hex();
+        let remailers = sim.pinger.store().remailers().unwrap();
+        let known = remailers.iter().find(|r| r.address == rotating.address).unwrap();
+        let key = |id: &str| known.keys.iter().find(|k| k.key_id == id).cloned();
+        assert!(key(&old).unwrap().retired_at.is_some(), "the old key is still used");
+        assert!(key(&current).is_some_and(|k| k.retired_at.is_none()), "{:?}", known.keys);
+        // Pings sent once the next daily key request was answered came back: by then only
+        // the new key was pinged.
+        let pings = sim.pinger.store().audit_pings().unwrap();
+        let after = rotating.retired[0].1 - network::GRACE_SECS + SECONDS_PER_DAY + 3600;
+        assert!(
+            pings.iter().any(|p| p.remailer == rotating.address
+                && p.sent_at.is_some_and(|t| t > after)
+                && p.outcome == "returned"),
+            "no return from the rotated remailer after the change"
+        );
     }
 
     #[test]

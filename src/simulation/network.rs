@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::mixmaster::{Decoded, SecretKey, decode_packet, keygen};
+use super::mixmaster::{DecodeError, Decoded, SecretKey, decode_packet, keygen};
 use crate::compose::Outgoing;
 use crate::compose::mixmaster::{self, RngRandom};
 use crate::model::SECONDS_PER_DAY;
@@ -43,7 +43,17 @@ pub enum Profile {
     /// status notification to the envelope sender, which for a ping is the pinger's tagged
     /// return address.
     Bouncing,
+    /// Makes a new key a day into the run and every [`ROTATION_SECS`] after, announces only
+    /// the new one in its key replies, and keeps decoding with the old one for
+    /// [`GRACE_SECS`] (as Mixmaster keeps an old secret key until it expires); good otherwise.
+    Rotating,
 }
+
+/// How often the rotating remailer makes a new key.
+pub const ROTATION_SECS: i64 = 4 * SECONDS_PER_DAY;
+/// How long it still decodes with the key it replaced: the pinger, asking for keys daily,
+/// must have moved to the new key by then.
+pub const GRACE_SECS: i64 = 3 * SECONDS_PER_DAY;
 
 impl Profile {
     /// The profiles of a network of `n`, in order: varied enough for every list and chart.
@@ -52,7 +62,7 @@ impl Profile {
             Profile::Good,
             Profile::Slow,
             Profile::Lossy,
-            Profile::Good,
+            Profile::Rotating,
             Profile::Flaky,
             Profile::Corrupting,
             Profile::Dying,
@@ -73,11 +83,40 @@ pub struct SimRemailer {
     pub address: String,
     pub profile: Profile,
     pub key: SecretKey,
+    /// The day its current key was made.
+    pub key_created_day: i64,
+    /// Keys it replaced, with the instant it stops decoding with each.
+    pub retired: Vec<(SecretKey, i64)>,
+    /// When it makes its next key (the rotating profile).
+    pub next_rotation: Option<i64>,
 }
 
 impl SimRemailer {
+    /// Its `type2.list` line, as its conf reply lists it among the remailers it supports.
+    fn type2_line(&self) -> String {
+        let date = |day: i64| {
+            chrono::DateTime::from_timestamp(day * SECONDS_PER_DAY, 0)
+                .map(|d| d.format("%Y-%m-%d").to_string())
+                .unwrap_or_default()
+        };
+        format!(
+            "{} {} {} 2:3.0.2d C {} {}",
+            self.nick,
+            self.address,
+            self.key.public().key_id_hex(),
+            date(self.key_created_day),
+            date(self.key_created_day + 3650)
+        )
+    }
+
+    /// Its capability line.
+    fn caps_line(&self) -> String {
+        let middle = if self.profile == Profile::Middleman { " middle" } else { "" };
+        format!("$remailer{{\"{}\"}} = \"<{}> mix{middle} klen1000\";", self.nick, self.address)
+    }
+
     /// Its capability line and `pubring.mix` entry, as a remailer-key reply carries them.
-    pub fn key_reply(&self, created_day: i64) -> String {
+    pub fn key_reply(&self) -> String {
         use base64::Engine as _;
         let public = self.key.public();
         let id = public.key_id_hex();
@@ -85,20 +124,11 @@ impl SimRemailer {
         let b64 = base64::engine::general_purpose::STANDARD.encode(&binary);
         let wrapped: Vec<&str> =
             b64.as_bytes().chunks(40).map(|c| std::str::from_utf8(c).unwrap_or("")).collect();
-        let middle = if self.profile == Profile::Middleman { " middle" } else { "" };
-        let date = |day: i64| {
-            chrono::DateTime::from_timestamp(day * SECONDS_PER_DAY, 0)
-                .map(|d| d.format("%Y-%m-%d").to_string())
-                .unwrap_or_default()
-        };
         format!(
-            "$remailer{{\"{nick}\"}} = \"<{addr}> mix{middle} klen1000\";\n\n\
-             {nick} {addr} {id} 2:3.0.2d C {created} {expires}\n\n\
+            "{caps}\n\n{line}\n\n\
              -----Begin Mix Key-----\n{id}\n{len}\n{body}\n-----End Mix Key-----\n",
-            nick = self.nick,
-            addr = self.address,
-            created = date(created_day),
-            expires = date(created_day + 3650),
+            caps = self.caps_line(),
+            line = self.type2_line(),
             len = binary.len(),
             body = wrapped.join("\n"),
         )
@@ -155,6 +185,13 @@ pub struct GroundTruth {
     /// Mail to the pinger lost on its own inbound path (the inbound fault): the pinger's
     /// failure, which its self-checks must reveal.
     pub lost_inbound: u64,
+    /// Packets that reached a remailer encrypted to a key it no longer decodes with (the
+    /// pinger kept using a key past the remailer's grace): when, and to whom.
+    pub stale_key: Vec<(i64, String)>,
+    /// Keys made by rotating remailers.
+    pub rotations: u64,
+    /// Requests for information the remailers answered.
+    pub replies_sent: u64,
     /// Packets a remailer could not decode (should be none: the pinger builds them).
     pub undecodable: Vec<String>,
 }
@@ -180,7 +217,14 @@ impl Network {
     /// `n` remailers with keys generated from `seed` (1024-bit, as most remailers have),
     /// delivering to the Maildir `maildir` of the pinger at `pinger_domain`. The dying one
     /// stops at `dies_at`.
-    pub fn new(seed: u64, n: usize, maildir: &Path, pinger_domain: &str, dies_at: i64) -> Network {
+    pub fn new(
+        seed: u64,
+        n: usize,
+        maildir: &Path,
+        pinger_domain: &str,
+        start: i64,
+        dies_at: i64,
+    ) -> Network {
         let mut rng = StdRng::seed_from_u64(seed);
         let remailers = Profile::cycle(n)
             .into_iter()
@@ -193,7 +237,16 @@ impl Network {
                 );
                 let key = keygen::generate(1024, &mut rng)
                     .expect("a 1024-bit key from two 512-bit primes");
-                SimRemailer { address: format!("{nick}@sim.example"), nick, profile, key }
+                SimRemailer {
+                    address: format!("{nick}@sim.example"),
+                    nick,
+                    profile,
+                    key,
+                    key_created_day: start.div_euclid(SECONDS_PER_DAY) - 30,
+                    retired: Vec::new(),
+                    next_rotation: (profile == Profile::Rotating)
+                        .then_some(start + SECONDS_PER_DAY),
+                }
             })
             .collect();
         Network {
@@ -254,6 +307,7 @@ impl Network {
     pub fn run_until(&mut self, now: i64) -> std::io::Result<()> {
         while self.queue.peek().is_some_and(|Reverse((at, ..))| *at <= now) {
             let Some(Reverse((at, _, to, text, what, sender))) = self.queue.pop() else { break };
+            self.rotate_keys(at);
             match to {
                 Destination::Pinger => self.deliver(at, &text, what)?,
                 Destination::Remailer(i) => self.remailer_handles(i, at, &text, &sender),
@@ -262,11 +316,71 @@ impl Network {
         Ok(())
     }
 
+    /// Rotating remailers due a new key by `at` make one.
+    fn rotate_keys(&mut self, at: i64) {
+        for i in 0..self.remailers.len() {
+            while let Some(due) = self.remailers[i].next_rotation.filter(|&t| t <= at) {
+                let key = keygen::generate(1024, &mut self.rng)
+                    .expect("a 1024-bit key from two 512-bit primes");
+                let remailer = &mut self.remailers[i];
+                let old = std::mem::replace(&mut remailer.key, key);
+                remailer.retired.push((old, due + GRACE_SECS));
+                remailer.key_created_day = due.div_euclid(SECONDS_PER_DAY);
+                remailer.next_rotation = Some(due + ROTATION_SECS);
+                self.truth.rotations += 1;
+            }
+        }
+    }
+
+    /// A request for information (`remailer-key`, `remailer-conf`) answered as Mixmaster
+    /// answers it (`mixmaster.md` §5), to the request's From; other requests go unanswered.
+    fn answer_request(&mut self, i: usize, at: i64, subject: &str, text: &[u8]) {
+        let remailer = &self.remailers[i];
+        let Some(reply_to) = header(text, "from").map(|f| angle_address(&f)) else { return };
+        let (title, body) = match subject.trim().to_ascii_lowercase().as_str() {
+            "remailer-key" => (format!("Remailer key for {}", remailer.nick), remailer.key_reply()),
+            "remailer-conf" => {
+                let supported: Vec<String> =
+                    self.remailers.iter().map(SimRemailer::type2_line).collect();
+                (
+                    format!("Capabilities of the {} remailer", remailer.nick),
+                    format!(
+                        "Remailer-Type: Mixmaster 3.0.2d\nSupported formats:\n   Mixmaster\n\
+                         Pool size: 0\n\n{}\n\nSUPPORTED CPUNK (TYPE I) REMAILERS\n\n\
+                         SUPPORTED MIXMASTER (TYPE II) REMAILERS\n{}\n",
+                        remailer.caps_line(),
+                        supported.join("\n")
+                    ),
+                )
+            }
+            _ => return,
+        };
+        let mail = format!(
+            "From: {nick} <{addr}>\nTo: {reply_to}\nSubject: {title}\n\n{body}",
+            nick = remailer.nick,
+            addr = remailer.address,
+        );
+        let sender = remailer.address.clone();
+        let delay = self.rng.gen_range(30..600);
+        self.truth.replies_sent += 1;
+        self.push(at + delay, Destination::Pinger, mail.into_bytes(), &sender);
+    }
+
     fn remailer_handles(&mut self, i: usize, at: i64, text: &[u8], sender: &str) {
+        if let Some(subject) = header(text, "subject").filter(|s| s.starts_with("remailer-")) {
+            if self.remailers[i].up(at, self.dies_at) {
+                self.answer_request(i, at, &subject, text);
+            }
+            return;
+        }
         let remailer = &self.remailers[i];
         let lost_share = match remailer.profile {
             Profile::Lossy => 0.33,
-            Profile::Good | Profile::Middleman | Profile::Corrupting | Profile::Bouncing => 0.01,
+            Profile::Good
+            | Profile::Middleman
+            | Profile::Corrupting
+            | Profile::Bouncing
+            | Profile::Rotating => 0.01,
             Profile::Slow | Profile::Flaky | Profile::Dying => 0.03,
         };
         if remailer.profile == Profile::Bouncing && self.rng.gen_bool(0.25) {
@@ -300,8 +414,17 @@ impl Network {
         };
         let today = at.div_euclid(SECONDS_PER_DAY);
         let mut draw = RngRandom(StdRng::seed_from_u64(self.rng.r#gen()));
-        let decoded =
-            decode_packet(&packet, std::slice::from_ref(&self.remailers[i].key), today, &mut draw);
+        let remailer = &self.remailers[i];
+        let mut keys = vec![remailer.key.clone()];
+        keys.extend(remailer.retired.iter().filter(|k| at < k.1).map(|k| k.0.clone()));
+        let decoded = decode_packet(&packet, &keys, today, &mut draw);
+        if let Err(DecodeError::UnknownKey(id)) = &decoded
+            && remailer.retired.iter().any(|k| &k.0.public().key_id_hex() == id)
+        {
+            self.truth.stale_key.push((at, address));
+            self.truth.lost += 1;
+            return;
+        }
         match decoded {
             Ok(Decoded::Intermediate { next_address, next_packet, .. }) => {
                 let next = next_address.to_ascii_lowercase();
@@ -423,6 +546,14 @@ fn bounce(remailer: &str, sender: &str, at: i64, original: &[u8]) -> Vec<u8> {
          --b{at}\nContent-Type: text/rfc822-headers\n\n{headers}\n--b{at}--\n"
     )
     .into_bytes()
+}
+
+/// `user@host` out of `Name <user@host>`, or the whole field.
+fn angle_address(field: &str) -> String {
+    match (field.rfind('<'), field.rfind('>')) {
+        (Some(open), Some(close)) if open < close => field[open + 1..close].trim().to_owned(),
+        _ => field.trim().to_owned(),
+    }
 }
 
 /// The first value of a header field of a mail.

@@ -44,6 +44,15 @@ impl Store {
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
+    /// How many pings have the outcome `outcome` (`returned`, `sent`, ...).
+    pub fn count_pings(&self, outcome: &str) -> Result<u64> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM pings WHERE outcome = ?1",
+            params![outcome],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
     /// How many mails got the verdict `kind` (`returned`, `duplicate`, `corrupted`, ...).
     pub fn count_mails(&self, kind: &str) -> Result<u64> {
         Ok(self.conn.query_row(
@@ -51,6 +60,16 @@ impl Store {
             params![kind],
             |r| r.get::<_, i64>(0),
         )? as u64)
+    }
+
+    /// A full disk for this connection (`fathometer simulate`'s disk-full fault): with
+    /// `full`, every write fails (`PRAGMA query_only`) and reads go on; without, writes work
+    /// again. A real full disk refuses only the writes that need a new page, but which ones
+    /// those are depends on how the pinger's random bytes filled the pages, and a simulation's
+    /// seed must replay: refusing every write is the harder case anyway.
+    pub fn simulate_disk_full(&self, full: bool) -> Result<()> {
+        self.conn.pragma_update(None, "query_only", full)?;
+        Ok(())
     }
 
     /// `PRAGMA integrity_check`: "ok", or what SQLite found.
