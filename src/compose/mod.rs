@@ -14,6 +14,7 @@ pub mod mixmaster;
 pub mod openpgp;
 pub mod payload;
 pub mod request;
+pub mod yamn;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -10,6 +10,7 @@
 pub mod invariants;
 pub mod mixmaster;
 pub mod network;
+pub mod yamn;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};

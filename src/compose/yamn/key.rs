@@ -1,0 +1,168 @@
+//! YAMN public keys (`yamn.md` §8.1, §8.2): `key.txt`, a `pubring.mix` of such entries, the
+//! body of a `remailer-key` reply.
+
+use super::crypto;
+
+/// One YAMN remailer key as its summary line and key block give it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    pub name: String,
+    pub address: String,
+    /// 32 lowercase hex digits: BLAKE2s-16 of the public key (checked).
+    pub key_id: String,
+    /// `4:0.2.7`.
+    pub version: String,
+    /// `E` (exit) or `M` (middleman).
+    pub caps: String,
+    /// Validity, days since 1970-01-01 UTC: from the creation date's midnight to the
+    /// midnight after valid-until.
+    pub valid_from_day: i64,
+    pub valid_until_day: i64,
+    pub public: [u8; 32],
+}
+
+/// Why an entry was skipped.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum KeyError {
+    #[error("no key entry (a 7-field summary line and a -----Begin Mix Key----- block)")]
+    NoEntry,
+    #[error("summary line: {0}")]
+    BadSummary(String),
+    #[error("the key block's ID {block} differs from the summary's {summary}")]
+    IdMismatch { summary: String, block: String },
+    #[error("the key is not 64 hex digits")]
+    BadKey,
+    #[error("key ID {stated} is not BLAKE2s-16 of the key ({computed})")]
+    WrongKeyId { stated: String, computed: String },
+}
+
+impl PublicKey {
+    /// Whether YAMN's client uses the key on day `today` (`ImportPubring`): valid from the
+    /// creation date's midnight, until the midnight after valid-until.
+    pub fn is_valid_on(&self, today: i64) -> bool {
+        self.valid_from_day <= today && today <= self.valid_until_day
+    }
+
+    /// Whether the remailer is a middleman (never an exit).
+    pub fn is_middleman(&self) -> bool {
+        self.caps.contains('M')
+    }
+
+    /// The key ID as bytes.
+    pub fn key_id_bytes(&self) -> [u8; 16] {
+        crypto::key_id(&self.public)
+    }
+
+    /// The entry as YAMN writes it (`WritePublic`): summary line, empty line, key block.
+    pub fn to_entry(&self) -> String {
+        format!(
+            "{} {} {} {} {} {} {}\n\n-----Begin Mix Key-----\n{}\n{}\n-----End Mix Key-----\n",
+            self.name,
+            self.address,
+            self.key_id,
+            self.version,
+            self.caps,
+            day_to_date(self.valid_from_day),
+            day_to_date(self.valid_until_day),
+            self.key_id,
+            crate::compose::payload::hex(&self.public)
+        )
+    }
+
+    /// Every well-formed entry of a text (a pubring, a key.txt, a reply body), in order, and
+    /// what was wrong with each entry that was not, as YAMN's line-based reader finds them: a
+    /// summary is a line of exactly 7 fields separated by single spaces with version `4:...`.
+    pub fn all_from_text(text: &str) -> Vec<Result<PublicKey, KeyError>> {
+        let lines: Vec<&str> = text.lines().map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
+        let mut found = Vec::new();
+        let mut i = 0;
+        while i < lines.len() {
+            let fields: Vec<&str> = lines[i].split(' ').collect();
+            i += 1;
+            if fields.len() != 7 || !fields[3].starts_with("4:") {
+                continue;
+            }
+            let Some(begin) = lines[i..].iter().position(|l| *l == "-----Begin Mix Key-----")
+            else {
+                found.push(Err(KeyError::NoEntry));
+                break;
+            };
+            i += begin + 1;
+            found.push(entry(&fields, lines.get(i).copied(), lines.get(i + 1).copied()));
+            i += 2;
+        }
+        found
+    }
+
+    /// The first well-formed entry of a text.
+    pub fn from_text(text: &str) -> Result<PublicKey, KeyError> {
+        PublicKey::all_from_text(text).into_iter().next().unwrap_or(Err(KeyError::NoEntry))
+    }
+}
+
+fn entry(
+    fields: &[&str],
+    id_line: Option<&str>,
+    key_line: Option<&str>,
+) -> Result<PublicKey, KeyError> {
+    let bad = |what: &str| KeyError::BadSummary(what.to_owned());
+    let [name, address, key_id, version, caps, from, until] = fields else {
+        return Err(bad("not 7 fields"));
+    };
+    if !(2..=12).contains(&name.len()) {
+        return Err(bad("the name is not 2 to 12 characters"));
+    }
+    if !(3..=52).contains(&address.len()) || !address.contains('@') {
+        return Err(bad("the address is not 3 to 52 characters with an @"));
+    }
+    if key_id.len() != 32 || !key_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad("the key ID is not 32 hex digits"));
+    }
+    let valid_from_day = date_to_day(from).ok_or_else(|| bad("valid-from is not YYYY-MM-DD"))?;
+    let valid_until_day = date_to_day(until).ok_or_else(|| bad("valid-until is not YYYY-MM-DD"))?;
+    let block = id_line.unwrap_or_default().trim();
+    if !block.eq_ignore_ascii_case(key_id) {
+        return Err(KeyError::IdMismatch { summary: key_id.to_string(), block: block.to_owned() });
+    }
+    let key_hex = key_line.unwrap_or_default().trim();
+    let public: [u8; 32] =
+        decode_hex(key_hex).and_then(|v| <[u8; 32]>::try_from(v).ok()).ok_or(KeyError::BadKey)?;
+    let computed = crate::compose::payload::hex(&crypto::key_id(&public));
+    if !computed.eq_ignore_ascii_case(key_id) {
+        return Err(KeyError::WrongKeyId { stated: key_id.to_string(), computed });
+    }
+    Ok(PublicKey {
+        name: name.to_ascii_lowercase(),
+        address: address.to_ascii_lowercase(),
+        key_id: computed,
+        version: version.to_string(),
+        caps: caps.to_string(),
+        valid_from_day,
+        valid_until_day,
+        public,
+    })
+}
+
+/// Hex to bytes, None unless every pair is hex.
+pub fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| text.get(i..i + 2).and_then(|p| u8::from_str_radix(p, 16).ok()))
+        .collect()
+}
+
+/// `YYYY-MM-DD` to days since 1970-01-01.
+pub fn date_to_day(date: &str) -> Option<i64> {
+    let d = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+    Some(d.and_hms_opt(0, 0, 0)?.and_utc().timestamp().div_euclid(86_400))
+}
+
+/// Days since 1970-01-01 to `YYYY-MM-DD`.
+pub fn day_to_date(day: i64) -> String {
+    chrono::DateTime::from_timestamp(day.saturating_mul(86_400), 0)
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
+}
