@@ -386,3 +386,137 @@ mod tests {
         assert_eq!(percent(0.0, 2, 6), "  0.00%");
     }
 }
+
+/// The YAMN client's reader of `mlist2.txt` (`yamn.md` §9.1, `keymgr/public.go: ImportStats`),
+/// written to its rules as a test double (no YAMN client runs here): the lists it would read
+/// from us must give it the figures we mean.
+#[cfg(test)]
+mod yamn_client {
+    use super::*;
+    use crate::stats::RemailerStats;
+    use proptest::prelude::*;
+
+    /// A row as the client keeps it: latency in minutes, uptime in tenths of a percent.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Row {
+        pub name: String,
+        pub latency_minutes: i64,
+        pub uptime_tenths: i64,
+    }
+
+    /// The rows the client takes from `text`, or why the import fails (the client then has no
+    /// stats and refuses random hops). `known`: the names in its pubring.
+    pub fn import(text: &str, known: &[&str]) -> Result<Vec<Row>, String> {
+        let mut lines = text.lines();
+        // Phase 1: the Generated line, in Go's `Mon 02 Jan 2006 15:04:05 GMT`.
+        let generated = lines
+            .by_ref()
+            .find_map(|l| l.strip_prefix("Generated: "))
+            .ok_or("no Generated line")?;
+        chrono::NaiveDateTime::parse_from_str(generated, "%a %d %b %Y %H:%M:%S GMT")
+            .map_err(|e| format!("Generated {generated:?}: {e}"))?;
+        // Phase 2: the line of ten dashes.
+        lines.by_ref().find(|l| l.starts_with("----------")).ok_or("no dashes line")?;
+        // Phase 3: rows until the first empty line.
+        let mut rows = Vec::new();
+        for line in lines.by_ref() {
+            if line.is_empty() {
+                return Ok(rows);
+            }
+            let before = line.split('%').next().unwrap_or_default();
+            let fields: Vec<&str> = before.split_whitespace().collect();
+            let [name, _, latency, _, uptime] = fields.as_slice() else { continue };
+            if !known.contains(name) {
+                continue;
+            }
+            // Without a colon the client indexes out of range: a crash, not a skipped row.
+            let (hours, minutes) =
+                latency.split_once(':').ok_or(format!("the client crashes on {latency:?}"))?;
+            let hours: i64 =
+                if hours.is_empty() { 0 } else { hours.parse().map_err(|_| "hours")? };
+            let minutes: i64 = minutes.parse().map_err(|_| "minutes")?;
+            if !(0..=99).contains(&hours) || !(0..=59).contains(&minutes) {
+                continue;
+            }
+            let Ok(uptime) = uptime.parse::<f64>() else { continue };
+            if !(0.0..=100.0).contains(&uptime) {
+                continue;
+            }
+            rows.push(Row {
+                name: name.to_string(),
+                latency_minutes: hours * 60 + minutes,
+                uptime_tenths: (uptime * 10.0) as i64,
+            });
+        }
+        Err("Unexpected EOF during phase 2: no empty line after the rows".into())
+    }
+
+    fn vector(path: &str) -> String {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
+        std::fs::read_to_string(dir.join(path)).unwrap()
+    }
+
+    #[test]
+    fn the_file_the_real_client_accepted_is_read() {
+        let rows = import(&vector("yamn/keys/mlist2.txt"), &["yamn1", "yamn2", "yamn3", "yamn4"]);
+        let rows = rows.unwrap();
+        assert_eq!(rows.len(), 4);
+        assert_eq!(rows[3], Row { name: "yamn4".into(), latency_minutes: 6, uptime_tenths: 1000 });
+        // Without the empty line after the rows, the client imports nothing.
+        let cut = "Stats-Version: 2.0\nGenerated: Wed 02 Dec 2026 05:54:18 GMT\nx\n----------\n\
+                   yamn1        000000000000     :03  ++++++++++++  100.0%  D\n";
+        assert!(import(cut, &["yamn1"]).unwrap_err().contains("Unexpected EOF"));
+    }
+
+    fn stats(latency: Option<f64>, reliability: f64) -> RemailerStats {
+        RemailerStats {
+            reliability,
+            latency_median: latency,
+            reliability_by_day: [Some(reliability); STATS_DAYS],
+            latency_median_by_day: [latency; STATS_DAYS],
+            sent: 10,
+            returned: 9,
+        }
+    }
+
+    proptest! {
+        /// Whatever the figures (no latency yet, over 99 hours, 0 %, 100 %), every row of the
+        /// mlist2.txt we write reaches the YAMN client with our latency to the minute and our
+        /// reliability to the tenth of a percent, and the rows are closed by an empty line.
+        #[test]
+        fn every_row_we_write_reaches_the_client_as_meant(
+            rows in proptest::collection::vec(
+                (proptest::option::of(0.0f64..500_000.0), 0.0f64..=1.0, "[a-z][a-z0-9]{1,11}"),
+                1..12,
+            )
+        ) {
+            let entries: Vec<ListEntry> = rows
+                .iter()
+                .enumerate()
+                .map(|(i, (latency, reliability, nick))| ListEntry {
+                    address: format!("{nick}{i}@example.org"),
+                    nick: format!("{}{i}", &nick[..nick.len().min(10)]),
+                    caps: format!("$remailer{{\"{nick}{i}\"}} = \"<{nick}{i}@example.org> mix\";"),
+                    listed: true,
+                    stats: stats(*latency, *reliability),
+                })
+                .collect();
+            let refs: Vec<&ListEntry> = entries.iter().collect();
+            let sections = Sections { same_operator: None, broken_type1: Some(""), broken_type2: Some("") };
+            let text = list_v2(V2Kind::Mixmaster, &refs, &sections, 1_764_633_600);
+            let names: Vec<&str> = entries.iter().map(|e| e.nick.as_str()).collect();
+            let read = import(&text, &names).map_err(TestCaseError::fail)?;
+            prop_assert_eq!(read.len(), entries.len());
+            for (row, entry) in read.iter().zip(&entries) {
+                prop_assert_eq!(&row.name, &entry.nick);
+                let minutes = match entry.stats.latency_median {
+                    Some(s) if s < 100.0 * 3600.0 => (s / 60.0) as i64,
+                    _ => 99 * 60 + 59,
+                };
+                prop_assert_eq!(row.latency_minutes, minutes);
+                let ours = entry.stats.reliability * 1000.0;
+                prop_assert!((row.uptime_tenths as f64 - ours).abs() <= 1.0, "{} vs {}", row.uptime_tenths, ours);
+            }
+        }
+    }
+}

@@ -15,9 +15,11 @@
 mod armor;
 pub mod crypto;
 mod key;
+mod reply;
 
 pub use armor::{ArmorError, REMAILER_TYPE, armor, dearmor};
 pub use key::{KeyError, PublicKey, date_to_day, day_to_date, decode_hex};
+pub use reply::{Capabilities, Summary, parse_conf};
 
 /// The packet, its slots and its body.
 pub const PACKET_LEN: usize = 20480;

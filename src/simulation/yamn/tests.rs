@@ -127,6 +127,36 @@ fn a_key_whose_id_is_not_its_hash_or_a_mangled_summary_is_refused() {
 }
 
 #[test]
+fn info_replies_give_keys_capabilities_and_the_remailers_they_know() {
+    let key_reply = read("replies/remailer-key.yamn1.reply.eml");
+    let keys: Vec<PublicKey> =
+        PublicKey::all_from_text(&key_reply).into_iter().map(Result::unwrap).collect();
+    assert_eq!(keys, vec![pubring()[0].clone()]);
+    let exit =
+        crate::compose::yamn::parse_conf(&read("replies/remailer-conf.yamn1.reply.eml")).unwrap();
+    assert_eq!(
+        (exit.name.as_str(), exit.address.as_str(), exit.middleman),
+        ("yamn1", "yamn1@localhost", false)
+    );
+    let middle =
+        crate::compose::yamn::parse_conf(&read("replies/remailer-conf.yamn4.reply.eml")).unwrap();
+    assert!(middle.middleman);
+    assert_eq!(middle.caps_line, "$remailer{\"yamn4\"} = \"<yamn4@localhost> middle v2\";");
+    let known: Vec<(&str, &str)> =
+        middle.supported.iter().map(|s| (s.name.as_str(), s.caps.as_str())).collect();
+    assert_eq!(known, [("yamn1", "E"), ("yamn2", "E"), ("yamn3", "E"), ("yamn4", "M")]);
+    assert_eq!(middle.supported[3].key_id, pubring()[3].key_id);
+    assert_eq!(middle.supported[0].valid_until_day, TODAY + 14);
+    // A Mixmaster conf reply (no `v2`) is not a YAMN one.
+    let mix =
+        std::fs::read_to_string(dir().join("../mixmaster/replies/testmix1.remailer-conf.eml"))
+            .unwrap();
+    assert_eq!(crate::compose::yamn::parse_conf(&mix), None);
+    // YAMN answers no remailer-stats request.
+    assert!(read("replies/remailer-stats.yamn1.no-reply.txt").contains("ignoring request"));
+}
+
+#[test]
 fn every_client_packet_is_rebuilt_bit_for_bit_from_its_draws() {
     let ring = pubring();
     for v in 1..=6 {

@@ -1,0 +1,85 @@
+//! What a YAMN remailer answers to `remailer-conf` (`yamn.md` §10): its capability line
+//! (`v2`, and `middle` for a middleman; no `mix` token) and the summary lines of every key in
+//! its pubring, which is how a pinger learns of other YAMN remailers. A `remailer-key` reply
+//! is read with [`super::PublicKey::all_from_text`].
+
+use super::key::date_to_day;
+
+/// A remailer's capabilities as its conf reply gives them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capabilities {
+    pub name: String,
+    pub address: String,
+    /// The whole `$remailer{"name"} = "<address> ...";` line.
+    pub caps_line: String,
+    pub middleman: bool,
+    /// The remailers it lists as supported.
+    pub supported: Vec<Summary>,
+}
+
+/// A 7-field YAMN key summary line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub name: String,
+    pub address: String,
+    pub key_id: String,
+    pub version: String,
+    pub caps: String,
+    pub valid_from_day: i64,
+    pub valid_until_day: i64,
+}
+
+impl Summary {
+    /// A summary line as YAMN's reader takes one: exactly 7 fields split on single spaces,
+    /// version `4:...`, caps `E` or `M`, a 32-hex key ID, dates `YYYY-MM-DD`.
+    pub fn parse(line: &str) -> Option<Summary> {
+        let [name, address, key_id, version, caps, from, until] =
+            line.split(' ').collect::<Vec<_>>().try_into().ok()?;
+        let hex_id = key_id.len() == 32 && key_id.bytes().all(|b| b.is_ascii_hexdigit());
+        if !version.starts_with("4:")
+            || !matches!(caps, "E" | "M")
+            || !hex_id
+            || !address.contains('@')
+        {
+            return None;
+        }
+        Some(Summary {
+            name: name.to_ascii_lowercase(),
+            address: address.to_ascii_lowercase(),
+            key_id: key_id.to_ascii_lowercase(),
+            version: version.to_owned(),
+            caps: caps.to_owned(),
+            valid_from_day: date_to_day(from)?,
+            valid_until_day: date_to_day(until)?,
+        })
+    }
+}
+
+/// The capabilities in a conf reply's body (or whole mail), None without a YAMN capability
+/// line (one with the `v2` token).
+pub fn parse_conf(text: &str) -> Option<Capabilities> {
+    let caps_line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("$remailer{\"") && l.ends_with("\";"))?;
+    let (name, rest) = caps_line.strip_prefix("$remailer{\"")?.split_once("\"}")?;
+    let value = rest.trim().strip_prefix("=")?.trim().strip_prefix('"')?.strip_suffix("\";")?;
+    let (address, tokens) = value.strip_prefix('<')?.split_once('>')?;
+    let tokens: Vec<&str> = tokens.split_whitespace().collect();
+    if !tokens.contains(&"v2") {
+        return None;
+    }
+    let supported = text
+        .lines()
+        .skip_while(|l| l.trim() != "SUPPORTED MIXMASTER (TYPE II) REMAILERS")
+        .skip(1)
+        .filter_map(|l| Summary::parse(l.trim_end_matches('\r')))
+        .collect();
+    Some(Capabilities {
+        name: name.to_ascii_lowercase(),
+        address: address.to_ascii_lowercase(),
+        caps_line: caps_line.to_owned(),
+        middleman: tokens.contains(&"middle"),
+        supported,
+    })
+}
