@@ -10,6 +10,7 @@ pub mod downtime;
 pub mod event;
 pub mod history;
 pub mod mail;
+pub mod peer;
 pub mod ping;
 pub mod remailer;
 pub mod stability;

@@ -506,6 +506,15 @@ mod yamn_client {
             let text = list_v2(V2Kind::Mixmaster, &refs, &sections, 1_764_633_600);
             let names: Vec<&str> = entries.iter().map(|e| e.nick.as_str()).collect();
             let read = import(&text, &names).map_err(TestCaseError::fail)?;
+            // And our own peer reader (the consensus) reads the same numbers back.
+            let peer = crate::ingest::peer_list::parse_list_v2(&text)
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(peer.generated, 1_764_633_600);
+            for (row, entry) in peer.rows.iter().zip(&entries) {
+                let seconds = entry.stats.latency_median.filter(|&s| s < 100.0 * 3600.0);
+                prop_assert_eq!(row.latency, seconds.map(|s| (s as i64 / 60) * 60).filter(|&l| l != 99 * 3600 + 59 * 60));
+                prop_assert!((row.reliability - entry.stats.reliability * 100.0).abs() <= 0.05 + 1e-9);
+            }
             prop_assert_eq!(read.len(), entries.len());
             for (row, entry) in read.iter().zip(&entries) {
                 prop_assert_eq!(&row.name, &entry.nick);

@@ -13,6 +13,7 @@
 //!   the fraction of latencies `> (age - 900) / 0.8`, the chance it is merely still in transit.
 
 pub mod chains;
+pub mod consensus;
 pub mod downtime;
 pub mod events;
 pub mod stability;

@@ -1,0 +1,249 @@
+//! Reading another pinger's `mlist2.txt` / `rlist2.txt` (`echolot.md` §7.4): the file comes
+//! from a stranger, so it is read strictly and at bounded cost. Rows are read as the client
+//! that reads v2 lists does (YAMN's `ImportStats`, `yamn.md` §9.1): cut at the first `%`,
+//! exactly five whitespace-separated fields before it (nick, latency history, `H:MM`
+//! latency, reliability history, reliability); a row that does not fit is an error with its
+//! line, not a guess.
+
+use crate::model::peer::{PeerList, PeerRow};
+
+/// The largest list read (a real one is a few kilobytes).
+pub const MAX_LIST_BYTES: usize = 1 << 20;
+/// The most rows read.
+pub const MAX_ROWS: usize = 2000;
+
+/// Why a peer's list was refused: where, and what.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {what}")]
+pub struct ParseError {
+    pub line: usize,
+    pub what: String,
+}
+
+fn error(line: usize, what: impl Into<String>) -> ParseError {
+    ParseError { line, what: what.into() }
+}
+
+/// A nick as Echolot writes one: 1 to 12 printable ASCII characters, no space.
+fn valid_nick(nick: &str) -> bool {
+    (1..=12).contains(&nick.len()) && nick.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// `H:MM`, `:MM` → seconds; `99:59` (Echolot's "undefined") → None.
+fn latency(text: &str) -> Option<Option<i64>> {
+    let (h, m) = text.trim().split_once(':')?;
+    let h: i64 = if h.is_empty() { 0 } else { h.parse().ok()? };
+    let m: i64 = m.parse().ok()?;
+    if !(0..=99).contains(&h) || !(0..=59).contains(&m) {
+        return None;
+    }
+    Some((h, m) != (99, 59)).map(|defined| defined.then_some(h * 3600 + m * 60))
+}
+
+/// Parses a peer's v2 list.
+pub fn parse_list_v2(text: &str) -> Result<PeerList, ParseError> {
+    if text.len() > MAX_LIST_BYTES {
+        return Err(error(0, format!("{} bytes, more than {MAX_LIST_BYTES}", text.len())));
+    }
+    let mut lines = text.lines().map(|l| l.strip_suffix('\r').unwrap_or(l)).enumerate();
+    let mut next =
+        |expect: &str| lines.next().ok_or_else(|| error(0, format!("ends before {expect}")));
+    let (n, first) = next("Stats-Version")?;
+    if first.trim() != "Stats-Version: 2.0" {
+        return Err(error(n + 1, "not `Stats-Version: 2.0`"));
+    }
+    let (n, generated) = next("Generated")?;
+    let date = generated
+        .strip_prefix("Generated: ")
+        .ok_or_else(|| error(n + 1, "no `Generated:` line"))?;
+    let generated = chrono::NaiveDateTime::parse_from_str(date.trim(), "%a %d %b %Y %H:%M:%S GMT")
+        .map_err(|e| error(n + 1, format!("Generated date: {e}")))?
+        .and_utc()
+        .timestamp();
+    let (n, header) = next("the column titles")?;
+    let kind = header.split_whitespace().next().unwrap_or_default();
+    if !matches!(kind, "Mixmaster" | "Cypherpunk") || !header.contains("Uptime") {
+        return Err(error(n + 1, "not a Mixmaster or Cypherpunk column title line"));
+    }
+    let kind = kind.to_owned();
+    let (n, dashes) = next("the dashes")?;
+    if dashes.trim_end() != "-".repeat(72) {
+        return Err(error(n + 1, "not 72 dashes"));
+    }
+    let mut rows = Vec::new();
+    let mut rest = Vec::new();
+    let mut in_rows = true;
+    for (n, line) in lines {
+        if in_rows {
+            if line.trim().is_empty() {
+                in_rows = false;
+                continue;
+            }
+            if rows.len() == MAX_ROWS {
+                return Err(error(n + 1, format!("more than {MAX_ROWS} rows")));
+            }
+            rows.push(row(line).map_err(|what| error(n + 1, what))?);
+        } else {
+            rest.push((n, line));
+        }
+    }
+    if in_rows {
+        return Err(error(0, "no empty line after the rows (cut short?)"));
+    }
+    let mut list = PeerList {
+        kind,
+        generated,
+        rows,
+        broken_type1: Vec::new(),
+        broken_type2: Vec::new(),
+        addresses: Vec::new(),
+    };
+    let mut section = "";
+    for (n, line) in rest {
+        let line = line.trim();
+        match line {
+            "Broken type-I remailer chains:" => section = "1",
+            "Broken type-II remailer chains:" => section = "2",
+            "Remailer-Capabilities:" => section = "caps",
+            "" => {}
+            _ if line.starts_with('(') && (section == "1" || section == "2") => {
+                let pair = chain(line).ok_or_else(|| error(n + 1, "not a `(a b)` chain"))?;
+                let target =
+                    if section == "1" { &mut list.broken_type1 } else { &mut list.broken_type2 };
+                target.push(pair);
+            }
+            _ if section == "caps" && line.starts_with("$remailer{\"") => {
+                if let Some(pair) = caps_address(line) {
+                    list.addresses.push(pair);
+                }
+            }
+            // Same-operator groups and anything a newer Echolot adds: not ours to judge.
+            _ => {}
+        }
+    }
+    Ok(list)
+}
+
+fn row(line: &str) -> Result<PeerRow, String> {
+    if !line.is_ascii() || line.len() > 120 {
+        return Err("a row is at most 120 ASCII characters".into());
+    }
+    let (before, options) = line.split_once('%').ok_or("no `%` after the reliability")?;
+    let fields: Vec<&str> = before.split_whitespace().collect();
+    let [nick, latent_hist, latency_text, uptime_hist, reliability] = fields.as_slice() else {
+        return Err(format!("{} fields before the `%`, expected 5", fields.len()));
+    };
+    if !valid_nick(nick) {
+        return Err(format!("bad nick {nick:?}"));
+    }
+    if latent_hist.len() != 12 || uptime_hist.len() != 12 {
+        return Err("a history column is not 12 characters".into());
+    }
+    let latency = latency(latency_text).ok_or_else(|| format!("bad latency {latency_text:?}"))?;
+    let reliability: f64 = reliability
+        .parse()
+        .ok()
+        .filter(|r| (0.0..=100.0).contains(r))
+        .ok_or_else(|| format!("bad reliability {reliability:?}"))?;
+    Ok(PeerRow {
+        nick: (*nick).to_owned(),
+        latency,
+        reliability,
+        options: options.trim().to_owned(),
+    })
+}
+
+/// `(a b)` with `*` as a wildcard.
+fn chain(line: &str) -> Option<(String, String)> {
+    let inner = line.strip_prefix('(')?.strip_suffix(')')?;
+    let (a, b) = inner.split_once(' ')?;
+    let ok = |s: &str| s == "*" || valid_nick(s);
+    (ok(a) && ok(b)).then(|| (a.to_owned(), b.to_owned()))
+}
+
+/// `$remailer{"nick"} = "<address> ...";` → (nick, address).
+fn caps_address(line: &str) -> Option<(String, String)> {
+    let (nick, rest) = line.strip_prefix("$remailer{\"")?.split_once("\"}")?;
+    let address = rest.split_once('<')?.1.split_once('>')?.0.trim();
+    (valid_nick(nick) && address.contains('@') && address.len() <= 254)
+        .then(|| (nick.to_owned(), address.to_ascii_lowercase()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vector(path: &str) -> String {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
+        std::fs::read_to_string(dir.join(path)).unwrap()
+    }
+
+    #[test]
+    fn echolots_own_lists_parse_to_their_numbers() {
+        let list = parse_list_v2(&vector("echolot/example/results/mlist2.txt")).unwrap();
+        assert_eq!(list.kind, "Mixmaster");
+        assert_eq!(list.generated, 1_700_000_000);
+        let rows: Vec<(&str, Option<i64>, f64)> =
+            list.rows.iter().map(|r| (r.nick.as_str(), r.latency, r.reliability)).collect();
+        assert_eq!(
+            rows,
+            [("fast", Some(600), 100.0), ("gone", Some(1500), 66.7), ("lossy", Some(7260), 64.7)]
+        );
+        assert_eq!(list.rows[0].options, "D M           9");
+        assert_eq!(list.broken_type2, [("*".into(), "gone".into()), ("fast".into(), "*".into())]);
+        assert_eq!(list.address_of("lossy"), Some("lossy@two.example"));
+        let rlist = parse_list_v2(&vector("echolot/example/results/rlist2.txt")).unwrap();
+        assert_eq!(rlist.kind, "Cypherpunk");
+        assert_eq!(rlist.rows[0].reliability, 96.2);
+        for dir in ["network/results", "network/results.private", "home-example/results"] {
+            let path = format!("echolot/{dir}/mlist2.txt");
+            if std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/vectors")
+                .join(&path)
+                .exists()
+            {
+                parse_list_v2(&vector(&path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+            }
+        }
+    }
+
+    #[test]
+    fn the_yamn_vector_list_parses() {
+        let list = parse_list_v2(&vector("yamn/keys/mlist2.txt")).unwrap();
+        assert_eq!(list.rows.len(), 4);
+        assert_eq!(list.rows[3].latency, Some(360));
+    }
+
+    #[test]
+    fn hostile_and_broken_lists_are_refused_with_the_line() {
+        let good = vector("echolot/example/results/mlist2.txt");
+        let cut = good.lines().take(5).collect::<Vec<_>>().join("\n");
+        assert!(parse_list_v2(&cut).unwrap_err().what.contains("no empty line"));
+        let bad_row = good.replace("100.0%", "1x0.0%");
+        assert_eq!(parse_list_v2(&bad_row).unwrap_err().line, 5);
+        let html = "<html><body>Not found</body></html>";
+        assert_eq!(parse_list_v2(html).unwrap_err().line, 1);
+        let huge = "x".repeat(MAX_LIST_BYTES + 1);
+        assert!(parse_list_v2(&huge).is_err());
+        let escape = good.replace("fast      ", "\u{1b}[31mfast");
+        assert!(parse_list_v2(&escape).is_err());
+        let many_rows: String = std::iter::repeat_n(
+            "fast         000000000000    :10   ++++++++++++  100.0%  D M           9\n",
+            MAX_ROWS + 1,
+        )
+        .collect();
+        let head: String = good.lines().take(4).map(|l| format!("{l}\n")).collect();
+        let err = parse_list_v2(&format!("{head}{many_rows}\n")).unwrap_err();
+        assert!(err.what.contains("more than"), "{err}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_parsed_or_refused_never_a_panic(text in ".{0,2000}") {
+            let _ = parse_list_v2(&text);
+            let good = vector("echolot/example/results/mlist2.txt");
+            let cut = &good[..text.len().min(good.len())];
+            let _ = parse_list_v2(&format!("{cut}{text}"));
+        }
+    }
+}

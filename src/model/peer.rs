@@ -1,0 +1,37 @@
+//! Another pinger's published statistics, as read from its `mlist2.txt` or `rlist2.txt`
+//! (`echolot.md` §7.4): what the consensus of the pinger network is computed from.
+
+/// One row of a peer's v2 list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerRow {
+    pub nick: String,
+    /// Median latency in seconds (whole minutes; the list has no seconds), None when the
+    /// peer shows `99:59` (no return yet, or 100 hours and more).
+    pub latency: Option<i64>,
+    /// Reliability as the list shows it, 0.0 to 100.0.
+    pub reliability: f64,
+    /// The options column (`D`, `M`, ...), trimmed.
+    pub options: String,
+}
+
+/// A peer's whole v2 list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerList {
+    /// `Mixmaster` or `Cypherpunk`.
+    pub kind: String,
+    /// When the peer generated it (its `Generated:` line), Unix seconds.
+    pub generated: i64,
+    pub rows: Vec<PeerRow>,
+    /// The broken chains it lists, `(a b)`, `(a *)`, `(* b)`, per section (type I, type II).
+    pub broken_type1: Vec<(String, String)>,
+    pub broken_type2: Vec<(String, String)>,
+    /// `nick` → address, from its `Remailer-Capabilities:` lines.
+    pub addresses: Vec<(String, String)>,
+}
+
+impl PeerList {
+    /// The address the peer gives for `nick`, if it gives one.
+    pub fn address_of(&self, nick: &str) -> Option<&str> {
+        self.addresses.iter().find(|(n, _)| n == nick).map(|(_, a)| a.as_str())
+    }
+}
