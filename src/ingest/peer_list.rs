@@ -97,6 +97,7 @@ pub fn parse_list_v2(text: &str) -> Result<PeerList, ParseError> {
         broken_type1: Vec::new(),
         broken_type2: Vec::new(),
         addresses: Vec::new(),
+        caps_lines: Vec::new(),
     };
     let mut section = "";
     for (n, line) in rest {
@@ -113,8 +114,12 @@ pub fn parse_list_v2(text: &str) -> Result<PeerList, ParseError> {
                 target.push(pair);
             }
             _ if section == "caps" && line.starts_with("$remailer{\"") => {
-                if let Some(pair) = caps_address(line) {
-                    list.addresses.push(pair);
+                if let Some((nick, address)) = caps_address(line) {
+                    if line.len() <= 400 && line.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+                    {
+                        list.caps_lines.push((nick.clone(), line.to_owned()));
+                    }
+                    list.addresses.push((nick, address));
                 }
             }
             // Same-operator groups and anything a newer Echolot adds: not ours to judge.

@@ -27,11 +27,18 @@ pub struct PeerList {
     pub broken_type2: Vec<(String, String)>,
     /// `nick` → address, from its `Remailer-Capabilities:` lines.
     pub addresses: Vec<(String, String)>,
+    /// `nick` → the capability line verbatim (printable ASCII only, at most 400 characters).
+    pub caps_lines: Vec<(String, String)>,
 }
 
 impl PeerList {
     /// The address the peer gives for `nick`, if it gives one.
     pub fn address_of(&self, nick: &str) -> Option<&str> {
         self.addresses.iter().find(|(n, _)| n == nick).map(|(_, a)| a.as_str())
+    }
+
+    /// The capability line the peer gives for `nick`.
+    pub fn caps_of(&self, nick: &str) -> Option<&str> {
+        self.caps_lines.iter().find(|(n, _)| n == nick).map(|(_, c)| c.as_str())
     }
 }

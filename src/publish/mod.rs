@@ -3,6 +3,7 @@
 //! Rendering is pure ([`lists`], [`json`]); [`write_lists`] is the only I/O, and it writes
 //! each file under a temporary name and renames it, so a client never fetches half a file.
 
+pub mod consensus;
 pub mod feed;
 pub mod html;
 pub mod http;

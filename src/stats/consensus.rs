@@ -50,6 +50,8 @@ pub struct RemailerConsensus {
     pub nick: String,
     /// The address most fresh pingers give, if any gives one.
     pub address: Option<String>,
+    /// The capability line most fresh pingers give, if any gives one.
+    pub caps: Option<String>,
     pub reliability: f64,
     pub latency: Option<f64>,
     /// More than half of the fresh pingers that list it show it alive.
@@ -97,6 +99,15 @@ fn outliers(values: &[f64], floor: f64) -> (f64, Vec<bool>) {
     let (m, mad) = median_mad(values);
     let limit = (OUTLIER_MADS * mad).max(floor);
     (m, values.iter().map(|v| (v - m).abs() > limit).collect())
+}
+
+/// The value most pingers give (ties: the first in byte order).
+fn most_given<'a>(values: impl Iterator<Item = &'a str>) -> Option<String> {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for v in values {
+        *counts.entry(v).or_default() += 1;
+    }
+    counts.into_iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0))).map(|(v, _)| v.to_owned())
 }
 
 /// The consensus of `snapshots` of one list kind as of `now`, with `quorum` fresh pingers
@@ -148,19 +159,12 @@ pub fn consensus(snapshots: &[Snapshot], quorum: usize, now: i64) -> Consensus {
                 })
                 .collect();
             let alive_votes = seen.iter().filter(|(_, r)| r.reliability >= ALIVE_PERCENT).count();
-            let mut addresses: BTreeMap<&str, usize> = BTreeMap::new();
-            for (s, _) in &seen {
-                if let Some(a) = s.list.address_of(nick) {
-                    *addresses.entry(a).or_default() += 1;
-                }
-            }
-            let address = addresses
-                .into_iter()
-                .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
-                .map(|(a, _)| a.to_owned());
+            let address = most_given(seen.iter().filter_map(|(s, _)| s.list.address_of(nick)));
+            let caps = most_given(seen.iter().filter_map(|(s, _)| s.list.caps_of(nick)));
             RemailerConsensus {
                 nick: nick.to_owned(),
                 address,
+                caps,
                 reliability,
                 latency,
                 alive: 2 * alive_votes > seen.len(),
@@ -191,6 +195,42 @@ pub fn consensus(snapshots: &[Snapshot], quorum: usize, now: i64) -> Consensus {
     }
 }
 
+/// A remailer whose key differs between pingers: who holds which key ID (a stale key at
+/// one of them, or someone in the middle handing out their own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyDisagreement {
+    pub address: String,
+    /// Key ID → the pingers that publish it, most held first.
+    pub holders: Vec<(String, Vec<String>)>,
+}
+
+/// Every remailer whose published key IDs differ between pingers. `keyrings`: each pinger
+/// (ours included) with the (address, key ID) pairs of its keyring (`pubring.mix`).
+pub fn key_disagreements(keyrings: &[(String, Vec<(String, String)>)]) -> Vec<KeyDisagreement> {
+    let mut by_address: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+    for (pinger, keys) in keyrings {
+        for (address, key_id) in keys {
+            let holders = by_address
+                .entry(address.to_ascii_lowercase())
+                .or_default()
+                .entry(key_id.to_ascii_lowercase())
+                .or_default();
+            if !holders.contains(pinger) {
+                holders.push(pinger.clone());
+            }
+        }
+    }
+    by_address
+        .into_iter()
+        .filter(|(_, ids)| ids.len() > 1)
+        .map(|(address, ids)| {
+            let mut holders: Vec<(String, Vec<String>)> = ids.into_iter().collect();
+            holders.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
+            KeyDisagreement { address, holders }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -216,6 +256,7 @@ mod tests {
             broken_type1: Vec::new(),
             broken_type2: Vec::new(),
             addresses: rows.iter().map(|r| (r.0.to_owned(), format!("{}@x.org", r.0))).collect(),
+            caps_lines: Vec::new(),
         }
     }
 
@@ -256,6 +297,29 @@ mod tests {
         assert_eq!(c.remailers[1].latency, Some(360.0));
         assert_eq!(c.broken_type2, [("r".to_owned(), "*".to_owned())]);
         assert_eq!(c.remailers[1].address.as_deref(), Some("s@x.org"));
+    }
+
+    #[test]
+    fn a_remailer_with_another_key_at_one_pinger_is_flagged_with_who_holds_what() {
+        let ring = |pinger: &str, keys: &[(&str, &str)]| {
+            (pinger.to_owned(), keys.iter().map(|(a, k)| (a.to_string(), k.to_string())).collect())
+        };
+        let rings = [
+            ring("ours", &[("a@x.org", "AA11"), ("b@x.org", "bb22")]),
+            ring("p1", &[("a@x.org", "aa11"), ("b@x.org", "bb22")]),
+            ring("p2", &[("A@x.org", "cc33"), ("b@x.org", "bb22")]),
+        ];
+        let found = key_disagreements(&rings);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].address, "a@x.org");
+        assert_eq!(
+            found[0].holders,
+            [
+                ("aa11".to_owned(), vec!["ours".to_owned(), "p1".to_owned()]),
+                ("cc33".to_owned(), vec!["p2".to_owned()])
+            ]
+        );
+        assert!(key_disagreements(&rings[..2]).is_empty());
     }
 
     proptest! {
