@@ -3,6 +3,7 @@
 
 #[macro_use]
 mod output;
+mod consensus;
 mod downtime;
 mod list;
 pub mod manual;
@@ -195,7 +196,8 @@ pub enum Command {
         days: u32,
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// all, none, or a comma-separated list of crashes, mta, mailbox, duplicates, clock.
+        /// all, none, or a comma-separated list of crashes, mta, mailbox, duplicates, clock,
+        /// inbound, disk.
         #[arg(long, default_value = "none")]
         faults: String,
         /// Print the summary as JSON.
@@ -209,6 +211,25 @@ pub enum Command {
         /// for tests.
         #[arg(long, hide = true)]
         inject_bug: Option<String>,
+    },
+    /// The consensus of several pingers' published files on disk (each a directory with its
+    /// mlist2.txt, rlist2.txt and pubring.mix): the agreed figures with every pinger's view,
+    /// outliers, stale pingers and key disagreements; with --out, the consensus lists
+    /// (mlist.txt, mlist2.txt, rlist.txt, rlist2.txt) when agreed. Exits 2 when neither list
+    /// reaches the quorum.
+    Consensus {
+        /// A pinger's files: `NAME=DIR`, or `DIR` (named after it). Repeat for each pinger.
+        #[arg(long = "pinger", required = true)]
+        pingers: Vec<String>,
+        /// Fresh pingers needed for an agreed consensus (default: a majority of those named).
+        #[arg(long)]
+        quorum: Option<usize>,
+        /// The instant to judge freshness at (Unix seconds; default: now).
+        #[arg(long)]
+        now: Option<i64>,
+        /// Write the agreed lists here.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Write the manual pages (fathometer(1), a page per command, fathometer.toml(5)) and
     /// the bash, zsh and fish completions under a directory (for packagers).
@@ -396,6 +417,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { listen, days, speed } => simulate::demo(listen, *days, *speed),
+        Command::Consensus { pingers, quorum, now, out } => {
+            consensus::run(consensus::ConsensusArgs {
+                pingers,
+                quorum: *quorum,
+                now: now.unwrap_or_else(|| chrono::Utc::now().timestamp()),
+                out: out.as_deref(),
+            })
+        }
         Command::Simulate { remailers, days, seed, faults, json, dir, inject_bug } => {
             simulate::simulate(simulate::SimulateArgs {
                 remailers: *remailers,

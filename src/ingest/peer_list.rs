@@ -158,6 +158,24 @@ fn row(line: &str) -> Result<PeerRow, String> {
     })
 }
 
+/// The (address, key ID) of every summary line of a peer's `pubring.mix`, read as the
+/// Mixmaster client reads them (`echolot.md` §10.1): lines longer than 50 characters, not
+/// starting with `#`, whose third whitespace field is a 32-hex key ID. YAMN's pubring has the
+/// same summary lines.
+pub fn pubring_key_ids(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .take(100_000)
+        .filter(|l| l.len() > 50 && !l.starts_with('#'))
+        .filter_map(|l| {
+            let fields: Vec<&str> = l.split_whitespace().take(7).collect();
+            let [_, address, key_id, ..] = fields.as_slice() else { return None };
+            let hex = key_id.len() == 32 && key_id.bytes().all(|b| b.is_ascii_hexdigit());
+            (hex && address.contains('@') && address.len() <= 254 && address.is_ascii())
+                .then(|| (address.to_ascii_lowercase(), key_id.to_ascii_lowercase()))
+        })
+        .collect()
+}
+
 /// `(a b)` with `*` as a wildcard.
 fn chain(line: &str) -> Option<(String, String)> {
     let inner = line.strip_prefix('(')?.strip_suffix(')')?;
@@ -210,6 +228,15 @@ mod tests {
                 parse_list_v2(&vector(&path)).unwrap_or_else(|e| panic!("{path}: {e}"));
             }
         }
+    }
+
+    #[test]
+    fn key_ids_come_from_the_summary_lines_of_a_pubring() {
+        let ids = pubring_key_ids(&vector("yamn/keys/pubring.mix"));
+        assert_eq!(ids.len(), 4);
+        assert_eq!(ids[0], ("yamn1@localhost".into(), "c2369176c09334e1c78b7ba2b00361a6".into()));
+        let mix = pubring_key_ids(&vector("mixmaster/keys/pubring.mix"));
+        assert!(!mix.is_empty(), "the Mixmaster vectors' pubring has summary lines");
     }
 
     #[test]

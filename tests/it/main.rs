@@ -6,6 +6,7 @@ mod support;
 
 mod browser;
 mod cli;
+mod consensus;
 mod discovery;
 mod echolot_import;
 mod echolot_vectors;

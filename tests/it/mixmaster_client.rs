@@ -21,10 +21,10 @@ const DASHES_44: &str = "--------------------------------------------";
 
 /// What `mix2_rlist` takes from mlist.txt for the remailers it knows (from pubring.mix).
 #[derive(Debug, PartialEq)]
-struct MixRow {
-    latency_secs: u32,
+pub(crate) struct MixRow {
+    pub(crate) latency_secs: u32,
     /// Percent x 100 (10000 = 100.00 %).
-    reliability: u32,
+    pub(crate) reliability: u32,
 }
 
 /// Columns as the client reads them: a non-digit counts as 0.
@@ -50,7 +50,7 @@ fn read_row(b: &[u8], lat: usize, rel: usize) -> MixRow {
 }
 
 /// `mix2_rlist`, pass 1 and pass 2, for the names in `known`.
-fn client_mlist(text: &str, known: &[&str]) -> BTreeMap<String, MixRow> {
+pub(crate) fn client_mlist(text: &str, known: &[&str]) -> BTreeMap<String, MixRow> {
     let mut lines = text.split_inclusive('\n');
     // Pass 1: up to the 44-dash line.
     for line in lines.by_ref() {
@@ -258,8 +258,8 @@ struct ClientRemailer {
     name: String,
     middleman: bool,
     /// Percent x 100; 0 without an mlist row.
-    reliability: u32,
-    latency_secs: u32,
+    pub(crate) reliability: u32,
+    pub(crate) latency_secs: u32,
 }
 
 /// `mix2_rlist` reading pubring.mix (§2.5): a header is a line longer than 50 characters, not

@@ -1,0 +1,103 @@
+//! `fathometer consensus` through the real binary, on pingers' published files: Echolot's own
+//! lists (the vectors) and copies that disagree. The agreed lists are read by the Mixmaster
+//! client double (`mixmaster_client`) and carry the medians; a wild pinger is named as an
+//! outlier; a remailer whose key differs between pingers is flagged with who holds what; a
+//! stranger's garbage file is refused without stopping the rest; pingers that go stale drop
+//! out, and below the quorum nothing is written.
+
+use std::path::Path;
+
+use crate::mixmaster_client::client_mlist;
+use crate::support::{bin, run, vectors};
+
+/// The example's generation instant, and ten minutes later.
+const GENERATED: i64 = 1_700_000_000;
+
+fn pinger(dir: &Path, name: &str, edit: impl Fn(String) -> String, key_id: &str) {
+    let to = dir.join(name);
+    std::fs::create_dir_all(&to).unwrap();
+    for file in ["mlist2.txt", "rlist2.txt"] {
+        let text = std::fs::read_to_string(vectors("example/results").join(file)).unwrap();
+        std::fs::write(to.join(file), edit(text)).unwrap();
+    }
+    std::fs::write(
+        to.join("pubring.mix"),
+        format!("fast fast@one.example {key_id} 2:3.0.2d C 2023-01-01 2033-01-01\n"),
+    )
+    .unwrap();
+}
+
+fn consensus(dir: &Path, names: &[&str], now: i64, out: &Path) -> (i32, String, String) {
+    let mut cmd = bin();
+    cmd.arg("consensus").arg("--now").arg(now.to_string()).arg("--out").arg(out);
+    for n in names {
+        cmd.arg("--pinger").arg(format!("{n}={}", dir.join(n).display()));
+    }
+    let output = run(&mut cmd);
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn three_pingers_agree_one_wild_one_with_another_key_and_a_minority_publishes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let same = "0123456789abcdef0123456789abcdef";
+    pinger(dir.path(), "echolot", |t| t, same);
+    pinger(dir.path(), "close", |t| t.replace("64.7%", "60.0%"), same);
+    pinger(
+        dir.path(),
+        "wild",
+        |t| t.replace("100.0%  D M", "  2.0%  D M"),
+        "ffff456789abcdef0123456789abcdef",
+    );
+    // A stranger serving garbage: refused, the others go on.
+    std::fs::create_dir_all(dir.path().join("garbage")).unwrap();
+    std::fs::write(dir.path().join("garbage/mlist2.txt"), "<html>\u{1b}[2J404</html>").unwrap();
+
+    let out = dir.path().join("consensus");
+    let names = ["echolot", "close", "wild", "garbage"];
+    let (code, stdout, stderr) = consensus(dir.path(), &names, GENERATED + 600, &out);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stderr.contains("garbage: mlist2.txt refused: line 1"), "{stderr}");
+    assert!(
+        !stdout.contains('\u{1b}') && !stderr.contains('\u{1b}'),
+        "escape reached the terminal"
+    );
+    assert!(stdout.contains("3 fresh of 3 pingers, quorum 3: agreed"), "{stdout}");
+    assert!(stdout.contains("outlier: wild says 2.0%"), "{stdout}");
+    assert!(stdout.contains("KEY DISAGREEMENT fast@one.example:"), "{stdout}");
+    assert!(stdout.contains("ffff456789abcdef0123456789abcdef held by wild"), "{stdout}");
+    assert!(stdout.contains(&format!("{same} held by echolot, close")), "{stdout}");
+
+    // What a Mixmaster client reads from the agreed mlist.txt: the medians.
+    let mlist = std::fs::read_to_string(out.join("mlist.txt")).unwrap();
+    let rows = client_mlist(&mlist, &["fast", "gone", "lossy"]);
+    assert_eq!(rows["fast"].reliability, 10000, "100, 100, 2 → 100:\n{mlist}");
+    assert_eq!(rows["fast"].latency_secs, 600);
+    assert_eq!(rows["lossy"].reliability, 6470, "64.7, 60.0, 64.7 → 64.7");
+    assert_eq!(rows["lossy"].latency_secs, 2 * 3600 + 60);
+    // The broken chains every pinger lists, in the section the client reads.
+    assert!(mlist.contains("Broken type-II remailer chains:\n(* gone)\n(fast *)\n"), "{mlist}");
+    for file in ["mlist2.txt", "rlist.txt", "rlist2.txt"] {
+        assert!(out.join(file).exists(), "{file}");
+    }
+
+    // Nine hours later, only a pinger regenerated since is fresh: below the quorum of 3.
+    let later = dir.path().join("later");
+    let fresh_date = "Generated: Wed 15 Nov 2023 07:00:00 GMT";
+    pinger(
+        dir.path(),
+        "fresh",
+        |t| t.replace("Generated: Tue 14 Nov 2023 22:13:20 GMT", fresh_date),
+        same,
+    );
+    let (code, stdout, _) =
+        consensus(dir.path(), &["echolot", "close", "fresh"], GENERATED + 9 * 3600, &later);
+    assert_eq!(code, 2, "{stdout}");
+    assert!(stdout.contains("NOT AGREED"), "{stdout}");
+    assert!(stdout.contains("stale: echolot (generated 9 hours ago)"), "{stdout}");
+    assert!(!later.join("mlist.txt").exists(), "a minority's view was published");
+}
