@@ -1,8 +1,8 @@
-//! `fathometer consensus`: the consensus of pingers' published files already on disk (each
-//! pinger a directory holding its `mlist2.txt`, `rlist2.txt` and `pubring.mix`, as served
-//! at its base URL): the agreed figures per remailer with every pinger's view and the
-//! outliers marked, stale pingers, key disagreements, and, when agreed, the consensus lists
-//! written under `--out`. The daemon's fetching of peers over HTTP builds on this (issue 15).
+//! `fathometer consensus`: the consensus of pingers' published files (each pinger the base
+//! URL it serves its `mlist2.txt`, `rlist2.txt` and `pubring.mix` at, or a directory holding
+//! them): the agreed figures per remailer with every pinger's view and the outliers marked,
+//! stale pingers, key disagreements, and, when agreed, the consensus lists written under
+//! `--out`. The daemon's periodic fetching of peers builds on this (issue 15).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,12 +10,13 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use super::output::terminal_safe;
+use crate::ingest::peer_fetch::{FetchError, Fetched, Validators, fetch};
 use crate::ingest::peer_list::{MAX_LIST_BYTES, parse_list_v2, pubring_key_ids};
 use crate::publish::consensus::render;
 use crate::stats::consensus::{Consensus, Snapshot, consensus, key_disagreements, majority};
 
 pub struct ConsensusArgs<'a> {
-    /// `NAME=DIR` or `DIR` (named after the directory).
+    /// `NAME=DIR`, `NAME=URL`, `DIR` or `URL` (named after its last part).
     pub pingers: &'a [String],
     pub quorum: Option<usize>,
     pub now: i64,
@@ -36,22 +37,55 @@ fn read_bounded(path: &Path) -> Result<Option<String>> {
     Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
 }
 
+/// Where a pinger's files are: a directory, or the base URL it serves them at.
+enum Source {
+    Dir(PathBuf),
+    Url(String),
+}
+
+impl Source {
+    /// One of its files; None when it has none (absent, 404).
+    fn read(&self, file: &str, runtime: &tokio::runtime::Runtime) -> Result<Option<String>> {
+        match self {
+            Source::Dir(dir) => read_bounded(&dir.join(file)),
+            Source::Url(base) => {
+                let url = format!("{}/{file}", base.trim_end_matches('/'));
+                match runtime.block_on(fetch(&url, &Validators::default())) {
+                    Ok(Fetched::Body { text, .. }) => Ok(Some(text)),
+                    Ok(Fetched::NotModified) => Ok(None),
+                    Err(FetchError::Status(404)) => Ok(None),
+                    Err(e) => Err(anyhow::anyhow!("{url}: {e}")),
+                }
+            }
+        }
+    }
+}
+
 pub fn run(args: ConsensusArgs<'_>) -> Result<ExitCode> {
     anyhow::ensure!(!args.pingers.is_empty(), "name at least one pinger: --pinger [NAME=]DIR");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
     let mut mix = Vec::new();
     let mut cpunk = Vec::new();
     let mut keyrings = Vec::new();
     for spec in args.pingers {
-        let (name, dir) = match spec.split_once('=') {
-            Some((name, dir)) => (name.to_owned(), PathBuf::from(dir)),
-            None => {
-                let dir = PathBuf::from(spec);
-                let name = dir.file_name().map_or(spec.clone(), |n| n.to_string_lossy().into());
-                (name, dir)
+        let is_url = |s: &str| s.starts_with("http://") || s.starts_with("https://");
+        let (name, location) = match spec.split_once('=') {
+            Some((name, location)) if !is_url(spec) => (name.to_owned(), location.to_owned()),
+            _ => {
+                let name = spec.trim_end_matches('/').rsplit('/').next().unwrap_or(spec);
+                (name.to_owned(), spec.clone())
             }
         };
+        let source = if is_url(&location) {
+            Source::Url(location)
+        } else {
+            Source::Dir(PathBuf::from(location))
+        };
         for (file, into) in [("mlist2.txt", &mut mix), ("rlist2.txt", &mut cpunk)] {
-            match read_bounded(&dir.join(file)) {
+            match source.read(file, &runtime) {
                 Ok(None) => {}
                 Ok(Some(text)) => match parse_list_v2(&text) {
                     Ok(list) => into.push(Snapshot { pinger: name.clone(), list }),
@@ -60,7 +94,7 @@ pub fn run(args: ConsensusArgs<'_>) -> Result<ExitCode> {
                 Err(e) => eprintln!("fathometer: {name}: {e:#}"),
             }
         }
-        if let Ok(Some(ring)) = read_bounded(&dir.join("pubring.mix")) {
+        if let Ok(Some(ring)) = source.read("pubring.mix", &runtime) {
             keyrings.push((name.clone(), pubring_key_ids(&ring)));
         }
     }

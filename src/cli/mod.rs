@@ -212,13 +212,15 @@ pub enum Command {
         #[arg(long, hide = true)]
         inject_bug: Option<String>,
     },
-    /// The consensus of several pingers' published files on disk (each a directory with its
-    /// mlist2.txt, rlist2.txt and pubring.mix): the agreed figures with every pinger's view,
+    /// The consensus of several pingers' published files (each the base URL serving its
+    /// mlist2.txt, rlist2.txt and pubring.mix, or a directory holding them): the agreed
+    /// figures with every pinger's view,
     /// outliers, stale pingers and key disagreements; with --out, the consensus lists
     /// (mlist.txt, mlist2.txt, rlist.txt, rlist2.txt) when agreed. Exits 2 when neither list
     /// reaches the quorum.
     Consensus {
-        /// A pinger's files: `NAME=DIR`, or `DIR` (named after it). Repeat for each pinger.
+        /// A pinger: `NAME=URL` or `NAME=DIR` (or just the URL or directory, named after its
+        /// last part). Repeat for each pinger.
         #[arg(long = "pinger", required = true)]
         pingers: Vec<String>,
         /// Fresh pingers needed for an agreed consensus (default: a majority of those named).

@@ -9,6 +9,7 @@
 
 pub mod imap;
 pub mod maildir;
+pub mod peer_fetch;
 pub mod peer_list;
 
 use std::collections::BTreeMap;

@@ -1,6 +1,7 @@
 //! `fathometer consensus` through the real binary, on pingers' published files: Echolot's own
 //! lists (the vectors) and copies that disagree. The agreed lists are read by the Mixmaster
-//! client double (`mixmaster_client`) and carry the medians; a wild pinger is named as an
+//! client double (`mixmaster_client`) and carry the medians; one pinger is fetched over HTTP
+//! from a real web server; a wild pinger is named as an
 //! outlier; a remailer whose key differs between pingers is flagged with who holds what; a
 //! stranger's garbage file is refused without stopping the rest; pingers that go stale drop
 //! out, and below the quorum nothing is written.
@@ -8,6 +9,7 @@
 use std::path::Path;
 
 use crate::mixmaster_client::client_mlist;
+use crate::support::http::free_port;
 use crate::support::{bin, run, vectors};
 
 /// The example's generation instant, and ten minutes later.
@@ -27,11 +29,53 @@ fn pinger(dir: &Path, name: &str, edit: impl Fn(String) -> String, key_id: &str)
     .unwrap();
 }
 
+/// A real web server (Python's) serving a pinger's directory, as its base URL would.
+struct Served(std::process::Child, u16);
+
+impl Served {
+    fn start(dir: &Path) -> Served {
+        let port = free_port();
+        let child = std::process::Command::new("/usr/bin/python3")
+            .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory"])
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 -m http.server");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "the web server did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Served(child, port)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn consensus(dir: &Path, names: &[&str], now: i64, out: &Path) -> (i32, String, String) {
+    consensus_with(dir, names, &[], now, out)
+}
+
+fn consensus_with(
+    dir: &Path,
+    names: &[&str],
+    urls: &[(&str, u16)],
+    now: i64,
+    out: &Path,
+) -> (i32, String, String) {
     let mut cmd = bin();
     cmd.arg("consensus").arg("--now").arg(now.to_string()).arg("--out").arg(out);
     for n in names {
         cmd.arg("--pinger").arg(format!("{n}={}", dir.join(n).display()));
+    }
+    for (n, port) in urls {
+        cmd.arg("--pinger").arg(format!("{n}=http://127.0.0.1:{port}/"));
     }
     let output = run(&mut cmd);
     (
@@ -58,8 +102,11 @@ fn three_pingers_agree_one_wild_one_with_another_key_and_a_minority_publishes_no
     std::fs::write(dir.path().join("garbage/mlist2.txt"), "<html>\u{1b}[2J404</html>").unwrap();
 
     let out = dir.path().join("consensus");
-    let names = ["echolot", "close", "wild", "garbage"];
-    let (code, stdout, stderr) = consensus(dir.path(), &names, GENERATED + 600, &out);
+    // Echolot's lists come over HTTP from a real web server, the others from directories.
+    let served = Served::start(&dir.path().join("echolot"));
+    let names = ["close", "wild", "garbage"];
+    let (code, stdout, stderr) =
+        consensus_with(dir.path(), &names, &[("echolot", served.1)], GENERATED + 600, &out);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stderr.contains("garbage: mlist2.txt refused: line 1"), "{stderr}");
     assert!(
@@ -70,7 +117,7 @@ fn three_pingers_agree_one_wild_one_with_another_key_and_a_minority_publishes_no
     assert!(stdout.contains("outlier: wild says 2.0%"), "{stdout}");
     assert!(stdout.contains("KEY DISAGREEMENT fast@one.example:"), "{stdout}");
     assert!(stdout.contains("ffff456789abcdef0123456789abcdef held by wild"), "{stdout}");
-    assert!(stdout.contains(&format!("{same} held by echolot, close")), "{stdout}");
+    assert!(stdout.contains(&format!("{same} held by close, echolot")), "{stdout}");
 
     // What a Mixmaster client reads from the agreed mlist.txt: the medians.
     let mlist = std::fs::read_to_string(out.join("mlist.txt")).unwrap();
