@@ -307,6 +307,8 @@ async fn main_loop(mut pinger: Arc<Pinger>, smtp: SmtpSender) -> Result<()> {
     let sender_task =
         tokio::spawn(sender_loop(sender_setup_rx, wake_sender.clone(), shutdown_rx.clone()));
     let mut ingester = Ingester::start(&pinger, &published_tx);
+    let consensus_task =
+        tokio::spawn(super::consensus::run(sender_setup.subscribe(), shutdown_rx.clone()));
 
     let new_ticker = |config: &Config| {
         let mut ticker = tokio::time::interval(Duration::from_secs(config.schedule.tick_secs.0));
@@ -469,6 +471,7 @@ async fn main_loop(mut pinger: Arc<Pinger>, smtp: SmtpSender) -> Result<()> {
     // Both loops stop between two steps (one mail, one message); a send or IMAP wait in
     // progress is abandoned (its ping stays queued and is retried by the next run).
     let stop = async {
+        let _ = consensus_task.await;
         let _ = sender_task.await;
         ingester.stop().await;
     };

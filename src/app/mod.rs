@@ -2,6 +2,7 @@
 //! stages. It owns the I/O the stages leave out (the store, the state directory, the clock,
 //! SMTP and the mailbox), and is the only layer that combines them.
 
+pub mod consensus;
 pub mod context;
 pub mod daemon;
 pub mod echolot;

@@ -37,6 +37,8 @@ pub struct Config {
     pub publish: PublishConfig,
     #[serde(default)]
     pub events: EventsConfig,
+    #[serde(default)]
+    pub consensus: ConsensusConfig,
     /// The file this configuration was read from, and its text, to locate problems found
     /// after parsing (see [`environment`]).
     #[serde(skip)]
@@ -319,6 +321,63 @@ fn default_hook_timeout() -> Secs<300> {
     Secs(10)
 }
 
+/// The consensus of the pinger network (issue 15): the other pingers whose published lists
+/// are read, how often, and how many must be fresh for an agreed view.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsensusConfig {
+    /// The base URLs other pingers serve their mlist2.txt, rlist2.txt and pubring.mix at.
+    /// Empty: no consensus is computed.
+    #[serde(default)]
+    pub peers: Vec<PeerUrl>,
+    /// Seconds between two fetches of every peer (default an hour).
+    #[serde(default = "default_consensus_interval")]
+    pub interval_secs: Secs<DAY>,
+    /// Fresh pingers (ours included) needed for an agreed consensus; 0: a majority of the
+    /// peers and us.
+    #[serde(default = "no_quorum")]
+    pub quorum: Count<0, 1000>,
+}
+
+impl Default for ConsensusConfig {
+    fn default() -> Self {
+        ConsensusConfig {
+            peers: Vec::new(),
+            interval_secs: default_consensus_interval(),
+            quorum: no_quorum(),
+        }
+    }
+}
+
+fn no_quorum() -> Count<0, 1000> {
+    Count(0)
+}
+
+fn default_consensus_interval() -> Secs<DAY> {
+    Secs(3600)
+}
+
+/// Another pinger's base URL: `http://` or `https://`, a host, no user or password.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct PeerUrl(pub String);
+
+impl TryFrom<String> for PeerUrl {
+    type Error = String;
+    fn try_from(url: String) -> Result<Self, String> {
+        let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+        let host = rest.map(|r| r.split('/').next().unwrap_or_default()).unwrap_or_default();
+        if host.is_empty()
+            || host.contains('@')
+            || !url.is_ascii()
+            || url.contains(char::is_whitespace)
+        {
+            return Err(format!("{url:?} is not an http:// or https:// base URL"));
+        }
+        Ok(PeerUrl(url.trim_end_matches('/').to_owned()))
+    }
+}
+
 /// Learning about remailers from their replies (`echolot.md` §5).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -599,6 +658,17 @@ impl Config {
             key: Some(format!("{table}.{key}")),
             message,
         };
+        let pingers = self.consensus.peers.len() as u64 + 1;
+        if u64::from(self.consensus.quorum.0) > pingers {
+            return Err(error(
+                "consensus",
+                "quorum",
+                format!(
+                    "{} is more than the {pingers} pingers there are (the peers and us)",
+                    self.consensus.quorum.0
+                ),
+            ));
+        }
         if self.smtp.ca_file.is_some() && self.smtp.tls == TlsMode::None {
             return Err(error("smtp", "ca_file", "needs `tls = \"starttls\"` or `\"tls\"`".into()));
         }

@@ -14,12 +14,14 @@ use crate::model::{CLEAR_KEY_ID, PingType, RemailerKey, RemailerStatus};
 mod audit;
 pub use audit::AuditedPing;
 pub use mail::INJECTED_BUG_COUNT_DUPLICATES;
+pub use peers::PeerFile;
 mod discovery;
 mod downtime;
 mod events;
 mod history;
 mod mail;
 mod outbox;
+mod peers;
 mod remailers;
 mod schedule;
 mod stability;
@@ -34,6 +36,7 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     (6, "0006_known_failures", include_str!("../../migrations/0006_known_failures.sql")),
     (7, "0007_stability", include_str!("../../migrations/0007_stability.sql")),
     (8, "0008_downtime_events", include_str!("../../migrations/0008_downtime_events.sql")),
+    (9, "0009_peers", include_str!("../../migrations/0009_peers.sql")),
 ];
 
 /// The schema version this binary writes.

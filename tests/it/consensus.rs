@@ -148,3 +148,69 @@ fn three_pingers_agree_one_wild_one_with_another_key_and_a_minority_publishes_no
     assert!(stdout.contains("stale: echolot (generated 9 hours ago)"), "{stdout}");
     assert!(!later.join("mlist.txt").exists(), "a minority's view was published");
 }
+
+/// The daemon with `[consensus]`: two peers served by a real web server (their lists dated
+/// now; one holds another key for a remailer) and one that does not answer. Within seconds
+/// the agreed lists are in `consensus/` of the results, the Mixmaster client double reads the
+/// medians from them, the silent peer's failure is recorded with the reason, the key
+/// disagreement is logged, and stopping the daemon stops the task.
+#[test]
+fn the_daemon_fetches_its_peers_and_publishes_the_agreed_lists() {
+    use crate::support::{start_daemon, state_db, stop_with_log, write_config};
+    let dir = tempfile::tempdir().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+        as i64;
+    let dated = |t: String| {
+        t.replace(
+            "Generated: Tue 14 Nov 2023 22:13:20 GMT",
+            &format!("Generated: {}", fathometer::publish::lists::list_date(now)),
+        )
+    };
+    pinger(dir.path(), "one", dated, "0123456789abcdef0123456789abcdef");
+    pinger(
+        dir.path(),
+        "two",
+        |t| dated(t).replace("64.7%", "60.0%"),
+        "ffff456789abcdef0123456789abcdef",
+    );
+    let web = Served::start(dir.path());
+    let silent = free_port();
+    let config = write_config(
+        dir.path(),
+        &format!("127.0.0.1:{}", free_port()),
+        &format!(
+            "[consensus]\npeers = [\"http://127.0.0.1:{p}/one\", \"http://127.0.0.1:{p}/two/\", \
+             \"http://127.0.0.1:{silent}\"]\ninterval_secs = 3\nquorum = 2\n",
+            p = web.1
+        ),
+    );
+    let mut daemon = start_daemon(&config);
+    let agreed = dir.path().join("state/results/consensus/mlist.txt");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !agreed.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (_, log) = stop_with_log(&mut daemon, std::time::Duration::from_secs(10));
+    let mlist = std::fs::read_to_string(&agreed).unwrap_or_else(|_| panic!("no consensus:\n{log}"));
+    let rows = client_mlist(&mlist, &["fast", "gone", "lossy"]);
+    assert_eq!(rows["fast"].reliability, 10000, "{mlist}");
+    assert_eq!(rows["gone"].reliability, 6670, "{mlist}");
+    assert!(
+        (6000..=6470).contains(&rows["lossy"].reliability),
+        "the median of 64.7 and 60.0: {mlist}"
+    );
+    assert!(dir.path().join("state/results/consensus/rlist2.txt").exists());
+    assert!(log.contains("pingers hold different keys"), "{log}");
+    let error: String = state_db(dir.path())
+        .query_row(
+            "SELECT error FROM peer_files WHERE peer = ?1 AND file = 'mlist2.txt'",
+            [format!("http://127.0.0.1:{silent}")],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(error.contains("connecting to 127.0.0.1"), "{error}");
+    let held: i64 = state_db(dir.path())
+        .query_row("SELECT COUNT(*) FROM peer_files WHERE body IS NOT NULL", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(held, 6, "two peers, three files each");
+}

@@ -1,0 +1,210 @@
+//! The daemon's consensus of the pinger network (issue 15): every `[consensus] interval_secs`
+//! each peer's `mlist2.txt`, `rlist2.txt` and `pubring.mix` are fetched (conditional GET,
+//! bounded; a failure or a refused file keeps the last good copy and is recorded with the
+//! reason), then the consensus of theirs and our own published lists is computed and the
+//! agreed lists are written to `consensus/` in the results directory. Below the quorum the
+//! consensus files are removed: an old agreed view must not outlive the agreement.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::context::{Pinger, blocking};
+use crate::ingest::peer_fetch::{Fetched, Validators, fetch};
+use crate::ingest::peer_list::{parse_list_v2, pubring_key_ids};
+use crate::publish::consensus::render;
+use crate::stats::consensus::{Snapshot, consensus, key_disagreements, majority};
+
+/// The files read from every pinger.
+pub const FILES: [&str; 3] = ["mlist2.txt", "rlist2.txt", "pubring.mix"];
+/// The name our own lists go by in the consensus.
+pub const OURS: &str = "this pinger";
+
+/// What one round found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Round {
+    pub fetched: usize,
+    pub failed: usize,
+    pub mix_agreed: bool,
+    pub cpunk_agreed: bool,
+    pub key_disagreements: usize,
+}
+
+/// Fetches every peer's files once and records what came.
+pub async fn fetch_peers(pinger: &Arc<Pinger>) -> Result<(usize, usize)> {
+    let (mut fetched, mut failed) = (0, 0);
+    for peer in &pinger.config.consensus.peers {
+        for file in FILES {
+            let (p, peer_name) = (pinger.clone(), peer.0.clone());
+            let held = blocking(move || p.store().peer_file(&peer_name, file)).await??;
+            let validators = held
+                .as_ref()
+                .filter(|h| h.body.is_some())
+                .map(|h| Validators {
+                    etag: h.etag.clone(),
+                    last_modified: h.last_modified.clone(),
+                })
+                .unwrap_or_default();
+            let url = format!("{}/{file}", peer.0);
+            let outcome = match fetch(&url, &validators).await {
+                Ok(Fetched::Body { text, etag, last_modified }) => {
+                    // A list that cannot be read is refused now, with its line, and the last
+                    // good copy stays.
+                    match file {
+                        "pubring.mix" => Ok(Some((text, etag, last_modified))),
+                        _ => match parse_list_v2(&text) {
+                            Ok(_) => Ok(Some((text, etag, last_modified))),
+                            Err(e) => Err(format!("refused: {e}")),
+                        },
+                    }
+                }
+                Ok(Fetched::NotModified) => Ok(None),
+                Err(e) => Err(e.to_string()),
+            };
+            let (p, peer_name, now) = (pinger.clone(), peer.0.clone(), pinger.now());
+            match outcome {
+                Ok(copy) => {
+                    fetched += 1;
+                    blocking(move || {
+                        let (body, etag, modified) = match &copy {
+                            Some((b, e, m)) => (Some(b.as_str()), e.as_deref(), m.as_deref()),
+                            None => (None, None, None),
+                        };
+                        p.store().peer_file_fetched(&peer_name, file, body, etag, modified, now)
+                    })
+                    .await??;
+                }
+                Err(error) => {
+                    failed += 1;
+                    warn!(peer = %peer.0, file, "consensus: {error}");
+                    blocking(move || p.store().peer_file_failed(&peer_name, file, &error, now))
+                        .await??;
+                }
+            }
+        }
+    }
+    Ok((fetched, failed))
+}
+
+/// The consensus of the held copies and our own published lists as of `now`, written to
+/// `consensus/` when agreed (and removed when not).
+pub fn compute_and_publish(pinger: &Pinger, now: i64) -> Result<Round> {
+    let config = &pinger.config;
+    let held = pinger.store().peer_files()?;
+    let results = config.results_dir();
+    let ours = |file: &str| std::fs::read_to_string(results.join(file)).ok();
+    let mut mix = Vec::new();
+    let mut cpunk = Vec::new();
+    let mut keyrings = Vec::new();
+    let mut add = |pinger: &str, file: &str, body: &str| match file {
+        "pubring.mix" => keyrings.push((pinger.to_owned(), pubring_key_ids(body))),
+        _ => {
+            if let Ok(list) = parse_list_v2(body) {
+                let into = if file == "mlist2.txt" { &mut mix } else { &mut cpunk };
+                into.push(Snapshot { pinger: pinger.to_owned(), list });
+            }
+        }
+    };
+    for file in FILES {
+        if let Some(text) = ours(file) {
+            add(OURS, file, &text);
+        }
+    }
+    for f in &held {
+        // Only peers still configured count (a removed peer's copies stay in the store).
+        if config.consensus.peers.iter().any(|p| p.0 == f.peer)
+            && let Some(body) = &f.body
+        {
+            add(&f.peer, &f.file, body);
+        }
+    }
+    let quorum = match config.consensus.quorum.0 {
+        0 => majority(config.consensus.peers.len() + 1),
+        q => q as usize,
+    };
+    let mix = consensus(&mix, quorum, now);
+    let cpunk = consensus(&cpunk, quorum, now);
+    let disagreements = key_disagreements(&keyrings);
+    for d in &disagreements {
+        let holders: Vec<String> =
+            d.holders.iter().map(|(k, who)| format!("{k} at {}", who.join(", "))).collect();
+        warn!(remailer = %d.address, "consensus: pingers hold different keys: {}", holders.join("; "));
+    }
+    let dir = results.join("consensus");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let lists = render(&mix, &cpunk, now);
+    let written = [
+        ("mlist.txt", &lists.mlist),
+        ("mlist2.txt", &lists.mlist2),
+        ("rlist.txt", &lists.rlist),
+        ("rlist2.txt", &lists.rlist2),
+    ];
+    for (file, text) in written {
+        let path = dir.join(file);
+        match text {
+            Some(text) => crate::publish::write_atomic(&path, text.as_bytes())
+                .with_context(|| format!("writing {}", path.display()))?,
+            None => match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("removing {}", path.display()));
+                }
+                _ => {}
+            },
+        }
+    }
+    Ok(Round {
+        fetched: 0,
+        failed: 0,
+        mix_agreed: mix.agreed,
+        cpunk_agreed: cpunk.agreed,
+        key_disagreements: disagreements.len(),
+    })
+}
+
+/// The daemon's task: a round shortly after the start and then every interval, with the
+/// latest configuration (a reload can add or remove peers), until `shutdown`.
+pub async fn run<S: Clone>(
+    setup: watch::Receiver<(Arc<Pinger>, S)>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut wait = Duration::from_secs(5);
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        let pinger = setup.borrow().0.clone();
+        wait = Duration::from_secs(pinger.config.consensus.interval_secs.0);
+        if pinger.config.consensus.peers.is_empty() {
+            wait = wait.min(Duration::from_secs(60));
+            continue;
+        }
+        let fetched = tokio::select! {
+            _ = shutdown.changed() => return,
+            f = fetch_peers(&pinger) => f,
+        };
+        let (fetched, failed) = match fetched {
+            Ok(counts) => counts,
+            Err(e) => {
+                warn!("consensus: {e:#}");
+                continue;
+            }
+        };
+        let p = pinger.clone();
+        match blocking(move || compute_and_publish(&p, p.now())).await {
+            Ok(Ok(round)) => info!(
+                fetched,
+                failed,
+                mix_agreed = round.mix_agreed,
+                cpunk_agreed = round.cpunk_agreed,
+                key_disagreements = round.key_disagreements,
+                "consensus computed"
+            ),
+            Ok(Err(e)) => warn!("consensus: {e:#}"),
+            Err(e) => warn!("consensus: {e}"),
+        }
+    }
+}
