@@ -20,6 +20,8 @@ use crate::stats::consensus::{Snapshot, consensus, key_disagreements, majority};
 
 /// The files read from every pinger.
 pub const FILES: [&str; 3] = ["mlist2.txt", "rlist2.txt", "pubring.mix"];
+/// The report of the last round under `consensus/`, served at `/api/v1/consensus`.
+pub const JSON: &str = "consensus.json";
 /// The name our own lists go by in the consensus.
 pub const OURS: &str = "this pinger";
 
@@ -135,6 +137,26 @@ pub fn compute_and_publish(pinger: &Pinger, now: i64) -> Result<Round> {
     }
     let dir = results.join("consensus");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // The whole picture, agreed or not, for /api/v1/consensus.
+    let peers: Vec<serde_json::Value> = held
+        .iter()
+        .filter(|f| config.consensus.peers.iter().any(|p| p.0 == f.peer))
+        .map(|f| {
+            serde_json::json!({
+                "peer": f.peer, "file": f.file, "fetched_at": f.fetched_at,
+                "attempted_at": f.attempted_at, "error": f.error, "failures": f.failures,
+            })
+        })
+        .collect();
+    let report = serde_json::json!({
+        "generated": now,
+        "mix": mix,
+        "cpunk": cpunk,
+        "key_disagreements": disagreements,
+        "peers": peers,
+    });
+    crate::publish::write_atomic(&dir.join(JSON), report.to_string().as_bytes())
+        .with_context(|| format!("writing {}", dir.join(JSON).display()))?;
     let lists = render(&mix, &cpunk, now);
     let written = [
         ("mlist.txt", &lists.mlist),

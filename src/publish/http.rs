@@ -56,6 +56,8 @@ pub fn router(
         .route("/api/v1/remailers/{nick}", get(api_remailer))
         .route("/api/v1/chains", get(api_chains))
         .route("/api/v1/events", get(api_events))
+        .route("/api/v1/consensus", get(api_consensus))
+        .route("/consensus/{file}", get(consensus_file))
         .route("/{file}", get(results_file))
         // The index links its files relatively: it must be fetched as a directory.
         .route("/thesaurus", get(|| async { Redirect::permanent("/thesaurus/") }))
@@ -176,6 +178,23 @@ async fn results_file(
 ) -> Response {
     serve_file(&state, None, &name, &headers).await
 }
+
+/// The consensus of the pinger network (`[consensus]`): the agreed lists a client's
+/// allpingers entry can point at, and the last round's report.
+async fn consensus_file(
+    State(state): State<AppState>,
+    UrlPath(name): UrlPath<String>,
+    headers: HeaderMap,
+) -> Response {
+    serve_file(&state, Some(CONSENSUS_DIR), &name, &headers).await
+}
+
+async fn api_consensus(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    serve_file(&state, Some(CONSENSUS_DIR), "consensus.json", &headers).await
+}
+
+/// Where the consensus files are, under `results/`.
+const CONSENSUS_DIR: &str = "consensus";
 
 /// The thesaurus directory (Echolot's URLs): its index and the raw replies.
 async fn thesaurus_file(

@@ -35,7 +35,7 @@ pub struct Snapshot {
 }
 
 /// One pinger's figures for a remailer, with the verdict on them.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct View {
     pub pinger: String,
     pub reliability: f64,
@@ -45,7 +45,7 @@ pub struct View {
 }
 
 /// The network's view of one remailer.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RemailerConsensus {
     pub nick: String,
     /// The address most fresh pingers give, if any gives one.
@@ -60,7 +60,7 @@ pub struct RemailerConsensus {
 }
 
 /// The consensus of one list kind (`Mixmaster` or `Cypherpunk`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Consensus {
     /// Fresh pingers, and those left out with the reason.
     pub fresh: Vec<String>,
@@ -197,7 +197,7 @@ pub fn consensus(snapshots: &[Snapshot], quorum: usize, now: i64) -> Consensus {
 
 /// A remailer whose key differs between pingers: who holds which key ID (a stale key at
 /// one of them, or someone in the middle handing out their own).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct KeyDisagreement {
     pub address: String,
     /// Key ID → the pingers that publish it, most held first.

@@ -175,9 +175,10 @@ fn the_daemon_fetches_its_peers_and_publishes_the_agreed_lists() {
     );
     let web = Served::start(dir.path());
     let silent = free_port();
+    let http_port = free_port();
     let config = write_config(
         dir.path(),
-        &format!("127.0.0.1:{}", free_port()),
+        &format!("127.0.0.1:{http_port}"),
         &format!(
             "[consensus]\npeers = [\"http://127.0.0.1:{p}/one\", \"http://127.0.0.1:{p}/two/\", \
              \"http://127.0.0.1:{silent}\"]\ninterval_secs = 3\nquorum = 2\n",
@@ -190,8 +191,30 @@ fn the_daemon_fetches_its_peers_and_publishes_the_agreed_lists() {
     while !agreed.exists() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+    // Served where a client's allpingers entry can point, with the report in the API.
+    let served_mlist = crate::support::http::get(http_port, "/consensus/mlist.txt", "");
+    let api = crate::support::http::get(http_port, "/api/v1/consensus", "");
     let (_, log) = stop_with_log(&mut daemon, std::time::Duration::from_secs(10));
     let mlist = std::fs::read_to_string(&agreed).unwrap_or_else(|_| panic!("no consensus:\n{log}"));
+    assert_eq!(served_mlist.status, 200);
+    assert_eq!(served_mlist.body, mlist.as_bytes());
+    let report: serde_json::Value = serde_json::from_slice(&api.body).unwrap();
+    assert_eq!(report["mix"]["agreed"], true, "{report:#}");
+    assert_eq!(
+        report["mix"]["fresh"].as_array().unwrap().len(),
+        3,
+        "ours and two peers: {report:#}"
+    );
+    assert_eq!(report["key_disagreements"][0]["address"], "fast@one.example");
+    let silent_peer = format!("http://127.0.0.1:{silent}");
+    assert!(
+        report["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["peer"] == silent_peer.as_str() && p["failures"].as_i64() > Some(0)),
+        "{report:#}"
+    );
     let rows = client_mlist(&mlist, &["fast", "gone", "lossy"]);
     assert_eq!(rows["fast"].reliability, 10000, "{mlist}");
     assert_eq!(rows["gone"].reliability, 6670, "{mlist}");
