@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use crate::compose::yamn::{
     BODY_LEN, DELIVER_DUMMY, HEADERS_LEN, INNER_LEN, MAX_ADDRESS, PACKET_LEN, SLOT_LEN, SLOTS,
-    TYPE_EXIT, TYPE_INTERMEDIATE, VERSION, crypto, date_to_day, decode_hex,
+    TYPE_EXIT, TYPE_INTERMEDIATE, VERSION, crypto, date_to_day,
 };
 
 /// The oldest day stamp a remailer accepts, in days before today (`remailer.max_age`).
@@ -56,7 +56,9 @@ impl SecretKey {
             else {
                 continue;
             };
-            let Some(secret) = decode_hex(secret).and_then(|v| <[u8; 32]>::try_from(v).ok()) else {
+            let Some(secret) =
+                crate::compose::payload::unhex(secret).and_then(|v| <[u8; 32]>::try_from(v).ok())
+            else {
                 continue;
             };
             let key = SecretKey::from_secret(secret, created, expires);

@@ -125,8 +125,9 @@ fn entry(
         return Err(KeyError::IdMismatch { summary: key_id.to_string(), block: block.to_owned() });
     }
     let key_hex = key_line.unwrap_or_default().trim();
-    let public: [u8; 32] =
-        decode_hex(key_hex).and_then(|v| <[u8; 32]>::try_from(v).ok()).ok_or(KeyError::BadKey)?;
+    let public: [u8; 32] = crate::compose::payload::unhex(key_hex)
+        .and_then(|v| <[u8; 32]>::try_from(v).ok())
+        .ok_or(KeyError::BadKey)?;
     let computed = crate::compose::payload::hex(&crypto::key_id(&public));
     if !computed.eq_ignore_ascii_case(key_id) {
         return Err(KeyError::WrongKeyId { stated: key_id.to_string(), computed });
@@ -141,17 +142,6 @@ fn entry(
         valid_until_day,
         public,
     })
-}
-
-/// Hex to bytes, None unless every pair is hex.
-pub fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| text.get(i..i + 2).and_then(|p| u8::from_str_radix(p, 16).ok()))
-        .collect()
 }
 
 /// `YYYY-MM-DD` to days since 1970-01-01.

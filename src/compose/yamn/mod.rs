@@ -18,7 +18,7 @@ mod key;
 mod reply;
 
 pub use armor::{ArmorError, REMAILER_TYPE, armor, dearmor};
-pub use key::{KeyError, PublicKey, date_to_day, day_to_date, decode_hex};
+pub use key::{KeyError, PublicKey, date_to_day, day_to_date};
 pub use reply::{Capabilities, Summary, parse_conf};
 
 /// The packet, its slots and its body.

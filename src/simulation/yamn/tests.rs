@@ -30,7 +30,7 @@ fn json(path: &str) -> serde_json::Value {
 }
 
 fn unhex(text: &str) -> Vec<u8> {
-    decode_hex(text).unwrap_or_else(|| panic!("not hex: {text}"))
+    crate::compose::payload::unhex(text).unwrap_or_else(|| panic!("not hex: {text}"))
 }
 
 fn pubring() -> Vec<PublicKey> {
