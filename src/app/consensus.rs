@@ -16,6 +16,7 @@ use super::context::{Pinger, blocking};
 use crate::ingest::peer_fetch::{Fetched, Validators, fetch};
 use crate::ingest::peer_list::{parse_list_v2, pubring_key_ids};
 use crate::publish::consensus::render;
+use crate::publish::snapshot::{ConsensusStatus, PeerStatus, Published};
 use crate::stats::consensus::{Snapshot, consensus, key_disagreements, majority};
 
 /// The files read from every pinger.
@@ -26,13 +27,13 @@ pub const JSON: &str = "consensus.json";
 pub const OURS: &str = "this pinger";
 
 /// What one round found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Round {
-    pub fetched: usize,
-    pub failed: usize,
     pub mix_agreed: bool,
     pub cpunk_agreed: bool,
     pub key_disagreements: usize,
+    /// For `/metrics`.
+    pub status: ConsensusStatus,
 }
 
 /// Fetches every peer's files once and records what came.
@@ -177,12 +178,48 @@ pub fn compute_and_publish(pinger: &Pinger, now: i64) -> Result<Round> {
             },
         }
     }
+    let peers = config
+        .consensus
+        .peers
+        .iter()
+        .map(|peer| {
+            let files: Vec<&crate::store::PeerFile> =
+                held.iter().filter(|f| f.peer == peer.0).collect();
+            let list = files.iter().find(|f| f.file == "mlist2.txt");
+            PeerStatus {
+                peer: peer.0.clone(),
+                up: list.is_some_and(|f| f.error.is_none() && f.fetched_at.is_some()),
+                generated: list
+                    .and_then(|f| f.body.as_deref())
+                    .and_then(|b| parse_list_v2(b).ok())
+                    .map(|l| l.generated),
+                failures: files.iter().map(|f| f.failures).sum(),
+                refused: files
+                    .iter()
+                    .filter(|f| f.error.as_deref().is_some_and(|e| e.starts_with("refused")))
+                    .count() as i64,
+            }
+        })
+        .collect();
+    let summary = |name: &str, c: &crate::stats::consensus::Consensus| {
+        let outliers = c
+            .remailers
+            .iter()
+            .flat_map(|r| &r.views)
+            .filter(|v| v.reliability_outlier || v.latency_outlier)
+            .count();
+        let alive = c.remailers.iter().filter(|r| r.alive).count();
+        (name.to_owned(), c.agreed, outliers, alive)
+    };
     Ok(Round {
-        fetched: 0,
-        failed: 0,
         mix_agreed: mix.agreed,
         cpunk_agreed: cpunk.agreed,
         key_disagreements: disagreements.len(),
+        status: ConsensusStatus {
+            peers,
+            lists: vec![summary("mix", &mix), summary("cpunk", &cpunk)],
+            key_disagreements: disagreements.len(),
+        },
     })
 }
 
@@ -190,6 +227,7 @@ pub fn compute_and_publish(pinger: &Pinger, now: i64) -> Result<Round> {
 /// latest configuration (a reload can add or remove peers), until `shutdown`.
 pub async fn run<S: Clone>(
     setup: watch::Receiver<(Arc<Pinger>, S)>,
+    published: Arc<watch::Sender<Published>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut wait = Duration::from_secs(5);
@@ -217,14 +255,17 @@ pub async fn run<S: Clone>(
         };
         let p = pinger.clone();
         match blocking(move || compute_and_publish(&p, p.now())).await {
-            Ok(Ok(round)) => info!(
-                fetched,
-                failed,
-                mix_agreed = round.mix_agreed,
-                cpunk_agreed = round.cpunk_agreed,
-                key_disagreements = round.key_disagreements,
-                "consensus computed"
-            ),
+            Ok(Ok(round)) => {
+                info!(
+                    fetched,
+                    failed,
+                    mix_agreed = round.mix_agreed,
+                    cpunk_agreed = round.cpunk_agreed,
+                    key_disagreements = round.key_disagreements,
+                    "consensus computed"
+                );
+                published.send_modify(|p| p.consensus = Some(Arc::new(round.status)));
+            }
             Ok(Err(e)) => warn!("consensus: {e:#}"),
             Err(e) => warn!("consensus: {e}"),
         }

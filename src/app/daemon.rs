@@ -307,8 +307,11 @@ async fn main_loop(mut pinger: Arc<Pinger>, smtp: SmtpSender) -> Result<()> {
     let sender_task =
         tokio::spawn(sender_loop(sender_setup_rx, wake_sender.clone(), shutdown_rx.clone()));
     let mut ingester = Ingester::start(&pinger, &published_tx);
-    let consensus_task =
-        tokio::spawn(super::consensus::run(sender_setup.subscribe(), shutdown_rx.clone()));
+    let consensus_task = tokio::spawn(super::consensus::run(
+        sender_setup.subscribe(),
+        published_tx.clone(),
+        shutdown_rx.clone(),
+    ));
 
     let new_ticker = |config: &Config| {
         let mut ticker = tokio::time::interval(Duration::from_secs(config.schedule.tick_secs.0));

@@ -138,6 +138,87 @@ struct RemailerNickLabels {
 }
 
 /// Renders the metrics of a snapshot. Only listed remailers appear: hidden ones are private.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PeerLabels {
+    peer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListLabels {
+    list: String,
+}
+
+/// The consensus of the pinger network: each peer's state, each list's agreement.
+fn consensus_metrics(
+    registry: &mut Registry,
+    c: &crate::publish::snapshot::ConsensusStatus,
+    now: i64,
+) {
+    let up = Family::<PeerLabels, Gauge>::default();
+    let age = Family::<PeerLabels, Gauge>::default();
+    let failures = Family::<PeerLabels, Gauge>::default();
+    let refused = Family::<PeerLabels, Gauge>::default();
+    registry.register(
+        "fathometer_peer_up",
+        "Whether the peer's mlist2.txt came at the last attempt",
+        up.clone(),
+    );
+    registry.register(
+        "fathometer_peer_list_age_seconds",
+        "Seconds since the peer generated the mlist2.txt held",
+        age.clone(),
+    );
+    registry.register(
+        "fathometer_peer_fetch_failures",
+        "Failed fetches in a row, over the peer's files",
+        failures.clone(),
+    );
+    registry.register(
+        "fathometer_peer_refused_files",
+        "Of those, files refused as unreadable",
+        refused.clone(),
+    );
+    for p in &c.peers {
+        let labels = PeerLabels { peer: p.peer.clone() };
+        up.get_or_create(&labels).set(i64::from(p.up));
+        if let Some(g) = p.generated {
+            age.get_or_create(&labels).set(now - g);
+        }
+        failures.get_or_create(&labels).set(p.failures);
+        refused.get_or_create(&labels).set(p.refused);
+    }
+    let agreed = Family::<ListLabels, Gauge>::default();
+    let outliers = Family::<ListLabels, Gauge>::default();
+    let alive = Family::<ListLabels, Gauge>::default();
+    registry.register(
+        "fathometer_consensus_agreed",
+        "Whether enough pingers are fresh for an agreed list",
+        agreed.clone(),
+    );
+    registry.register(
+        "fathometer_consensus_outlier_views",
+        "Pingers' figures marked as outliers",
+        outliers.clone(),
+    );
+    registry.register(
+        "fathometer_consensus_remailers_alive",
+        "Remailers a majority of pingers sees alive",
+        alive.clone(),
+    );
+    for (list, is_agreed, n_outliers, n_alive) in &c.lists {
+        let labels = ListLabels { list: list.clone() };
+        agreed.get_or_create(&labels).set(i64::from(*is_agreed));
+        outliers.get_or_create(&labels).set(*n_outliers as i64);
+        alive.get_or_create(&labels).set(*n_alive as i64);
+    }
+    gauge(
+        registry,
+        "fathometer_consensus_key_disagreements",
+        "Remailers whose key ID differs between pingers",
+        c.key_disagreements as f64,
+    );
+}
+
 pub fn render(published: &Published, now: i64) -> String {
     let mut registry = Registry::default();
     let reliability = Family::<RemailerLabels, FloatGauge>::default();
@@ -212,6 +293,9 @@ pub fn render(published: &Published, now: i64) -> String {
         }
     }
     stability_metrics(&mut registry, published);
+    if let Some(c) = &published.consensus {
+        consensus_metrics(&mut registry, c, now);
+    }
     let events = Family::<EventLabels, Counter>::default();
     registry.register(
         "fathometer_events",

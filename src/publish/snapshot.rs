@@ -36,6 +36,31 @@ pub struct Published {
     pub event_counts: BTreeMap<EventKind, u64>,
     /// How often the files are rebuilt (the configuration's, changed by a reload).
     pub rebuilds: Rebuilds,
+    /// The last round of the consensus of the pinger network (`[consensus]`), if any ran.
+    pub consensus: Option<Arc<ConsensusStatus>>,
+}
+
+/// What `/metrics` shows of the consensus: each peer's state and the agreement.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConsensusStatus {
+    pub peers: Vec<PeerStatus>,
+    /// (list, agreed, outlier views, remailers alive by majority): `mix` and `cpunk`.
+    pub lists: Vec<(String, bool, usize, usize)>,
+    pub key_disagreements: usize,
+}
+
+/// One peer as of the last round.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PeerStatus {
+    pub peer: String,
+    /// Its mlist2.txt came, or was confirmed current, at the last attempt.
+    pub up: bool,
+    /// When its held mlist2.txt was generated.
+    pub generated: Option<i64>,
+    /// Failed attempts in a row, over its three files.
+    pub failures: i64,
+    /// Of those, files refused as unreadable.
+    pub refused: i64,
 }
 
 /// How often the published files are rewritten, which says how long a copy stays fresh.

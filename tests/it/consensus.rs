@@ -194,10 +194,32 @@ fn the_daemon_fetches_its_peers_and_publishes_the_agreed_lists() {
     // Served where a client's allpingers entry can point, with the report in the API.
     let served_mlist = crate::support::http::get(http_port, "/consensus/mlist.txt", "");
     let api = crate::support::http::get(http_port, "/api/v1/consensus", "");
+    // The round reaches /metrics right after its files.
+    let mut metrics = String::new();
+    for _ in 0..50 {
+        metrics = crate::support::http::get(http_port, "/metrics", "").text();
+        if metrics.contains("fathometer_consensus_agreed") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let (_, log) = stop_with_log(&mut daemon, std::time::Duration::from_secs(10));
     let mlist = std::fs::read_to_string(&agreed).unwrap_or_else(|_| panic!("no consensus:\n{log}"));
     assert_eq!(served_mlist.status, 200);
     assert_eq!(served_mlist.body, mlist.as_bytes());
+    let silent_url = format!("http://127.0.0.1:{silent}");
+    for line in [
+        format!("fathometer_peer_up{{peer=\"{silent_url}\"}} 0"),
+        format!("fathometer_peer_up{{peer=\"http://127.0.0.1:{}/one\"}} 1", web.1),
+        "fathometer_consensus_agreed{list=\"mix\"} 1".to_owned(),
+        "fathometer_consensus_key_disagreements 1".to_owned(),
+    ] {
+        assert!(metrics.contains(&line), "{line} not in\n{metrics}");
+    }
+    assert!(
+        metrics.contains("fathometer_peer_list_age_seconds{peer=\"http://127.0.0.1:"),
+        "{metrics}"
+    );
     let report: serde_json::Value = serde_json::from_slice(&api.body).unwrap();
     assert_eq!(report["mix"]["agreed"], true, "{report:#}");
     assert_eq!(
