@@ -16,6 +16,7 @@ use super::context::{Pinger, blocking};
 use crate::ingest::peer_fetch::{Fetched, Validators, fetch};
 use crate::ingest::peer_list::{parse_list_v2, pubring_key_ids};
 use crate::publish::consensus::render;
+use crate::publish::html::{PeerFetch, Site, render_consensus};
 use crate::publish::snapshot::{ConsensusStatus, PeerStatus, Published};
 use crate::stats::consensus::{Snapshot, consensus, key_disagreements, majority};
 
@@ -138,6 +139,29 @@ pub fn compute_and_publish(pinger: &Pinger, now: i64) -> Result<Round> {
     }
     let dir = results.join("consensus");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let fetches: Vec<PeerFetch> = held
+        .iter()
+        .filter(|f| config.consensus.peers.iter().any(|p| p.0 == f.peer))
+        .map(|f| PeerFetch {
+            peer: f.peer.clone(),
+            file: f.file.clone(),
+            fetched_at: f.fetched_at,
+            error: f.error.clone(),
+            failures: f.failures,
+        })
+        .collect();
+    let site = Site {
+        name: config.pinger.name.clone(),
+        operator: None,
+        generated: crate::publish::lists::rfc822_date(now),
+        model: config.stats.model.as_str().to_owned(),
+        base_path: "../".into(),
+        extra_lists: Vec::new(),
+    };
+    let page = render_consensus(&site, &mix, &cpunk, &disagreements, &fetches)
+        .map_err(|e| anyhow::anyhow!("rendering the consensus page: {e}"))?;
+    crate::publish::write_atomic(&dir.join("index.html"), page.as_bytes())
+        .with_context(|| format!("writing {}", dir.join("index.html").display()))?;
     // The whole picture, agreed or not, for /api/v1/consensus.
     let peers: Vec<serde_json::Value> = held
         .iter()

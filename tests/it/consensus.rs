@@ -194,6 +194,7 @@ fn the_daemon_fetches_its_peers_and_publishes_the_agreed_lists() {
     // Served where a client's allpingers entry can point, with the report in the API.
     let served_mlist = crate::support::http::get(http_port, "/consensus/mlist.txt", "");
     let api = crate::support::http::get(http_port, "/api/v1/consensus", "");
+    let page = crate::support::http::get(http_port, "/consensus/index.html", "").text();
     // The round reaches /metrics right after its files.
     let mut metrics = String::new();
     for _ in 0..50 {
@@ -220,6 +221,10 @@ fn the_daemon_fetches_its_peers_and_publishes_the_agreed_lists() {
         metrics.contains("fathometer_peer_list_age_seconds{peer=\"http://127.0.0.1:"),
         "{metrics}"
     );
+    assert!(page.contains("Consensus of the pinger network"), "{page}");
+    let silent_shown = format!("127.0.0.1:{silent}</td><td>mlist2.txt</td><td>never");
+    assert!(page.contains(&silent_shown) && page.contains("in a row"), "the silent peer: {page}");
+    assert!(page.contains("fast@one.example"), "the key disagreement: {page}");
     let report: serde_json::Value = serde_json::from_slice(&api.body).unwrap();
     assert_eq!(report["mix"]["agreed"], true, "{report:#}");
     assert_eq!(

@@ -349,7 +349,8 @@ fn formatter(out: &mut Output, state: &mut State, value: &Value) -> Result<(), m
         .map_err(|_| minijinja::Error::new(ErrorKind::WriteFailure, "writing a page failed"))
 }
 
-const TEMPLATES: [(&str, &str); 6] = [
+const TEMPLATES: [(&str, &str); 7] = [
+    ("consensus.html", include_str!("templates/consensus.html")),
     ("base.html", include_str!("templates/base.html")),
     ("index.html", include_str!("templates/index.html")),
     ("remailer.html", include_str!("templates/remailer.html")),
@@ -539,6 +540,85 @@ pub fn render_thesaurus(
     render(
         "thesaurus.html",
         context! { site => Serde(site), kinds => REPLY_KINDS, rows => Serde(rows), max_age_days },
+    )
+}
+
+/// One peer's file as the consensus page shows it: when the last good copy came, how the
+/// last attempt went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerFetch {
+    pub peer: String,
+    pub file: String,
+    pub fetched_at: Option<i64>,
+    pub error: Option<String>,
+    pub failures: i64,
+}
+
+/// The consensus page (`consensus/index.html`): per list every pinger's figure for every
+/// remailer beside the median, outliers marked, stale pingers, key disagreements and each
+/// peer's last fetch. Every string from a peer is escaped like a remailer's.
+pub fn render_consensus(
+    site: &Site,
+    mix: &crate::stats::consensus::Consensus,
+    cpunk: &crate::stats::consensus::Consensus,
+    keys: &[crate::stats::consensus::KeyDisagreement],
+    peers: &[PeerFetch],
+) -> Result<String, HtmlError> {
+    let percent = |r: f64| format!("{r:.1}%");
+    let minutes = |l: Option<f64>| {
+        l.map_or("–".to_owned(), |l| {
+            crate::publish::lists::latency_text(Some(l), false).trim().to_owned()
+        })
+    };
+    let list = |title: &str, file: &str, c: &crate::stats::consensus::Consensus| {
+        let mut pingers: Vec<String> = c.fresh.clone();
+        pingers.dedup();
+        let remailers: Vec<Value> = c
+            .remailers
+            .iter()
+            .map(|r| {
+                let views: Vec<Value> = pingers
+                    .iter()
+                    .map(|p| match r.views.iter().find(|v| &v.pinger == p) {
+                        Some(v) => context! {
+                            text => format!("{} {}", percent(v.reliability), minutes(v.latency.map(|l| l as f64))),
+                            outlier => v.reliability_outlier || v.latency_outlier,
+                        },
+                        None => Value::from(()),
+                    })
+                    .collect();
+                context! {
+                    nick => r.nick.clone(), reliability => percent(r.reliability),
+                    latency => minutes(r.latency), alive => r.alive, views,
+                }
+            })
+            .collect();
+        context! {
+            title => title.to_owned(), file => file.to_owned(), agreed => c.agreed, quorum => c.quorum, fresh => c.fresh.clone(),
+            stale => c.stale.clone(), pingers, remailers,
+        }
+    };
+    let keys: Vec<Value> = keys
+        .iter()
+        .map(|k| context! { address => k.address.clone(), holders => k.holders.clone() })
+        .collect();
+    let peers: Vec<Value> = peers
+        .iter()
+        .map(|p| {
+            context! {
+                peer => p.peer.clone(), file => p.file.clone(),
+                fetched => p.fetched_at.map_or("never".to_owned(), crate::publish::lists::rfc822_date),
+                error => p.error.clone(), failures => p.failures,
+            }
+        })
+        .collect();
+    render(
+        "consensus.html",
+        context! {
+            site => Serde(site),
+            lists => vec![list("Type II (Mixmaster)", "mlist.txt", mix), list("Type I (Cypherpunk)", "rlist.txt", cpunk)],
+            keys, peers,
+        },
     )
 }
 

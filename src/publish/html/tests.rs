@@ -748,3 +748,54 @@ mod prop {
         }
     }
 }
+
+#[test]
+fn the_consensus_page_shows_every_view_and_escapes_what_peers_say() {
+    use crate::model::peer::{PeerList, PeerRow};
+    use crate::stats::consensus::{KeyDisagreement, Snapshot, consensus};
+    let row = |nick: &str, reliability: f64| PeerRow {
+        nick: nick.into(),
+        latency: Some(600),
+        reliability,
+        options: String::new(),
+    };
+    let list = |rows: Vec<PeerRow>| PeerList {
+        kind: "Mixmaster".into(),
+        generated: 1_000,
+        rows,
+        broken_type1: Vec::new(),
+        broken_type2: Vec::new(),
+        addresses: Vec::new(),
+        caps_lines: Vec::new(),
+    };
+    let snaps = [
+        Snapshot { pinger: "ours".into(), list: list(vec![row("<b>x", 99.0), row("good", 98.0)]) },
+        Snapshot {
+            pinger: "<i>peer".into(),
+            list: list(vec![row("<b>x", 98.0), row("good", 97.0)]),
+        },
+        Snapshot { pinger: "third".into(), list: list(vec![row("<b>x", 1.0), row("good", 99.0)]) },
+    ];
+    let mix = consensus(&snaps, 2, 1_100);
+    let cpunk = consensus(&[], 2, 1_100);
+    let keys = [KeyDisagreement {
+        address: "a@<x>.org".into(),
+        holders: vec![("k1".into(), vec!["ours".into()]), ("k2".into(), vec!["third".into()])],
+    }];
+    let peers = [PeerFetch {
+        peer: "<i>peer".into(),
+        file: "mlist2.txt".into(),
+        fetched_at: None,
+        error: Some("refused: line 1: <html>".into()),
+        failures: 3,
+    }];
+    let page = render_consensus(&site(), &mix, &cpunk, &keys, &peers).unwrap();
+    assert!(!page.contains("<b>x") && !page.contains("<i>peer") && !page.contains("<html>"));
+    assert!(page.contains("&lt;b&gt;x") && page.contains("&lt;i&gt;peer"), "{page}");
+    assert!(page.contains("<strong>agreed</strong>"), "{page}");
+    assert!(page.contains("not agreed"), "the type I list has no pinger: {page}");
+    // The third pinger's 1.0 % is the outlier, marked; the median is shown.
+    assert!(page.contains("<strong title=\"outlier\">1.0% :10 ⚑</strong>"), "{page}");
+    assert!(page.contains("98.0%"));
+    assert!(page.contains("a@&lt;x&gt;.org") && page.contains("(3 in a row)"), "{page}");
+}
