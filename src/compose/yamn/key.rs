@@ -2,6 +2,7 @@
 //! body of a `remailer-key` reply.
 
 use super::crypto;
+use super::reply::Summary;
 
 /// One YAMN remailer key as its summary line and key block give it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +78,8 @@ impl PublicKey {
         let mut found = Vec::new();
         let mut i = 0;
         while i < lines.len() {
-            let fields: Vec<&str> = lines[i].split(' ').collect();
+            let summary_line = lines[i];
+            let fields: Vec<&str> = summary_line.split(' ').collect();
             i += 1;
             if fields.len() != 7 || !fields[3].starts_with("4:") {
                 continue;
@@ -88,7 +90,7 @@ impl PublicKey {
                 break;
             };
             i += begin + 1;
-            found.push(entry(&fields, lines.get(i).copied(), lines.get(i + 1).copied()));
+            found.push(entry(summary_line, lines.get(i).copied(), lines.get(i + 1).copied()));
             i += 2;
         }
         found
@@ -100,48 +102,22 @@ impl PublicKey {
     }
 }
 
-fn entry(
-    fields: &[&str],
-    id_line: Option<&str>,
-    key_line: Option<&str>,
-) -> Result<PublicKey, KeyError> {
-    let bad = |what: &str| KeyError::BadSummary(what.to_owned());
-    let [name, address, key_id, version, caps, from, until] = fields else {
-        return Err(bad("not 7 fields"));
-    };
-    if !(2..=12).contains(&name.len()) {
-        return Err(bad("the name is not 2 to 12 characters"));
-    }
-    if !(3..=52).contains(&address.len()) || !address.contains('@') {
-        return Err(bad("the address is not 3 to 52 characters with an @"));
-    }
-    if key_id.len() != 32 || !key_id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(bad("the key ID is not 32 hex digits"));
-    }
-    let valid_from_day = date_to_day(from).ok_or_else(|| bad("valid-from is not YYYY-MM-DD"))?;
-    let valid_until_day = date_to_day(until).ok_or_else(|| bad("valid-until is not YYYY-MM-DD"))?;
+fn entry(line: &str, id_line: Option<&str>, key_line: Option<&str>) -> Result<PublicKey, KeyError> {
+    let summary = Summary::parse(line).map_err(KeyError::BadSummary)?;
     let block = id_line.unwrap_or_default().trim();
-    if !block.eq_ignore_ascii_case(key_id) {
-        return Err(KeyError::IdMismatch { summary: key_id.to_string(), block: block.to_owned() });
+    if !block.eq_ignore_ascii_case(&summary.key_id) {
+        return Err(KeyError::IdMismatch { summary: summary.key_id, block: block.to_owned() });
     }
     let key_hex = key_line.unwrap_or_default().trim();
     let public: [u8; 32] = crate::compose::payload::unhex(key_hex)
         .and_then(|v| <[u8; 32]>::try_from(v).ok())
         .ok_or(KeyError::BadKey)?;
     let computed = crate::compose::payload::hex(&crypto::key_id(&public));
-    if !computed.eq_ignore_ascii_case(key_id) {
-        return Err(KeyError::WrongKeyId { stated: key_id.to_string(), computed });
+    if computed != summary.key_id {
+        return Err(KeyError::WrongKeyId { stated: summary.key_id, computed });
     }
-    Ok(PublicKey {
-        name: name.to_ascii_lowercase(),
-        address: address.to_ascii_lowercase(),
-        key_id: computed,
-        version: version.to_string(),
-        caps: caps.to_string(),
-        valid_from_day,
-        valid_until_day,
-        public,
-    })
+    let Summary { name, address, key_id, version, caps, valid_from_day, valid_until_day } = summary;
+    Ok(PublicKey { name, address, key_id, version, caps, valid_from_day, valid_until_day, public })
 }
 
 /// `YYYY-MM-DD` to days since 1970-01-01.

@@ -30,27 +30,37 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// A summary line as YAMN's reader takes one: exactly 7 fields split on single spaces,
-    /// version `4:...`, caps `E` or `M`, a 32-hex key ID, dates `YYYY-MM-DD`.
-    pub fn parse(line: &str) -> Option<Summary> {
-        let [name, address, key_id, version, caps, from, until] =
-            line.split(' ').collect::<Vec<_>>().try_into().ok()?;
-        let hex_id = key_id.len() == 32 && key_id.bytes().all(|b| b.is_ascii_hexdigit());
-        if !version.starts_with("4:")
-            || !matches!(caps, "E" | "M")
-            || !hex_id
-            || !address.contains('@')
-        {
-            return None;
+    /// A summary line as YAMN writes and reads one (`yamn.md` §8.1): exactly 7 fields split
+    /// on single spaces; a name of 2 to 12 characters; an address of 3 to 52 with an `@`; a
+    /// 32-hex key ID; version `4:...`; caps `E` or `M`; dates `YYYY-MM-DD`. The error says
+    /// which field is wrong.
+    pub fn parse(line: &str) -> Result<Summary, String> {
+        let fields: [&str; 7] = line
+            .split(' ')
+            .collect::<Vec<_>>()
+            .try_into()
+            .map_err(|_| "not 7 fields separated by single spaces".to_owned())?;
+        let [name, address, key_id, version, caps, from, until] = fields;
+        if !(2..=12).contains(&name.len()) {
+            return Err("the name is not 2 to 12 characters".into());
         }
-        Some(Summary {
+        if !(3..=52).contains(&address.len()) || !address.contains('@') {
+            return Err("the address is not 3 to 52 characters with an @".into());
+        }
+        if key_id.len() != 32 || !key_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err("the key ID is not 32 hex digits".into());
+        }
+        if !version.starts_with("4:") || !matches!(caps, "E" | "M") {
+            return Err("not a YAMN key (version 4:..., caps E or M)".into());
+        }
+        Ok(Summary {
             name: name.to_ascii_lowercase(),
             address: address.to_ascii_lowercase(),
             key_id: key_id.to_ascii_lowercase(),
             version: version.to_owned(),
             caps: caps.to_owned(),
-            valid_from_day: date_to_day(from)?,
-            valid_until_day: date_to_day(until)?,
+            valid_from_day: date_to_day(from).ok_or("valid-from is not YYYY-MM-DD")?,
+            valid_until_day: date_to_day(until).ok_or("valid-until is not YYYY-MM-DD")?,
         })
     }
 }
@@ -73,7 +83,7 @@ pub fn parse_conf(text: &str) -> Option<Capabilities> {
         .lines()
         .skip_while(|l| l.trim() != "SUPPORTED MIXMASTER (TYPE II) REMAILERS")
         .skip(1)
-        .filter_map(|l| Summary::parse(l.trim_end_matches('\r')))
+        .filter_map(|l| Summary::parse(l.trim_end_matches('\r')).ok())
         .collect();
     Some(Capabilities {
         name: name.to_ascii_lowercase(),
