@@ -37,13 +37,33 @@ pub struct Round {
     pub status: ConsensusStatus,
 }
 
-/// Fetches every peer's files once and records what came.
+/// Whether a file that failed `failures` times in a row, last at `attempted_at`, is tried
+/// again at `now` with rounds every `interval`: at every round for the first two failures,
+/// then after 2, 4, 8, 16 and at most 32 intervals, so that a peer that went away costs a
+/// connection attempt a day or so, not one an hour forever, and one that comes back is read
+/// again within that.
+pub fn due_again(failures: i64, attempted_at: i64, interval: i64, now: i64) -> bool {
+    if failures < 3 {
+        return true;
+    }
+    let wait = interval.saturating_mul(1 << (failures - 2).min(5));
+    // Half an interval early: rounds drift by the time a round takes.
+    now - attempted_at >= wait - interval / 2
+}
+
+/// Fetches every peer's files once (those backing off excepted) and records what came.
 pub async fn fetch_peers(pinger: &Arc<Pinger>) -> Result<(usize, usize)> {
     let (mut fetched, mut failed) = (0, 0);
+    let interval = pinger.config.consensus.interval_secs.as_i64();
     for peer in &pinger.config.consensus.peers {
         for file in FILES {
             let (p, peer_name) = (pinger.clone(), peer.0.clone());
             let held = blocking(move || p.store().peer_file(&peer_name, file)).await??;
+            if let Some(h) = &held
+                && !due_again(h.failures, h.attempted_at, interval, pinger.now())
+            {
+                continue;
+            }
             let validators = held
                 .as_ref()
                 .filter(|h| h.body.is_some())
@@ -292,6 +312,37 @@ pub async fn run<S: Clone>(
             }
             Ok(Err(e)) => warn!("consensus: {e:#}"),
             Err(e) => warn!("consensus: {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::due_again;
+
+    #[test]
+    fn a_failing_peer_is_tried_less_and_less_often() {
+        let hour = 3600;
+        assert!(due_again(0, 0, hour, hour));
+        assert!(due_again(2, 0, hour, hour));
+        assert!(!due_again(3, 0, hour, hour), "after three failures, every second round");
+        assert!(due_again(3, 0, hour, 2 * hour));
+        assert!(!due_again(7, 0, hour, 31 * hour));
+        assert!(due_again(7, 0, hour, 32 * hour));
+        assert!(due_again(70, 0, hour, 32 * hour), "never more than 32 intervals");
+    }
+
+    proptest! {
+        /// More failures never make a peer due sooner, and a peer is always due again within
+        /// 32 intervals.
+        #[test]
+        fn backoff_grows_and_is_bounded(failures in 0i64..100, interval in 1i64..86_400, waited in 0i64..10_000_000) {
+            if due_again(failures + 1, 0, interval, waited) {
+                prop_assert!(due_again(failures, 0, interval, waited));
+            }
+            prop_assert!(due_again(failures, 0, interval, 32 * interval));
         }
     }
 }
