@@ -4,21 +4,11 @@
 use super::crypto;
 use super::reply::Summary;
 
-/// One YAMN remailer key as its summary line and key block give it.
+/// One YAMN remailer key: its summary line and the public key of its key block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublicKey {
-    pub name: String,
-    pub address: String,
-    /// 32 lowercase hex digits: BLAKE2s-16 of the public key (checked).
-    pub key_id: String,
-    /// `4:0.2.7`.
-    pub version: String,
-    /// `E` (exit) or `M` (middleman).
-    pub caps: String,
-    /// Validity, days since 1970-01-01 UTC: from the creation date's midnight to the
-    /// midnight after valid-until.
-    pub valid_from_day: i64,
-    pub valid_until_day: i64,
+    /// Name, address, key ID (BLAKE2s-16 of the key, checked), version, caps, validity.
+    pub summary: Summary,
     pub public: [u8; 32],
 }
 
@@ -41,12 +31,12 @@ impl PublicKey {
     /// Whether YAMN's client uses the key on day `today` (`ImportPubring`): valid from the
     /// creation date's midnight, until the midnight after valid-until.
     pub fn is_valid_on(&self, today: i64) -> bool {
-        self.valid_from_day <= today && today <= self.valid_until_day
+        self.summary.valid_from_day <= today && today <= self.summary.valid_until_day
     }
 
     /// Whether the remailer is a middleman (never an exit).
     pub fn is_middleman(&self) -> bool {
-        self.caps.contains('M')
+        self.summary.caps.contains('M')
     }
 
     /// The key ID as bytes.
@@ -58,14 +48,14 @@ impl PublicKey {
     pub fn to_entry(&self) -> String {
         format!(
             "{} {} {} {} {} {} {}\n\n-----Begin Mix Key-----\n{}\n{}\n-----End Mix Key-----\n",
-            self.name,
-            self.address,
-            self.key_id,
-            self.version,
-            self.caps,
-            day_to_date(self.valid_from_day),
-            day_to_date(self.valid_until_day),
-            self.key_id,
+            self.summary.name,
+            self.summary.address,
+            self.summary.key_id,
+            self.summary.version,
+            self.summary.caps,
+            day_to_date(self.summary.valid_from_day),
+            day_to_date(self.summary.valid_until_day),
+            self.summary.key_id,
             crate::compose::payload::hex(&self.public)
         )
     }
@@ -116,8 +106,7 @@ fn entry(line: &str, id_line: Option<&str>, key_line: Option<&str>) -> Result<Pu
     if computed != summary.key_id {
         return Err(KeyError::WrongKeyId { stated: summary.key_id, computed });
     }
-    let Summary { name, address, key_id, version, caps, valid_from_day, valid_until_day } = summary;
-    Ok(PublicKey { name, address, key_id, version, caps, valid_from_day, valid_until_day, public })
+    Ok(PublicKey { summary, public })
 }
 
 /// `YYYY-MM-DD` to days since 1970-01-01.

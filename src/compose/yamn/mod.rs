@@ -104,7 +104,7 @@ pub struct Hop {
 
 impl Hop {
     pub fn of(key: &PublicKey) -> Hop {
-        Hop { address: key.address.clone(), public: key.public }
+        Hop { address: key.summary.address.clone(), public: key.public }
     }
 }
 

@@ -43,7 +43,7 @@ fn secret(name: &str) -> Vec<SecretKey> {
 
 /// Every remailer's secret keys, by address.
 fn secrets_by_address() -> Vec<(String, Vec<SecretKey>)> {
-    pubring().iter().map(|k| (k.address.clone(), secret(&k.name))).collect()
+    pubring().iter().map(|k| (k.summary.address.clone(), secret(&k.summary.name))).collect()
 }
 
 /// Replays recorded draws in order; a draw of another size than recorded is a builder that
@@ -94,23 +94,24 @@ fn armour_of(mail: &str) -> &str {
 #[test]
 fn keys_parse_and_their_ids_are_blake2s_16_of_the_key() {
     let ring = pubring();
-    let names: Vec<&str> = ring.iter().map(|k| k.name.as_str()).collect();
+    let names: Vec<&str> = ring.iter().map(|k| k.summary.name.as_str()).collect();
     assert_eq!(names, ["yamn1", "yamn2", "yamn3", "yamn4"]);
     for key in &ring {
-        let alone = PublicKey::from_text(&read(&format!("keys/{}.key.txt", key.name))).unwrap();
+        let alone =
+            PublicKey::from_text(&read(&format!("keys/{}.key.txt", key.summary.name))).unwrap();
         assert_eq!(&alone, key);
         assert!(
             key.is_valid_on(TODAY) && key.is_valid_on(TODAY + 14) && !key.is_valid_on(TODAY + 15)
         );
-        assert_eq!(key.is_middleman(), key.name == "yamn4");
-        let secrets = secret(&key.name);
+        assert_eq!(key.is_middleman(), key.summary.name == "yamn4");
+        let secrets = secret(&key.summary.name);
         assert_eq!(secrets.len(), 1);
-        assert_eq!(secrets[0].public(), key.public, "{}", key.name);
-        assert_eq!(hex(&secrets[0].key_id), key.key_id);
+        assert_eq!(secrets[0].public(), key.public, "{}", key.summary.name);
+        assert_eq!(hex(&secrets[0].key_id), key.summary.key_id);
         // Written back exactly as the remailer wrote it.
-        assert_eq!(key.to_entry(), read(&format!("keys/{}.key.txt", key.name)));
+        assert_eq!(key.to_entry(), read(&format!("keys/{}.key.txt", key.summary.name)));
     }
-    assert_eq!(ring[0].key_id, "c2369176c09334e1c78b7ba2b00361a6");
+    assert_eq!(ring[0].summary.key_id, "c2369176c09334e1c78b7ba2b00361a6");
 }
 
 #[test]
@@ -145,7 +146,7 @@ fn info_replies_give_keys_capabilities_and_the_remailers_they_know() {
     let known: Vec<(&str, &str)> =
         middle.supported.iter().map(|s| (s.name.as_str(), s.caps.as_str())).collect();
     assert_eq!(known, [("yamn1", "E"), ("yamn2", "E"), ("yamn3", "E"), ("yamn4", "M")]);
-    assert_eq!(middle.supported[3].key_id, pubring()[3].key_id);
+    assert_eq!(middle.supported[3].key_id, pubring()[3].summary.key_id);
     assert_eq!(middle.supported[0].valid_until_day, TODAY + 14);
     // A Mixmaster conf reply (no `v2`) is not a YAMN one.
     let mix =
@@ -165,7 +166,9 @@ fn every_client_packet_is_rebuilt_bit_for_bit_from_its_draws() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|name| Hop::of(ring.iter().find(|k| k.name == name.as_str().unwrap()).unwrap()))
+            .map(|name| {
+                Hop::of(ring.iter().find(|k| k.summary.name == name.as_str().unwrap()).unwrap())
+            })
             .collect();
         let plaintext = read(&format!("packets/v{v}.input.txt"));
         let today = vector["days_since_epoch_at_build"].as_i64().unwrap();
