@@ -84,14 +84,27 @@ impl Store {
         Ok(())
     }
 
-    /// Every file held of every peer.
+    /// Every file held of every peer, in one read.
     pub fn peer_files(&self) -> Result<Vec<PeerFile>> {
-        let mut stmt =
-            self.conn.prepare("SELECT peer, file FROM peer_files ORDER BY peer, file")?;
-        let keys: Vec<(String, String)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<std::result::Result<_, _>>()?;
-        keys.iter().filter_map(|(p, f)| self.peer_file(p, f).transpose()).collect()
+        let mut stmt = self.conn.prepare(
+            "SELECT peer, file, body, fetched_at, etag, last_modified, attempted_at, error,
+                    failures
+             FROM peer_files ORDER BY peer, file",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(PeerFile {
+                peer: r.get(0)?,
+                file: r.get(1)?,
+                body: r.get(2)?,
+                fetched_at: r.get(3)?,
+                etag: r.get(4)?,
+                last_modified: r.get(5)?,
+                attempted_at: r.get(6)?,
+                error: r.get(7)?,
+                failures: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 }
 
