@@ -90,6 +90,7 @@ fn bench(c: &mut Criterion) {
         runs: Vec::new(),
         downtimes: Vec::new(),
         watch: Watch::new(),
+        replay: Default::default(),
     };
     let options = StatsOptions::default();
     let first = compute(&inputs, NOW, &options);

@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod keys;
 pub mod notify;
 pub mod outbox;
+pub mod probes;
 pub mod report;
 pub mod schedule;
 pub mod secret;

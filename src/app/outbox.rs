@@ -1,5 +1,6 @@
 //! The outbox driver: the one send-and-settle loop for everything the pinger mails (scheduled
-//! pings, information requests, self-checks, and the ping `fathometer ping` sends by hand).
+//! pings, information requests, self-checks, replay probes, and the ping `fathometer ping`
+//! sends by hand).
 //!
 //! Each message is built on the blocking pool (RSA and OpenPGP work), its tag committed
 //! before the first attempt, handed to the MTA, and its fate decided by the pure rules of
@@ -14,7 +15,10 @@ use tracing::{debug, error, warn};
 
 use super::context::{Pinger, blocking};
 use crate::compose::{self, Outgoing, payload};
-use crate::model::{OutboxPing, OutboxRequest, SELF_CHECK_DEADLINE_SECS, SLOT_SECS, SelfCheck};
+use crate::model::{
+    OutboxPing, OutboxProbe, OutboxRequest, ProbeCopy, SELF_CHECK_DEADLINE_SECS, SLOT_SECS,
+    SelfCheck,
+};
 use crate::send::{DrainSummary, SendError, Settled, SmtpSender, Transport, settle};
 use crate::store::Store;
 
@@ -34,6 +38,8 @@ pub enum Item {
         check: SelfCheck,
         attempts: u32,
     },
+    /// One of the two identical copies of a replay probe.
+    Probe(OutboxProbe),
 }
 
 impl Item {
@@ -42,6 +48,7 @@ impl Item {
             Item::Ping(p) | Item::Manual(p) => p.attempts,
             Item::Request(r) => r.attempts,
             Item::SelfCheck { attempts, .. } => *attempts,
+            Item::Probe(p) => p.attempts,
         }
     }
 
@@ -54,6 +61,7 @@ impl Item {
             Item::Manual(_) => now,
             Item::Request(r) => r.slot_time + SLOT_SECS,
             Item::SelfCheck { check, .. } => check.created_at + SELF_CHECK_DEADLINE_SECS,
+            Item::Probe(p) => p.deadline,
         }
     }
 
@@ -65,6 +73,13 @@ impl Item {
             }
             Item::Request(r) => format!("remailer-{} request to {}", r.kind, r.address),
             Item::SelfCheck { check, .. } => format!("self-check {}", check.id),
+            Item::Probe(p) => {
+                let copy = match p.copy {
+                    ProbeCopy::First => "first",
+                    ProbeCopy::Second => "second",
+                };
+                format!("replay probe {} ({copy} copy) to {}", p.id, p.hop.address)
+            }
         }
     }
 }
@@ -76,8 +91,9 @@ struct Attempt {
     sent: i64,
 }
 
-/// Everything due now, oldest first: pings, then requests, then self-checks.
-fn due(store: &Store, now: i64) -> Result<Vec<Item>> {
+/// Everything due now, oldest first: pings, then requests, then self-checks, then the
+/// copies of replay probes.
+fn due(store: &Store, probe_gap_secs: i64, now: i64) -> Result<Vec<Item>> {
     let mut items: Vec<Item> =
         store.outbox_due(now, PASS_PINGS)?.into_iter().map(Item::Ping).collect();
     items.extend(store.requests_due(now, PASS_REQUESTS)?.into_iter().map(Item::Request));
@@ -87,13 +103,15 @@ fn due(store: &Store, now: i64) -> Result<Vec<Item>> {
             .into_iter()
             .map(|(check, attempts)| Item::SelfCheck { check, attempts }),
     );
+    items.extend(store.probes_due(now, probe_gap_secs)?.into_iter().map(Item::Probe));
     Ok(items)
 }
 
 /// Sends everything due now once.
 pub async fn drain(pinger: &Arc<Pinger>, smtp: &impl Transport) -> Result<DrainSummary> {
     let p = pinger.clone();
-    let items = blocking(move || due(&p.store(), p.now())).await??;
+    let items = blocking(move || due(&p.store(), p.config.replay_probe.gap_secs.as_i64(), p.now()))
+        .await??;
     let mut summary = DrainSummary::default();
     for item in items {
         summary.count(&send(pinger, smtp, item).await?);
@@ -177,6 +195,40 @@ fn prepare(pinger: &Pinger, item: &Item, now: i64) -> Result<Result<Attempt, com
                 Err(e) => return Ok(Err(e)),
             }
         }
+        Item::Probe(probe) => match &probe.message {
+            // Every attempt after the first, and the second copy, send the kept bytes.
+            Some((envelope_from, to, message)) => Outgoing {
+                envelope_from: envelope_from.clone(),
+                to: to.clone(),
+                message: message.clone(),
+            },
+            None => {
+                let Some(key_id) = probe.hop.key_id.clone() else {
+                    return Ok(Err(compose::BuildError::KeyGone(probe.hop.address.clone())));
+                };
+                let hop = compose::HopSpec {
+                    address: probe.hop.address.clone(),
+                    ping_type: probe.hop.ping_type,
+                    key_id,
+                    material: probe.hop.material.clone(),
+                };
+                let built = compose::build_replay_probe(
+                    probe.id, hop, secret, identity, &probe.tag, now, &mut rng,
+                );
+                let outgoing = match built {
+                    Ok(o) => o,
+                    Err(e) => return Ok(Err(e)),
+                };
+                // Kept before the MTA sees it: the second copy must be these bytes.
+                pinger.store().keep_probe_message(
+                    probe.id,
+                    &outgoing.envelope_from,
+                    &outgoing.to,
+                    &outgoing.message,
+                )?;
+                outgoing
+            }
+        },
     };
     Ok(Ok(Attempt { outgoing, sent: now }))
 }
@@ -214,6 +266,13 @@ async fn record(pinger: &Arc<Pinger>, item: Item, settled: Settled, sent: i64) -
             }
             (Item::SelfCheck { check, .. }, Settled::GiveUp { error }) => {
                 store.self_check_failed(check.id, &error, None, now)?
+            }
+            (Item::Probe(p), Settled::Sent) => store.probe_sent(p.id, p.copy, sent)?,
+            (Item::Probe(p), Settled::Retry { at, error }) => {
+                store.probe_failed(p.id, &error, Some(at), now)?
+            }
+            (Item::Probe(p), Settled::GiveUp { error }) => {
+                store.probe_failed(p.id, &error, None, now)?
             }
         }
         Ok(())

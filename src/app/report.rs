@@ -15,8 +15,8 @@ use crate::model::downtime::{Downtime, OVERDUE_SHOWN_SECS};
 use crate::model::event::{Event, EventKind, Watch};
 use crate::model::stability::{DaemonRun, UptimeDay};
 use crate::model::{
-    ChainType, FromLine, HistoryRows, Model, PublishableKey, Remailer, SECONDS_PER_DAY,
-    SELF_CHECK_DEADLINE_SECS, STATS_DAYS, StoredReply,
+    ChainType, FromLine, HistoryRows, Model, PublishableKey, Remailer, ReplayStatus,
+    SECONDS_PER_DAY, SELF_CHECK_DEADLINE_SECS, STATS_DAYS, StoredReply,
 };
 use crate::publish;
 use crate::stats::{self, Report, StatsOptions, downtime, events, stability};
@@ -85,6 +85,8 @@ pub struct StatsInputs {
     pub runs: Vec<DaemonRun>,
     pub downtimes: Vec<Downtime>,
     pub watch: Watch,
+    /// What the replay probes found, by address.
+    pub replay: BTreeMap<String, ReplayStatus>,
 }
 
 impl StatsInputs {
@@ -97,6 +99,7 @@ impl StatsInputs {
             // Downtimes over for longer than they are shown as overdue no longer matter.
             downtimes: store.downtimes(now - OVERDUE_SHOWN_SECS - SECONDS_PER_DAY)?,
             watch: store.watch()?,
+            replay: store.replay_statuses()?,
         })
     }
 }
@@ -145,10 +148,12 @@ pub fn compute(inputs: &StatsInputs, now: i64, options: &StatsOptions) -> Comput
         downtimes: &notices,
         pinger_down: &pinger_down,
         own_failures: &own_failures,
+        replay: &inputs.replay,
     };
     let (watch, events) = events::detect(&inputs.watch, &event_inputs, now);
     report.stability = stable.figures;
     report.downtime = downtime::current(&notices);
+    report.replay = inputs.replay.clone();
     Computed { report, days: stable.days, events, watch }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! The slot arithmetic is pure ([`crate::schedule`]); this applies it to the store: pings and
 //! information requests queued, candidates vouched for by enough remailers added, a self-check
-//! created every `self_check_secs`, failed self-checks reported, old raw mail pruned.
+//! created every `self_check_secs`, failed self-checks reported, replay probes started and
+//! decided, old raw mail pruned.
 
 use anyhow::Result;
 use tracing::{error, info, warn};
@@ -28,6 +29,7 @@ pub fn tick(pinger: &Pinger, intensive_care: &IntensiveCareSet, now: i64) -> Res
     };
     step(queue_due(config, pinger.secret.as_bytes(), &mut store, intensive_care, now))?;
     step(self_checks(config, &mut store, now))?;
+    step(replay_probes(config, pinger.secret.as_bytes(), &mut store, now))?;
     let retention = i64::from(config.mailbox.quarantine_days.0) * 86_400;
     let pruned = step_count(store.prune_raw_mail(now - retention), config)?;
     if pruned > 0 {
@@ -62,6 +64,33 @@ fn self_checks(config: &Config, store: &mut Store, now: i64) -> Result<(), Store
                 SELF_CHECK_DEADLINE_SECS / 60
             );
         }
+    }
+    Ok(())
+}
+
+/// Starts the replay probes due now (when enabled) and reaches the verdicts that can be
+/// reached (always: probes started before the probe was switched off still end).
+fn replay_probes(
+    config: &Config,
+    secret: &[u8],
+    store: &mut Store,
+    now: i64,
+) -> Result<(), StoreError> {
+    let probe = &config.replay_probe;
+    if probe.enabled {
+        let remailers = plan::schedulable_remailers(&store.remailers()?, now);
+        let last = store.last_scheduled_probes()?;
+        for due in
+            plan::due_replay_probes(secret, &remailers, &last, probe.every_secs.as_i64(), now)
+        {
+            let tag = payload::new_tag(&mut rand::rngs::OsRng);
+            store.create_replay_probe(due.key_row_id, &tag, false, now)?;
+            info!(remailer = %due.address, "replay probe started");
+        }
+    }
+    for decided in store.settle_replay_probes(probe.wait_secs.as_i64(), now)? {
+        info!(remailer = %decided.address, probe = decided.id, verdict = %decided.verdict,
+              returns = decided.returns, "replay probe decided");
     }
     Ok(())
 }

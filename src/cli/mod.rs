@@ -132,6 +132,15 @@ pub enum Command {
         #[arg(long)]
         stdout: bool,
     },
+    /// Test a type II remailer's replay protection now: its daemon mails one packet twice,
+    /// byte for byte, `[replay_probe] gap_secs` apart (with --show: the probes so far).
+    ReplayProbe {
+        /// Remailer nick or address.
+        target: String,
+        /// List this remailer's probes and their verdicts instead of starting one.
+        #[arg(long)]
+        show: bool,
+    },
     /// Process the configured mailbox (Maildir or IMAP).
     Ingest {
         /// Process what is there once and exit.
@@ -504,6 +513,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             ping(&cli, &hops, *ping_type, *dry_run, *stdout)
         }
+        Command::ReplayProbe { target, show } => replay_probe(&cli, target, *show),
         Command::Ingest { once: _ } => {
             let pinger = Arc::new(configured_pinger(&cli)?);
             let summary = runtime()?.block_on(ingest::once(pinger))?;
@@ -625,6 +635,48 @@ fn parse_ping_type(s: &str) -> Result<PingType, String> {
 }
 
 /// `fathometer ping`.
+fn replay_probe(cli: &Cli, target: &str, show: bool) -> Result<ExitCode> {
+    let (mut store, config) = open_store(cli)?;
+    let now = clock().now();
+    let time = |t: Option<i64>| {
+        t.and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+            .map_or("-".to_owned(), |t| t.format("%Y-%m-%d %H:%M").to_string())
+    };
+    if show {
+        let (address, rows) = crate::app::probes::of(&store, target)?;
+        if rows.is_empty() {
+            outln!("{} has not been probed", terminal_safe(&address));
+        }
+        for p in rows {
+            outln!(
+                "probe {:<5} started {}  sent {} / {}  copies back {}  {}{}",
+                p.id,
+                time(Some(p.created_at)),
+                time(p.first_sent_at),
+                time(p.second_sent_at),
+                p.returns,
+                match p.verdict {
+                    crate::model::ProbeVerdict::Replayed => "REPLAYED: replay protection broken",
+                    v => v.as_str(),
+                },
+                p.last_error.map(|e| format!("  ({})", terminal_safe(&e))).unwrap_or_default()
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (id, address) = crate::app::probes::start(&mut store, target, now)?;
+    let probe = config.map(|c| c.replay_probe).unwrap_or_default();
+    outln!(
+        "replay probe {id} of {} started: the daemon mails one packet now and the same bytes \
+         again {} s later; the verdict comes {} s after the second copy (or at once if both \
+         come back)",
+        terminal_safe(&address),
+        probe.gap_secs.0,
+        probe.wait_secs.0
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn ping(
     cli: &Cli,
     names: &[String],

@@ -128,12 +128,48 @@ pub fn build_ping(
     sent: i64,
     rng: &mut impl RngCore,
 ) -> Result<BuiltPing, BuildError> {
+    let kind = if spec.hops.len() > 1 { PayloadKind::Chain } else { PayloadKind::Ping };
+    build_through_hops(spec, kind, secret, identity, tag, sent, rng)
+}
+
+/// Builds the one type II message of replay probe `id` through `hop` (the outbox sends it
+/// twice, unchanged). Its payload kind keeps either copy from ever counting as a ping.
+pub fn build_replay_probe(
+    id: i64,
+    hop: HopSpec,
+    secret: &[u8],
+    identity: &Identity,
+    tag: &str,
+    sent: i64,
+    rng: &mut impl RngCore,
+) -> Result<Outgoing, BuildError> {
+    if hop.ping_type != PingType::Mix {
+        return Err(BuildError::Format(format!(
+            "a replay probe is a type II packet, not {}",
+            hop.ping_type
+        )));
+    }
+    let spec = PingSpec { id, hops: vec![hop], with_from: false };
+    let built =
+        build_through_hops(&spec, PayloadKind::ReplayProbe, secret, identity, tag, sent, rng)?;
+    Ok(built.outgoing)
+}
+
+fn build_through_hops(
+    spec: &PingSpec,
+    kind: PayloadKind,
+    secret: &[u8],
+    identity: &Identity,
+    tag: &str,
+    sent: i64,
+    rng: &mut impl RngCore,
+) -> Result<BuiltPing, BuildError> {
     let type_two = spec.hops.iter().filter(|h| h.ping_type == PingType::Mix).count();
     if type_two != 0 && type_two != spec.hops.len() {
         return Err(BuildError::MixedChain);
     }
     let fields = PayloadFields {
-        kind: if spec.hops.len() > 1 { PayloadKind::Chain } else { PayloadKind::Ping },
+        kind,
         id: spec.id,
         hops: spec
             .hops

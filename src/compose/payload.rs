@@ -14,7 +14,7 @@
 //! Text layout (LF line ends; field order fixed, parsing is strict):
 //! ```text
 //! fathometer-payload: 1
-//! kind: ping | chain | self-check
+//! kind: ping | chain | self-check | replay-probe
 //! id: <ping row id>
 //! hop1: <address> <type> <key id>          (absent for self-check)
 //! hop2: <address> <type> <key id>          (chain only)
@@ -47,6 +47,8 @@ pub enum PayloadKind {
     Ping,
     Chain,
     SelfCheck,
+    /// A replay-protection probe: one type II hop, like a single ping, but never a ping.
+    ReplayProbe,
 }
 
 impl PayloadKind {
@@ -55,6 +57,7 @@ impl PayloadKind {
             PayloadKind::Ping => "ping",
             PayloadKind::Chain => "chain",
             PayloadKind::SelfCheck => "self-check",
+            PayloadKind::ReplayProbe => "replay-probe",
         }
     }
 
@@ -63,6 +66,7 @@ impl PayloadKind {
             "ping" => Some(PayloadKind::Ping),
             "chain" => Some(PayloadKind::Chain),
             "self-check" => Some(PayloadKind::SelfCheck),
+            "replay-probe" => Some(PayloadKind::ReplayProbe),
             _ => None,
         }
     }
@@ -192,7 +196,7 @@ fn parse_fields(text: &str) -> Result<(PayloadFields, String), String> {
     let id = field("id")?.parse::<i64>().map_err(|_| "id is not a number".to_owned())?;
     let hop_count = match kind {
         PayloadKind::SelfCheck => 0,
-        PayloadKind::Ping => 1,
+        PayloadKind::Ping | PayloadKind::ReplayProbe => 1,
         PayloadKind::Chain => 2,
     };
     let mut hops = Vec::new();

@@ -39,6 +39,8 @@ pub struct Config {
     pub events: EventsConfig,
     #[serde(default)]
     pub consensus: ConsensusConfig,
+    #[serde(default)]
+    pub replay_probe: ReplayProbeConfig,
     /// The file this configuration was read from, and its text, to locate problems found
     /// after parsing (see [`environment`]).
     #[serde(skip)]
@@ -347,6 +349,49 @@ impl Default for ConsensusConfig {
             quorum: no_quorum(),
         }
     }
+}
+
+/// The replay-protection probe: one type II packet mailed to each remailer twice, byte for
+/// byte; a remailer that delivers both has broken replay protection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayProbeConfig {
+    /// Probe every type II remailer (at a hashed time in every period of `every_secs`).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// One probe per remailer per this many seconds (default a week).
+    #[serde(default = "default_probe_every")]
+    pub every_secs: Secs<{ 52 * WEEK }>,
+    /// Seconds between the first copy and the replayed second one (default 10 minutes).
+    #[serde(default = "default_probe_gap")]
+    pub gap_secs: Secs<DAY>,
+    /// Seconds returns are awaited after the second copy before a single return counts as
+    /// "protected" (default 2 days: a remailer's pool can hold mail for hours).
+    #[serde(default = "default_probe_wait")]
+    pub wait_secs: Secs<{ 12 * DAY }>,
+}
+
+impl Default for ReplayProbeConfig {
+    fn default() -> Self {
+        ReplayProbeConfig {
+            enabled: true,
+            every_secs: default_probe_every(),
+            gap_secs: default_probe_gap(),
+            wait_secs: default_probe_wait(),
+        }
+    }
+}
+
+fn default_probe_every() -> Secs<{ 52 * WEEK }> {
+    Secs(WEEK)
+}
+
+fn default_probe_gap() -> Secs<DAY> {
+    Secs(600)
+}
+
+fn default_probe_wait() -> Secs<{ 12 * DAY }> {
+    Secs(2 * DAY)
 }
 
 fn no_quorum() -> Count<0, 1000> {

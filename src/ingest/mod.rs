@@ -253,6 +253,7 @@ pub fn log_processed(source: &str, p: &Processed) {
         _ if !p.newly_recorded => debug!(source, "already recorded; settling it"),
         MailKind::Returned | MailKind::SelfCheck => debug!(source, kind = p.kind.as_str(), "mail"),
         MailKind::Reply => info!(source, request = detail, "remailer reply stored"),
+        MailKind::Probe => info!(source, probe = detail, "a copy of a replay probe came back"),
         MailKind::Duplicate | MailKind::Bounced => {
             info!(source, kind = p.kind.as_str(), detail, "not counted as returned")
         }

@@ -125,8 +125,48 @@ pub fn verdict(
                 }],
             }
         }
+        TagTarget::ReplayProbe { id, first_sent_at } => {
+            classify_probe_copy(ctx, message, id, first_sent_at, tag, delivered_at, now)
+        }
         TagTarget::Ping(ping) => classify_return(ctx, message, &ping, tag, delivered_at, now),
         TagTarget::Request(request) => classify_reply(message, &request, delivered_at, now),
+    }
+}
+
+/// A copy of a replay-protection probe: authenticated like a return (a forged or altered
+/// copy proves nothing and is quarantined), then counted for the probe only. Whether it is
+/// the first or a replayed second copy is the store's to say: it counts them.
+fn classify_probe_copy(
+    ctx: &MatchContext<'_>,
+    message: &Message<'_>,
+    id: i64,
+    first_sent_at: Option<i64>,
+    tag: &str,
+    delivered_at: i64,
+    now: i64,
+) -> Verdict {
+    if first_sent_at.is_some_and(|s| s + TAG_LIFETIME_SECS < now) {
+        return Verdict::new(MailKind::Unknown, "expired replay-probe tag");
+    }
+    if is_bounce(message) {
+        // A bounce is neither copy delivered: the probe stays as it is.
+        return Verdict::new(
+            MailKind::Bounced,
+            format!("replay probe {id} bounced: {}", bounce_reason(message)),
+        );
+    }
+    let fields = match open_payload(message, ctx.secret, tag) {
+        Ok(f) => f,
+        Err((kind, why)) => return Verdict::new(kind, format!("replay probe {id}: {why}")),
+    };
+    if fields.kind != PayloadKind::ReplayProbe || fields.id != id || fields.tag != tag {
+        return Verdict::new(MailKind::Forged, "payload of another mail sent to a probe's tag");
+    }
+    Verdict {
+        kind: MailKind::Probe,
+        ping_id: None,
+        detail: Some(format!("replay probe {id}")),
+        effects: vec![MailEffect::ProbeReturned { id, returned_at: delivered_at.max(fields.sent) }],
     }
 }
 

@@ -38,10 +38,18 @@ pub enum EventKind {
     PingerMailFailing,
     /// The pinger's own mail path works again.
     PingerMailRestored,
+    /// A replay probe came back twice: the remailer delivers a replayed packet.
+    ReplayBroken,
+    /// A remailer whose replay protection was broken dropped a replay again.
+    ReplayFixed,
+    /// Other pingers publish a different key for the remailer than we hold.
+    KeysDisagree,
+    /// Every pinger publishes the same keys for the remailer again.
+    KeysAgree,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 14] = [
+    pub const ALL: [EventKind; 18] = [
         EventKind::Silent,
         EventKind::Resumed,
         EventKind::KeyChanged,
@@ -56,6 +64,10 @@ impl EventKind {
         EventKind::PingerDown,
         EventKind::PingerMailFailing,
         EventKind::PingerMailRestored,
+        EventKind::ReplayBroken,
+        EventKind::ReplayFixed,
+        EventKind::KeysDisagree,
+        EventKind::KeysAgree,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -74,6 +86,10 @@ impl EventKind {
             EventKind::PingerDown => "pinger-down",
             EventKind::PingerMailFailing => "pinger-mail-failing",
             EventKind::PingerMailRestored => "pinger-mail-restored",
+            EventKind::ReplayBroken => "replay-broken",
+            EventKind::ReplayFixed => "replay-fixed",
+            EventKind::KeysDisagree => "keys-disagree",
+            EventKind::KeysAgree => "keys-agree",
         }
     }
 
@@ -98,6 +114,10 @@ impl EventKind {
             EventKind::PingerDown => "pinger not running",
             EventKind::PingerMailFailing => "pinger's mail failing",
             EventKind::PingerMailRestored => "pinger's mail restored",
+            EventKind::ReplayBroken => "replay protection broken",
+            EventKind::ReplayFixed => "replay protection works again",
+            EventKind::KeysDisagree => "keys differ between pingers",
+            EventKind::KeysAgree => "pingers agree on its keys again",
         }
     }
 }

@@ -15,6 +15,8 @@ pub enum MailKind {
     Corrupted,
     Bounced,
     SelfCheck,
+    /// A copy of a replay-protection probe (never a return of a ping).
+    Probe,
     Reply,
     Unknown,
 }
@@ -28,6 +30,7 @@ impl MailKind {
             MailKind::Corrupted => "corrupted",
             MailKind::Bounced => "bounced",
             MailKind::SelfCheck => "self_check",
+            MailKind::Probe => "probe",
             MailKind::Reply => "reply",
             MailKind::Unknown => "unknown",
         }
@@ -41,6 +44,7 @@ impl MailKind {
             MailKind::Corrupted,
             MailKind::Bounced,
             MailKind::SelfCheck,
+            MailKind::Probe,
             MailKind::Reply,
             MailKind::Unknown,
         ]
@@ -76,6 +80,11 @@ pub enum TagTarget {
     },
     /// A request for information (remailer-conf, ...): the reply comes to its tag.
     Request(TaggedRequest),
+    /// A replay-protection probe: both of its copies come back to this tag.
+    ReplayProbe {
+        id: i64,
+        first_sent_at: Option<i64>,
+    },
 }
 
 /// The mail itself.
@@ -114,6 +123,11 @@ pub enum MailEffect {
         at: i64,
     },
     SelfCheckReturned {
+        id: i64,
+        returned_at: i64,
+    },
+    /// A copy of a replay-protection probe came back (the second one proves a replay).
+    ProbeReturned {
         id: i64,
         returned_at: i64,
     },

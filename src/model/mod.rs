@@ -12,6 +12,7 @@ pub mod history;
 pub mod mail;
 pub mod peer;
 pub mod ping;
+pub mod probe;
 pub mod remailer;
 pub mod stability;
 pub mod time;
@@ -30,6 +31,7 @@ pub use mail::{
     MailEffect, MailKind, MailRecord, OutboxHop, OutboxPing, QuarantinedMail, TagTarget, TaggedPing,
 };
 pub use ping::{ChainType, DueChainPing, DueSinglePing, Model, PingCounts, PingType};
+pub use probe::{OutboxProbe, ProbeCopy, ProbeVerdict, ReplayStatus, probe_verdict};
 pub use remailer::{
     CLEAR_KEY_ID, KEY_CLOCK_TOLERANCE_SECS, KeyChange, KeyEvent, PublishableKey, Remailer,
     RemailerInfo, RemailerKey, RemailerStatus, UNKNOWN_KEY_ID,

@@ -5,7 +5,7 @@ use serde::Serialize;
 use crate::model::downtime::DowntimeNotice;
 use crate::model::event::Event;
 use crate::model::stability::Stability;
-use crate::model::{ChainType, ReturnCounters, STATS_DAYS};
+use crate::model::{ChainType, ReplayStatus, ReturnCounters, STATS_DAYS};
 use crate::stats::{ListEntry, Report};
 
 #[derive(Debug, Serialize)]
@@ -42,6 +42,17 @@ pub struct EntryJson<'a> {
     pub stability: Option<StabilityJson<'a>>,
     /// The announced downtime shown now (RFC 636), if any.
     pub downtime: Option<&'a DowntimeNotice>,
+    /// What the replay-protection probes found (type II only; `null` before any probe).
+    pub replay_protection: Option<ReplayJson<'a>>,
+}
+
+/// A remailer's replay protection as its probes found it.
+#[derive(Debug, Serialize)]
+pub struct ReplayJson<'a> {
+    /// The newest conclusive probe got both copies back.
+    pub broken: bool,
+    #[serde(flatten)]
+    pub status: &'a ReplayStatus,
 }
 
 /// The long-term figures of one remailer family.
@@ -99,6 +110,10 @@ fn entries<'a>(list: &'a [ListEntry], family: ChainType, report: &'a Report) -> 
             caps: &e.caps,
             stability: report.stability.get(&(e.address.clone(), family)).map(StabilityJson::of),
             downtime: report.downtime.get(&e.address),
+            replay_protection: (family == ChainType::Mix)
+                .then(|| report.replay.get(&e.address))
+                .flatten()
+                .map(|status| ReplayJson { broken: status.is_broken(), status }),
         })
         .collect()
 }

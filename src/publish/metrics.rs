@@ -13,8 +13,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::snapshot::Published;
-use crate::model::ChainType;
 use crate::model::event::EventKind;
+use crate::model::{ChainType, ProbeVerdict};
 use crate::stats::ListEntry;
 
 /// The content type of the OpenMetrics text that prometheus-client writes.
@@ -135,6 +135,48 @@ fn stability_metrics(registry: &mut Registry, published: &Published) {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RemailerNickLabels {
     nick: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProbeLabels {
+    nick: String,
+    verdict: String,
+}
+
+/// What the replay-protection probes found, for listed type II remailers that were probed.
+fn replay_metrics(registry: &mut Registry, published: &Published) {
+    let broken = Family::<RemailerNickLabels, Gauge>::default();
+    registry.register(
+        "fathometer_remailer_replay_broken",
+        "1 when the newest conclusive replay probe got both copies of a packet sent twice back",
+        broken.clone(),
+    );
+    let probes = Family::<ProbeLabels, Gauge>::default();
+    registry.register(
+        "fathometer_replay_probes",
+        "Replay probes per remailer by verdict (protected, replayed, inconclusive, not_sent, \
+         pending)",
+        probes.clone(),
+    );
+    let Some(report) = &published.report else { return };
+    for e in report.mix.iter().filter(|e| e.listed) {
+        let Some(status) = report.replay.get(&e.address) else { continue };
+        let nick = RemailerNickLabels { nick: e.nick.clone() };
+        if status.verdict.is_some() {
+            broken.get_or_create(&nick).set(i64::from(status.is_broken()));
+        }
+        let counts = [
+            (ProbeVerdict::Protected, status.protected),
+            (ProbeVerdict::Replayed, status.replayed),
+            (ProbeVerdict::Inconclusive, status.inconclusive),
+            (ProbeVerdict::NotSent, status.not_sent),
+            (ProbeVerdict::Pending, status.pending),
+        ];
+        for (verdict, n) in counts {
+            let labels = ProbeLabels { nick: e.nick.clone(), verdict: verdict.as_str().to_owned() };
+            probes.get_or_create(&labels).set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
 }
 
 /// Renders the metrics of a snapshot. Only listed remailers appear: hidden ones are private.
@@ -293,6 +335,7 @@ pub fn render(published: &Published, now: i64) -> String {
         }
     }
     stability_metrics(&mut registry, published);
+    replay_metrics(&mut registry, published);
     if let Some(c) = &published.consensus {
         consensus_metrics(&mut registry, c, now);
     }
@@ -470,6 +513,15 @@ mod tests {
                 text: String::new(),
             };
             report.downtime.insert(format!("{nick}@x.example"), notice);
+            let replay = crate::model::ReplayStatus {
+                verdict: Some(crate::model::ProbeVerdict::Replayed),
+                decided_at: Some(95_000),
+                last_probe_at: Some(94_000),
+                protected: 2,
+                replayed: 1,
+                ..Default::default()
+            };
+            report.replay.insert(format!("{nick}@x.example"), replay);
         }
         let published = Published {
             report: Some(Arc::new(report)),
@@ -502,6 +554,9 @@ mod tests {
             "fathometer_remailer_longterm{list=\"mix\",nick=\"open\"} 0.0",
             "fathometer_remailer_announced_downtime{nick=\"open\",state=\"active\"} 1",
             "fathometer_remailer_expected_back_timestamp_seconds{nick=\"open\"} 120000.0",
+            "fathometer_remailer_replay_broken{nick=\"open\"} 1",
+            "fathometer_replay_probes{nick=\"open\",verdict=\"replayed\"} 1",
+            "fathometer_replay_probes{nick=\"open\",verdict=\"protected\"} 2",
             "fathometer_events_total{kind=\"silent\"} 3",
             "fathometer_events_total{kind=\"resumed\"} 2",
             "fathometer_events_total{kind=\"key-changed\"} 0",

@@ -9,15 +9,16 @@ use std::collections::BTreeMap;
 use super::feed;
 use super::html::{
     self, BrokenChain, Counters, Day, EventView, FromLineRow, HtmlError, KeyView, NoticeView,
-    REPLY_KINDS, RemailerView, ReplyView, Site, StabilityView, ThesaurusFile, ThesaurusRow,
-    TypeStats,
+    REPLY_KINDS, RemailerView, ReplayView, ReplyView, Site, StabilityView, ThesaurusFile,
+    ThesaurusRow, TypeStats,
 };
 use super::lists;
 use crate::model::downtime::{DowntimeNotice, DowntimeSource};
 use crate::model::event::Event;
 use crate::model::stability::Stability;
 use crate::model::{
-    ChainType, FromLine, PingType, Remailer, SECONDS_PER_DAY, STATS_DAYS, StoredReply,
+    ChainType, FromLine, PingType, ProbeVerdict, Remailer, ReplayStatus, SECONDS_PER_DAY,
+    STATS_DAYS, StoredReply,
 };
 use crate::stats::events::duration_text;
 use crate::stats::{ListEntry, Report};
@@ -287,8 +288,29 @@ fn remailer_view(inputs: &PageInputs<'_>, address: &str, private: bool) -> Optio
         })
         .collect(),
         downtime: report.downtime.get(address).map(notice_view),
+        replay: report.replay.get(address).map(replay_view),
         events: Vec::new(),
     })
+}
+
+/// What the probes found, in one sentence.
+fn replay_view(status: &ReplayStatus) -> ReplayView {
+    let when = status.decided_at.map(|t| format!("{}; ", minute(t))).unwrap_or_default();
+    let conclusive = status.protected + status.replayed;
+    let tally = format!(
+        "{when}{conclusive} conclusive probe{} of {}, {} replayed",
+        if conclusive == 1 { "" } else { "s" },
+        conclusive + status.inconclusive + status.not_sent + status.pending,
+        status.replayed
+    );
+    let text = match status.verdict {
+        Some(ProbeVerdict::Replayed) => {
+            format!("it delivered both copies of a packet sent twice ({tally})")
+        }
+        Some(_) => format!("works: the newest probe's replayed packet was dropped ({tally})"),
+        None => format!("not known yet: no probe has come back once ({tally})"),
+    };
+    ReplayView { broken: status.is_broken(), text }
 }
 
 /// Events on the index, and on a remailer's page.

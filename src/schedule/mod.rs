@@ -31,8 +31,12 @@
 //!   `secret 00 address 00 "request" 00 kind 00 YYYY-MM-DD` (Echolot sends each request once
 //!   a day at a hashed time, `echolot.md` §2.2).
 //!
+//! * replay-protection probe, once per probe period of `every` seconds (periods counted
+//!   from the epoch, `n = t div every`): `secret 00 address 00 "replay-probe" 00 n`, with `n`
+//!   in decimal ASCII.
+//!
 //! The first 8 bytes of the digest, read as a big-endian `u64`, are reduced modulo the period
-//! length (7200, 604800 or 86400 s). The modulo bias is below 2^-40 and irrelevant here.
+//! length (7200, 604800 or 86400 s, or the probe period). The modulo bias is below 2^-40 and irrelevant here.
 //!
 //! # Time
 //!
@@ -332,6 +336,20 @@ pub fn chain_slots_due(
     }
     due.sort_by_key(|&(t, _)| t);
     due
+}
+
+/// Unix time of the replay-protection probe of `address` in the probe period of `every`
+/// seconds (counted from the epoch) that contains `t`. `every` is positive.
+pub fn replay_probe_slot(secret: &[u8], address: &str, every: i64, t: i64) -> i64 {
+    let every = every.max(1);
+    let n = t.div_euclid(every);
+    let label = n.to_string();
+    let start = n.saturating_mul(every);
+    start.saturating_add(keyed_offset(
+        secret,
+        &[address.as_bytes(), b"replay-probe", label.as_bytes()],
+        every,
+    ))
 }
 
 #[cfg(test)]

@@ -121,6 +121,41 @@ pub fn due_requests(secret: &[u8], remailers: &[Remailer], window: &DueWindow) -
     due
 }
 
+/// A replay probe due now: the remailer and the type II key row it goes through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueProbe {
+    pub address: String,
+    pub key_row_id: i64,
+}
+
+/// The replay probes due at `now`: every remailer with a current type II key whose probe
+/// time in the current period of `every` seconds has come and that was not probed since.
+/// `last` holds when each remailer's newest scheduled probe started. A probe time missed
+/// while the daemon was down is taken up late within its period, once; a period missed
+/// whole is skipped, never made up.
+pub fn due_replay_probes(
+    secret: &[u8],
+    remailers: &[SchedulableRemailer],
+    last: &std::collections::BTreeMap<String, i64>,
+    every: i64,
+    now: i64,
+) -> Vec<DueProbe> {
+    remailers
+        .iter()
+        .filter_map(|r| {
+            let key = r
+                .keys
+                .iter()
+                .filter(|k| k.ping_type == PingType::Mix)
+                .max_by_key(|k| k.key_row_id)?;
+            let slot = super::replay_probe_slot(secret, &r.address, every, now);
+            let probed = last.get(&r.address).is_some_and(|&t| t >= slot);
+            (now >= slot && !probed)
+                .then(|| DueProbe { address: r.address.clone(), key_row_id: key.key_row_id })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,5 +282,72 @@ mod tests {
             due_requests(b"other", &rows, &DueWindow { after: start, until: start + 86_400 });
         let ours: Vec<i64> = due.iter().take(10).map(|d| d.slot_time).collect();
         assert_ne!(other.iter().map(|d| d.slot_time).take(10).collect::<Vec<_>>(), ours);
+    }
+
+    #[test]
+    fn every_type_ii_remailer_is_probed_once_per_period_at_a_spread_time() {
+        let secret = b"secret";
+        let every = 7 * 86_400;
+        let rems = vec![
+            remailer("a@x.example", &[(1, PingType::Mix), (2, PingType::CpunkRsa)]),
+            remailer("b@y.example", &[(3, PingType::Mix), (4, PingType::Mix)]),
+            remailer("c@z.example", &[(5, PingType::CpunkDsa)]),
+        ];
+        let mut last = std::collections::BTreeMap::new();
+        let mut probes: Vec<(i64, DueProbe)> = Vec::new();
+        // Four periods of ten-minute ticks.
+        let start = 40 * every;
+        for now in (start..start + 4 * every).step_by(600) {
+            for due in due_replay_probes(secret, &rems, &last, every, now) {
+                last.insert(due.address.clone(), now);
+                probes.push((now, due));
+            }
+        }
+        for address in ["a@x.example", "b@y.example"] {
+            let times: Vec<i64> =
+                probes.iter().filter(|(_, d)| d.address == address).map(|(t, _)| *t).collect();
+            assert_eq!(times.len(), 4, "{address}: {times:?}");
+            let periods: std::collections::BTreeSet<i64> =
+                times.iter().map(|t| t.div_euclid(every)).collect();
+            assert_eq!(periods.len(), 4, "one per period");
+        }
+        assert!(probes.iter().all(|(_, d)| d.address != "c@z.example"), "type I only");
+        // The newest type II key is the one probed.
+        assert!(
+            probes
+                .iter()
+                .filter(|(_, d)| d.address == "b@y.example")
+                .all(|(_, d)| d.key_row_id == 4)
+        );
+        // The time within the period changes from period to period (not learnable).
+        let offsets: std::collections::BTreeSet<i64> = probes
+            .iter()
+            .filter(|(_, d)| d.address == "a@x.example")
+            .map(|(t, _)| t.rem_euclid(every))
+            .collect();
+        assert!(offsets.len() > 1, "{offsets:?}");
+    }
+
+    proptest::proptest! {
+        /// A probe is never due twice in one period, and never before its time.
+        #[test]
+        fn a_probe_is_due_at_most_once_per_period(
+            every in 600i64..(60 * 86_400),
+            now in 0i64..4_000_000_000,
+            last_offset in proptest::option::of(0i64..(60 * 86_400)),
+        ) {
+            let rems = vec![remailer("a@x.example", &[(1, PingType::Mix)])];
+            let slot = crate::schedule::replay_probe_slot(b"s", "a@x.example", every, now);
+            proptest::prop_assert!(slot.div_euclid(every) == now.div_euclid(every));
+            let mut last = std::collections::BTreeMap::new();
+            if let Some(o) = last_offset {
+                last.insert("a@x.example".to_string(), slot + o);
+            }
+            let due = due_replay_probes(b"s", &rems, &last, every, now);
+            if !due.is_empty() {
+                proptest::prop_assert!(now >= slot);
+                proptest::prop_assert!(last_offset.is_none());
+            }
+        }
     }
 }

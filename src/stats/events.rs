@@ -20,7 +20,7 @@ use super::downtime::short_time;
 use super::stability::Observation;
 use crate::model::downtime::{DowntimeNotice, DowntimeSource, DowntimeState};
 use crate::model::event::{Event, EventKind, EventRemailer, Watch, Watched};
-use crate::model::{ChainType, PingType, Remailer, RemailerStatus};
+use crate::model::{ChainType, PingType, ProbeVerdict, Remailer, RemailerStatus, ReplayStatus};
 
 /// Failures in a row that make a family silent.
 pub const SILENT_AFTER: usize = 3;
@@ -38,6 +38,8 @@ pub struct EventInputs<'a> {
     pub pinger_down: &'a [(i64, i64)],
     /// When its own mail path failed ([`super::own_failure_windows`]).
     pub own_failures: &'a [(i64, i64)],
+    /// What the replay-protection probes found, by address.
+    pub replay: &'a BTreeMap<String, ReplayStatus>,
 }
 
 /// `1 d 4 h`, `3 h 20 min`, `12 min`.
@@ -251,6 +253,33 @@ impl Detector<'_> {
         }
     }
 
+    /// The newest conclusive probe verdict: broken when a replay came back, and fixed when a
+    /// later probe's replay was dropped.
+    fn replay(&mut self, r: &Remailer, status: &ReplayStatus) {
+        let Some(verdict) = status.verdict else { return };
+        let at = status.decided_at.unwrap_or(self.now);
+        let subject = format!("replay:{}", r.id);
+        let was = self.previous.get(&subject).map(|b| b.value.clone());
+        self.see(subject, verdict.as_str(), at);
+        match (was.as_deref(), verdict) {
+            (Some("replayed"), ProbeVerdict::Replayed) => {}
+            (_, ProbeVerdict::Replayed) => {
+                let detail = format!(
+                    "it delivered both copies of a packet sent twice ({} of {} probes so far): \
+                     whoever watches its mail can trace a message by replaying it",
+                    status.replayed,
+                    status.replayed + status.protected
+                );
+                self.emit(EventKind::ReplayBroken, at, Some(r), None, detail);
+            }
+            (Some("replayed"), ProbeVerdict::Protected) => {
+                let detail = "a replayed packet was dropped again".to_owned();
+                self.emit(EventKind::ReplayFixed, at, Some(r), None, detail);
+            }
+            _ => {}
+        }
+    }
+
     fn downtime(&mut self, n: &DowntimeNotice, r: Option<&Remailer>) {
         let d = &n.downtime;
         let a = &d.announcement;
@@ -346,6 +375,9 @@ pub fn detect(previous: &Watch, inputs: &EventInputs<'_>, now: i64) -> (Watch, V
         d.keys(r);
         d.caps(r);
         d.requests(r);
+        if let Some(status) = inputs.replay.get(&r.address) {
+            d.replay(r, status);
+        }
     }
     for n in inputs.downtimes {
         let r = inputs.remailers.iter().find(|r| r.id == n.downtime.remailer_id);

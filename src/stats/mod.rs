@@ -138,6 +138,9 @@ pub struct Report {
     /// The announced downtime each remailer shows now, by address ([`downtime::current`]);
     /// empty until the application adds it.
     pub downtime: BTreeMap<String, crate::model::downtime::DowntimeNotice>,
+    /// What the replay-protection probes found, by address; empty until the application
+    /// adds it.
+    pub replay: BTreeMap<String, crate::model::ReplayStatus>,
 }
 
 /// Computes the mlist and rlist statistics and the broken chains as of `now`.
@@ -174,6 +177,7 @@ pub fn compute(dataset: &Dataset, now: i64, options: &StatsOptions) -> Report {
         returns: dataset.returns.clone(),
         stability: BTreeMap::new(),
         downtime: BTreeMap::new(),
+        replay: BTreeMap::new(),
     }
 }
 

@@ -87,6 +87,15 @@ impl Store {
         if let Some(request) = self.lookup_request(tag)? {
             return Ok(Some(TagTarget::Request(request)));
         }
+        let probe = self
+            .conn
+            .query_row("SELECT id, first_sent_at FROM replay_probes WHERE tag = ?1", [tag], |r| {
+                Ok(TagTarget::ReplayProbe { id: r.get(0)?, first_sent_at: r.get(1)? })
+            })
+            .optional()?;
+        if probe.is_some() {
+            return Ok(probe);
+        }
         Ok(self
             .conn
             .query_row(
@@ -159,6 +168,11 @@ impl Store {
                     if n == 0 {
                         kind = MailKind::Duplicate;
                     }
+                }
+                MailEffect::ProbeReturned { id, returned_at } => {
+                    // A second copy is no duplicate of ours: the remailer delivered the same
+                    // packet twice. The probe's verdict says so; the mail stays a probe copy.
+                    super::probes::count_probe_return(&tx, *id, *returned_at)?;
                 }
                 MailEffect::Discovery(effect) => discovery::apply(&tx, effect)?,
                 MailEffect::SignedDowntime { remailer_id, announcement, signer, signed_at, at } => {

@@ -15,6 +15,7 @@ mod audit;
 pub use audit::AuditedPing;
 pub use mail::INJECTED_BUG_COUNT_DUPLICATES;
 pub use peers::PeerFile;
+pub use probes::ProbeRow;
 mod discovery;
 mod downtime;
 mod events;
@@ -22,6 +23,7 @@ mod history;
 mod mail;
 mod outbox;
 mod peers;
+mod probes;
 mod remailers;
 mod schedule;
 mod stability;
@@ -37,6 +39,7 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     (7, "0007_stability", include_str!("../../migrations/0007_stability.sql")),
     (8, "0008_downtime_events", include_str!("../../migrations/0008_downtime_events.sql")),
     (9, "0009_peers", include_str!("../../migrations/0009_peers.sql")),
+    (10, "0010_replay_probes", include_str!("../../migrations/0010_replay_probes.sql")),
 ];
 
 /// The schema version this binary writes.

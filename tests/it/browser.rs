@@ -167,6 +167,7 @@ fn remailer(nick: &str, address: &str, seed: u32, cpunk: bool) -> RemailerView {
             days: uptime_days(seed),
         }],
         downtime: None,
+        replay: None,
         events: vec![EventView {
             when: "2023-11-14 06:00 UTC".to_owned(),
             title: format!("{nick}: service resumed (mix)"),

@@ -153,3 +153,118 @@ fn ping_stdout_prints_a_mixmaster_message_that_ingest_once_counts() {
     assert!(out.contains("1 returned"), "{out}");
     assert_eq!(returned(dir.path()).len(), 1);
 }
+
+/// The replay-protection probe through Postfix: two type II remailer doubles with the vector
+/// keys, one keeping Mixmaster's replay log (it drops the second copy) and one without (it
+/// delivers both). The daemon sends each probe's packet twice, byte for byte; the broken one
+/// is flagged, the honest one is not, and no copy ever counts as a ping.
+#[test]
+fn the_replay_probe_flags_a_remailer_that_delivers_a_replayed_packet_and_leaves_an_honest_one() {
+    if !available() {
+        return;
+    }
+    let (honest, e_honest) = mix_remailer("remailer21", "testmix1");
+    let (broken, e_broken) = mix_remailer("remailer22", "testmix4");
+    broken.without_replay_log();
+    clear_mailbox("ping18");
+    let dir = tempfile::tempdir().unwrap();
+    // Scheduled probes off (their weekly time is hashed); the ones started by hand below are
+    // sent 2 s apart and decided 5 s after the second copy. The doubles answer the
+    // information requests, so both remailers are listed with their capabilities.
+    let config = pinger_config(
+        dir.path(),
+        "ping18",
+        false,
+        "[replay_probe]\nenabled = false\ngap_secs = 2\nwait_secs = 5\n\
+         [discovery]\nauto_add_min = 0\n[stats]\nbuild_interval_secs = 1\n\
+         [schedule]\ntick_secs = 1\n",
+    );
+    let keys = dir.path().join("pubring.mix");
+    std::fs::write(&keys, [e_honest.as_str(), e_broken.as_str()].concat()).unwrap();
+    // Added remailers are asked at once: their conf replies list them.
+    run_ok(fathometer(&config).args(["add", "remailer21@localhost", "remailer22@localhost"]));
+    run_ok(fathometer(&config).arg("import-keys").arg("--add").arg(&keys));
+    let mut daemon = start_daemon(&config);
+    for target in ["remailer21", "remailer22"] {
+        let out = run_ok(fathometer(&config).args(["replay-probe", target]));
+        assert!(out.contains("started"), "{out}");
+    }
+    let verdicts = || -> Vec<(String, String, i64)> {
+        let conn = crate::support::state_db(dir.path());
+        let mut stmt = conn
+            .prepare(
+                "SELECT r.address, p.verdict, p.returns FROM replay_probes p
+                 JOIN remailers r ON r.id = p.remailer_id ORDER BY r.address",
+            )
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let decided =
+        wait_until(Duration::from_secs(60), || verdicts().iter().all(|(_, v, _)| v != "pending"));
+    let page_of = |nick: &str| {
+        let name = fathometer::publish::html::page_name(nick, &format!("{nick}@localhost"));
+        dir.path().join("state/results").join(name)
+    };
+    let page = page_of("remailer22");
+    let flagged_page = wait_until(Duration::from_secs(30), || {
+        std::fs::read_to_string(&page).is_ok_and(|p| p.contains("Replay protection broken"))
+    });
+    let (status, log) = stop_with_log(&mut daemon, Duration::from_secs(5));
+    let errors: Vec<String> = [&honest, &broken].iter().flat_map(|r| r.errors()).collect();
+    assert!(decided, "{:?}; double errors: {errors:?}\n{log}", verdicts());
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(status.is_some_and(|s| s.success()), "{log}");
+    assert_eq!(
+        verdicts(),
+        vec![
+            ("remailer21@localhost".to_owned(), "protected".to_owned(), 1),
+            ("remailer22@localhost".to_owned(), "replayed".to_owned(), 2),
+        ]
+    );
+    // The honest double saw the same packet twice and dropped the second; the broken one
+    // processed both.
+    assert_eq!((honest.replays_dropped(), broken.replays_dropped()), (1, 0));
+    // One packet, sent twice: the broken double delivered the same payload twice (only its
+    // own Message-ID differs); its other mail answered our requests.
+    let delivered: Vec<String> =
+        broken.forwarded().into_iter().filter(|m| m.contains("remailed automatically")).collect();
+    assert_eq!(delivered.len(), 2);
+    let body = |m: &str| m.split_once("\n\n").map(|(_, b)| b.to_owned());
+    assert_eq!(body(&delivered[0]), body(&delivered[1]));
+    // Flagged on the page, in the JSON and by the command; never a ping.
+    let listing: Vec<String> = std::fs::read_dir(dir.path().join("state/results"))
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into()).collect())
+        .unwrap_or_default();
+    assert!(flagged_page, "{listing:?}: {}", std::fs::read_to_string(&page).unwrap_or_default());
+    let honest_page = std::fs::read_to_string(page_of("remailer21")).unwrap();
+    assert!(!honest_page.contains("Replay protection broken"));
+    assert!(honest_page.contains("replayed packet was dropped"), "{honest_page}");
+    let index = std::fs::read_to_string(dir.path().join("state/results/index.html")).unwrap();
+    let section = index.split("id=\"replay\"").nth(1).expect("the index flags it");
+    let section = section.split("</section>").next().unwrap();
+    assert!(section.contains(">remailer22</a>") && !section.contains("remailer21"), "{section}");
+    let json = run_ok(fathometer(&config).args(["stats", "--format", "json"]));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let entry = |nick: &str| {
+        v["lists"]["mix"].as_array().unwrap().iter().find(|e| e["nick"] == nick).cloned().unwrap()
+    };
+    assert_eq!(entry("remailer22")["replay_protection"]["broken"], true, "{json}");
+    assert_eq!(entry("remailer22")["replay_protection"]["replayed"], 1);
+    assert_eq!(entry("remailer21")["replay_protection"]["broken"], false);
+    assert_eq!(entry("remailer21")["pings_sent"], 0, "a probe is no ping");
+    let shown = run_ok(fathometer(&config).args(["replay-probe", "remailer22", "--show"]));
+    assert!(shown.contains("REPLAYED: replay protection broken"), "{shown}");
+    let conn = crate::support::state_db(dir.path());
+    let pings: i64 = conn.query_row("SELECT COUNT(*) FROM pings", [], |r| r.get(0)).unwrap();
+    let probe_mails: i64 = conn
+        .query_row("SELECT COUNT(*) FROM mails WHERE kind = 'probe'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!((pings, probe_mails), (0, 3));
+    let event: String = conn
+        .query_row("SELECT kind FROM events WHERE kind LIKE 'replay%'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(event, "replay-broken");
+}

@@ -199,3 +199,113 @@ proptest! {
         );
     }
 }
+
+/// The mail a remailer delivers for a replay probe: our sealed payload below its headers
+/// (`message_id` tells two deliveries of the same packet apart, as a real remailer's
+/// differ).
+fn probe_copy(id: i64, tag: &str, secret: &[u8], message_id: &str) -> String {
+    use crate::compose::openpgp;
+    use crate::compose::payload::{self, Hop, PayloadFields, PayloadKind};
+    let fields = PayloadFields {
+        kind: PayloadKind::ReplayProbe,
+        id,
+        hops: vec![Hop {
+            address: "r@x.example".into(),
+            ping_type: PingType::Mix,
+            key_id: "k".into(),
+        }],
+        with_from: false,
+        sent: NOW - 700,
+        tag: tag.to_owned(),
+    };
+    let text = payload::render(&fields, secret, &mut StdRng::seed_from_u64(3));
+    let armoured = openpgp::encrypt_symmetric_salted(
+        payload::payload_password(secret).as_bytes(),
+        payload::payload_salt(secret, tag),
+        text.as_bytes(),
+        fields.sent,
+    )
+    .unwrap();
+    format!(
+        "Delivered-To: pinger+{tag}@p.example\nFrom: Anonymous <nobody@x.example>\n\
+         To: pinger+{tag}@p.example\nMessage-ID: <{message_id}@x.example>\n\n{armoured}"
+    )
+}
+
+#[test]
+fn a_replay_probe_counts_its_copies_never_as_pings_and_two_copies_are_a_replay() {
+    use crate::model::{ProbeCopy, ProbeVerdict};
+    let mut store = Store::open_in_memory().unwrap();
+    store.add_remailer("r@x.example", 0).unwrap();
+    let key = store.upsert_key("r@x.example", PingType::Mix, "k", 0).unwrap();
+    let tag = "probeprobeprobea";
+    let id = store.create_replay_probe(key, tag, false, NOW - 700).unwrap();
+
+    // The first copy is due at once; its message is kept; the second waits for the gap and
+    // carries the very same bytes.
+    let due = store.probes_due(NOW - 700, 600).unwrap();
+    assert_eq!((due.len(), due[0].copy, due[0].message.is_none()), (1, ProbeCopy::First, true));
+    store.keep_probe_message(id, "pinger+x@p.example", "r@x.example", b"the packet").unwrap();
+    store.keep_probe_message(id, "pinger+x@p.example", "r@x.example", b"rebuilt").unwrap();
+    store.probe_sent(id, ProbeCopy::First, NOW - 700).unwrap();
+    assert!(store.probes_due(NOW - 200, 600).unwrap().is_empty(), "inside the gap");
+    let second = store.probes_due(NOW - 100, 600).unwrap().remove(0);
+    assert_eq!(second.copy, ProbeCopy::Second);
+    assert_eq!(second.message.as_ref().unwrap().2, b"the packet", "byte for byte, kept once");
+    store.probe_sent(id, ProbeCopy::Second, NOW - 100).unwrap();
+    assert!(store.probes_due(NOW, 600).unwrap().is_empty());
+
+    // A forged copy (another secret) changes nothing.
+    let forged = probe_copy(id, tag, &[1u8; 32], "f");
+    assert_eq!(ingest(&mut store, forged.as_bytes()).kind, MailKind::Forged);
+    assert_eq!(store.replay_probe(id).unwrap().unwrap().returns, 0);
+
+    let first = probe_copy(id, tag, SECRET, "one");
+    assert_eq!(ingest(&mut store, first.as_bytes()).kind, MailKind::Probe);
+    // Our own mailbox showing the same mail again is not a replay.
+    let again = ingest(&mut store, first.as_bytes());
+    assert!(!again.newly_recorded);
+    let row = store.replay_probe(id).unwrap().unwrap();
+    assert_eq!((row.returns, row.verdict), (1, ProbeVerdict::Pending));
+
+    // The remailer delivers the packet a second time.
+    let replayed = probe_copy(id, tag, SECRET, "two");
+    assert_eq!(ingest(&mut store, replayed.as_bytes()).kind, MailKind::Probe);
+    let row = store.replay_probe(id).unwrap().unwrap();
+    assert_eq!((row.returns, row.verdict), (2, ProbeVerdict::Replayed));
+    let status = store.replay_statuses().unwrap().remove("r@x.example").unwrap();
+    assert!(status.is_broken());
+    assert_eq!(status.replayed, 1);
+
+    // Neither copy is a ping or a return of one.
+    let rows = store.history(0, NOW + 1000).unwrap();
+    assert!(rows.singles.is_empty() && rows.chains.is_empty());
+    assert!(store.return_counters(0).unwrap().is_empty());
+}
+
+#[test]
+fn a_probe_with_one_copy_back_is_protected_only_after_the_wait_and_none_back_is_inconclusive() {
+    use crate::model::{ProbeCopy, ProbeVerdict};
+    let mut store = Store::open_in_memory().unwrap();
+    store.add_remailer("r@x.example", 0).unwrap();
+    let key = store.upsert_key("r@x.example", PingType::Mix, "k", 0).unwrap();
+    let one = store.create_replay_probe(key, "probeprobeprobeb", false, NOW - 700).unwrap();
+    let none = store.create_replay_probe(key, "probeprobeprobec", true, NOW - 700).unwrap();
+    for id in [one, none] {
+        store.probe_sent(id, ProbeCopy::First, NOW - 700).unwrap();
+        store.probe_sent(id, ProbeCopy::Second, NOW - 100).unwrap();
+    }
+    let copy = probe_copy(one, "probeprobeprobeb", SECRET, "one");
+    assert_eq!(ingest(&mut store, copy.as_bytes()).kind, MailKind::Probe);
+    assert!(store.settle_replay_probes(3600, NOW).unwrap().is_empty(), "still waiting");
+    let decided = store.settle_replay_probes(3600, NOW + 3500).unwrap();
+    let verdicts: Vec<(i64, ProbeVerdict)> = decided.iter().map(|p| (p.id, p.verdict)).collect();
+    assert_eq!(verdicts.len(), 2);
+    assert!(verdicts.contains(&(one, ProbeVerdict::Protected)));
+    assert!(verdicts.contains(&(none, ProbeVerdict::Inconclusive)));
+    let status = store.replay_statuses().unwrap().remove("r@x.example").unwrap();
+    assert_eq!(status.verdict, Some(ProbeVerdict::Protected));
+    assert!(!status.is_broken());
+    // The manual probe does not move the weekly schedule.
+    assert_eq!(store.last_scheduled_probes().unwrap().get("r@x.example"), Some(&(NOW - 700)));
+}

@@ -127,6 +127,8 @@ pub struct RemailerView {
     pub stability: Vec<StabilityView>,
     /// The announced downtime shown now (RFC 636), if any.
     pub downtime: Option<NoticeView>,
+    /// What the replay-protection probes found, once it was probed.
+    pub replay: Option<ReplayView>,
     /// Its recent events, newest first.
     pub events: Vec<EventView>,
 }
@@ -158,6 +160,16 @@ pub struct NoticeView {
     pub text: String,
     /// Who announced it: "the remailer's operator (signed)" or "this pinger's operator".
     pub source: String,
+}
+
+/// A remailer's replay protection, as its probes found it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplayView {
+    /// The newest conclusive probe got both copies back.
+    pub broken: bool,
+    /// "works: the newest probe's replayed packet was dropped (2026-12-02 14:00 UTC; 3 probes,
+    /// 0 replayed)".
+    pub text: String,
 }
 
 /// One status event.
@@ -425,6 +437,14 @@ pub fn render_index(
                 .map(|n| context! { nick => r.nick.as_str(), page => r.page(), n => Serde(n) })
         })
         .collect();
+    let replayed: Vec<Value> = remailers
+        .iter()
+        .filter_map(|r| {
+            r.replay.as_ref().filter(|v| v.broken).map(|v| {
+                context! { nick => r.nick.as_str(), page => r.page(), text => v.text.as_str() }
+            })
+        })
+        .collect();
     let families = vec![
         context! {
             id => "mix",
@@ -445,7 +465,7 @@ pub fn render_index(
     ];
     render(
         "index.html",
-        context! { site => Serde(site), families, notices, events => Serde(events) },
+        context! { site => Serde(site), families, notices, replayed, events => Serde(events) },
     )
 }
 

@@ -94,6 +94,12 @@ fn remailer(nick: &str, address: &str) -> RemailerView {
                 .to_owned(),
             source: "announced by the remailer's operator, signed with its admin key".to_owned(),
         }),
+        replay: Some(ReplayView {
+            broken: true,
+            text: "it delivered both copies of a packet sent twice (2023-11-14 10:00 UTC; 1 \
+                   conclusive probe of 1, 1 replayed)"
+                .to_owned(),
+        }),
         events: vec![EventView {
             when: "2023-11-14 10:00 UTC".to_owned(),
             title: format!("{nick}: not responding (mix)"),
@@ -597,6 +603,7 @@ mod prop {
                         options,
                         software,
                         downtime,
+                        replay: None,
                         events,
                         stability: Vec::new(),
                         mix,
@@ -660,6 +667,10 @@ mod prop {
                 text: neutral(&n.text),
                 source: neutral(&n.source),
             }),
+            replay: r
+                .replay
+                .as_ref()
+                .map(|v| ReplayView { broken: v.broken, text: neutral(&v.text) }),
             events: r
                 .events
                 .iter()

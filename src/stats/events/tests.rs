@@ -63,6 +63,7 @@ fn statuses(pattern: &str) -> Vec<(EventKind, i64)> {
             downtimes: &[],
             pinger_down: &[],
             own_failures: &[],
+            replay: &BTreeMap::new(),
         };
         let (next, events) = detect(&watch, &inputs, now);
         watch = next;
@@ -111,6 +112,7 @@ fn an_outage_over_before_its_failures_were_known_is_reported_whole() {
             downtimes: &[],
             pinger_down: &[],
             own_failures: &[],
+            replay: &BTreeMap::new(),
         };
         detect(&watch, &inputs, T + 40 * H)
     };
@@ -166,6 +168,7 @@ fn detect_once(
         downtimes,
         pinger_down: &[],
         own_failures: &[],
+        replay: &BTreeMap::new(),
     };
     detect(previous, &inputs, now)
 }
@@ -255,6 +258,7 @@ fn the_pingers_own_outages_are_events_once() {
             downtimes: &[],
             pinger_down: down,
             own_failures: failures,
+            replay: &BTreeMap::new(),
         };
         detect(watch, &inputs, now)
     };
@@ -290,4 +294,62 @@ fn a_hidden_remailers_events_are_not_public() {
     let (_, events) = detect_once(&watch, &r, &[], T + H);
     assert_eq!(events.len(), 1);
     assert!(!events[0].is_public());
+}
+
+#[test]
+fn a_replayed_probe_is_an_event_once_and_a_dropped_replay_later_another() {
+    use crate::model::{ProbeVerdict, ReplayStatus};
+    let r = remailer();
+    let obs = BTreeMap::new();
+    let run = |previous: &Watch, status: Option<ReplayStatus>, now: i64| {
+        let replay: BTreeMap<String, ReplayStatus> =
+            status.into_iter().map(|s| (r.address.clone(), s)).collect();
+        let inputs = EventInputs {
+            remailers: std::slice::from_ref(&r),
+            observations: &obs,
+            downtimes: &[],
+            pinger_down: &[],
+            own_failures: &[],
+            replay: &replay,
+        };
+        detect(previous, &inputs, now)
+    };
+    let kinds = |events: &[Event]| events.iter().map(|e| e.kind).collect::<Vec<_>>();
+    let protected = ReplayStatus {
+        verdict: Some(ProbeVerdict::Protected),
+        decided_at: Some(1_000),
+        protected: 1,
+        ..ReplayStatus::default()
+    };
+    // A first verdict of "protected" is no news.
+    let (watch, events) = run(&Watch::new(), Some(protected.clone()), 2_000);
+    assert!(!kinds(&events).contains(&EventKind::ReplayFixed), "{events:?}");
+    let replayed = ReplayStatus {
+        verdict: Some(ProbeVerdict::Replayed),
+        decided_at: Some(3_000),
+        protected: 1,
+        replayed: 1,
+        ..ReplayStatus::default()
+    };
+    let (watch, events) = run(&watch, Some(replayed.clone()), 4_000);
+    let broken: Vec<&Event> = events.iter().filter(|e| e.kind == EventKind::ReplayBroken).collect();
+    assert_eq!(broken.len(), 1, "{events:?}");
+    assert_eq!(broken[0].at, 3_000, "dated by the verdict");
+    assert!(broken[0].detail.contains("1 of 2 probes"), "{}", broken[0].detail);
+    // Still broken: said once.
+    let (watch, events) = run(&watch, Some(replayed), 5_000);
+    assert!(!kinds(&events).contains(&EventKind::ReplayBroken), "{events:?}");
+    // A later probe dropped the replay.
+    let fixed = ReplayStatus { decided_at: Some(6_000), replayed: 1, protected: 2, ..protected };
+    let (_, events) = run(&watch, Some(fixed), 7_000);
+    assert_eq!(kinds(&events).iter().filter(|k| **k == EventKind::ReplayFixed).count(), 1);
+    // A remailer that was broken from its first verdict on is reported too.
+    let first = ReplayStatus {
+        verdict: Some(ProbeVerdict::Replayed),
+        decided_at: Some(10),
+        replayed: 1,
+        ..ReplayStatus::default()
+    };
+    let (_, events) = run(&Watch::new(), Some(first), 20);
+    assert!(kinds(&events).contains(&EventKind::ReplayBroken));
 }

@@ -78,6 +78,12 @@ struct Shared {
     profile: Option<Profile>,
     /// What it does now ([`TestRemailer::set_behaviour`] changes it while it runs).
     behaviour: Behaviour,
+    /// True for a remailer whose replay protection is broken: it forgets packet IDs.
+    no_replay_log: bool,
+    /// The IDs of the type II packets it processed (Mixmaster's `id.log`).
+    packet_ids: HashSet<[u8; 16]>,
+    /// Type II packets dropped because their ID was in the log.
+    replays_dropped: usize,
 }
 
 /// What the double says about itself when asked (`mixmaster.md` §5): with a profile it
@@ -214,6 +220,17 @@ impl TestRemailer {
     /// Changes what it does with the next message (a remailer going down and coming back).
     pub fn set_behaviour(&self, behaviour: Behaviour) {
         self.lock().behaviour = behaviour;
+    }
+
+    /// Turns its replay log off: like a Mixmaster whose `id.log` is lost or ignored, it
+    /// processes a packet it has seen before again.
+    pub fn without_replay_log(&self) {
+        self.lock().no_replay_log = true;
+    }
+
+    /// Type II packets it dropped as replays.
+    pub fn replays_dropped(&self) -> usize {
+        self.lock().replays_dropped
     }
 
     /// Makes it answer information requests (`remailer-conf`, ...) with `profile`.
@@ -359,7 +376,7 @@ impl Worker {
             return Ok(Some(answer));
         }
         if body.contains("-----BEGIN REMAILER MESSAGE-----") {
-            return self.mix(mail).map(Some);
+            return self.mix(mail);
         }
         let mut req = Request::default();
         for (name, value) in &mail_fields {
@@ -462,8 +479,10 @@ impl Worker {
     /// next packet (type 0) or deliver the payload (type 1). The delivered mail has the
     /// headers a real remailer adds (From Anonymous, the Comments disclaimer, Message-ID) and,
     /// as when Mixmaster sends through an SMTP relay, one extra empty line before the body.
-    /// Not implemented: the pool (delivery is immediate), multi-part messages, replay logs.
-    fn mix(&self, mail: &str) -> Result<Outgoing, String> {
+    /// Like Mixmaster it keeps the ID of every packet it processed and drops a packet whose
+    /// ID it has seen (`Ok(None)`), unless [`TestRemailer::without_replay_log`].
+    /// Not implemented: the pool (delivery is immediate), multi-part messages.
+    fn mix(&self, mail: &str) -> Result<Option<Outgoing>, String> {
         let keys = self.lock().profile.as_ref().map(|p| p.mix_secret.clone()).unwrap_or_default();
         if keys.is_empty() {
             return Err("a type II packet, but this double has no Mix key".into());
@@ -473,7 +492,15 @@ impl Worker {
             SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() / 86_400;
         let decoded = decode_packet(&packet, &keys, today as i64, &mut OsRandom)
             .map_err(|e| format!("type II packet refused: {e}"))?;
-        match decoded {
+        {
+            let mut shared = self.lock();
+            let fresh = shared.packet_ids.insert(decoded.fields().packet_id);
+            if !fresh && !shared.no_replay_log {
+                shared.replays_dropped += 1;
+                return Ok(None);
+            }
+        }
+        let out = match decoded {
             Decoded::Intermediate { next_address, next_packet, .. } => {
                 let text = format!(
                     "From: {}\nTo: {next_address}\n\n{}",
@@ -509,7 +536,8 @@ impl Worker {
             Decoded::Partial { .. } => {
                 Err("multi-part type II messages: not in this double".into())
             }
-        }
+        };
+        out.map(Some)
     }
 
     /// An information request (Subject equal to `remailer-conf` etc.): the answer mail.
