@@ -120,16 +120,30 @@ fn tighten(path: &Path, is_dir: bool) -> Result<(), StateError> {
     Ok(())
 }
 
+///
+/// A running daemon renames its temporary files into place while a command walks the tree:
+/// an entry that is gone by the time it is looked at needs no tightening and is skipped.
 fn tighten_tree(path: &Path) -> Result<(), StateError> {
-    let meta = fs::symlink_metadata(path).map_err(io_error(path))?;
+    let meta = match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        other => other.map_err(io_error(path))?,
+    };
+    let gone = |r: Result<(), StateError>| match r {
+        Err(StateError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    };
     if meta.is_dir() {
-        tighten(path, true)?;
-        for entry in fs::read_dir(path).map_err(io_error(path))? {
+        gone(tighten(path, true))?;
+        let entries = match fs::read_dir(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            other => other.map_err(io_error(path))?,
+        };
+        for entry in entries {
             tighten_tree(&entry.map_err(io_error(path))?.path())?;
         }
         Ok(())
     } else {
-        tighten(path, false)
+        gone(tighten(path, false))
     }
 }
 
@@ -208,6 +222,20 @@ pub fn explain_storage_error(dir: &Path, error: &dyn std::fmt::Display) -> Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: `fathometer replay-probe` beside a running daemon failed with "No such
+    /// file or directory" when a temporary file of the daemon's build was renamed away while
+    /// the command tightened the results tree.
+    #[test]
+    fn a_file_that_vanishes_while_the_tree_is_tightened_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(tighten_tree(&dir.path().join(".mlist.txt.tmp.1234")).is_ok());
+        fs::write(dir.path().join("kept"), b"").unwrap();
+        fs::set_permissions(dir.path().join("kept"), fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(tighten_tree(dir.path()).is_ok());
+        let mode = fs::metadata(dir.path().join("kept")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
 
     #[test]
     fn a_state_directory_made_under_a_loose_umask_is_tightened() {
