@@ -253,7 +253,8 @@ impl Transport for SimulatedMta {
     }
 }
 
-/// The pinger's configuration in `dir`.
+/// The pinger's configuration in `dir`. The replay probe is off: the simulated remailers keep
+/// no replay log (the probe is tested against the remailer doubles of `tests/it/mix.rs`).
 pub fn pinger_config(dir: &Path, listen: &str) -> Result<Config> {
     let text = format!(
         "[pinger]\naddress = \"{PINGER_ADDRESS}\"\nstate_dir = \"{state}\"\n\
@@ -262,7 +263,8 @@ pub fn pinger_config(dir: &Path, listen: &str) -> Result<Config> {
          [http]\nlisten = \"{listen}\"\n\
          [discovery]\nrequests = true\n\
          [schedule]\nping_types = [\"mix\"]\ntick_secs = 60\n\
-         [stats]\nbuild_interval_secs = 3600\n",
+         [stats]\nbuild_interval_secs = 3600\n\
+         [replay_probe]\nenabled = false\n",
         state = dir.join("state").display()
     );
     let path = dir.join("fathometer.toml");

@@ -97,6 +97,7 @@ pub fn pinger_config(dir: &Path, user: &str, imap: bool, extra: &str) -> PathBuf
     } else {
         format!("{extra}[schedule]\n{QUIET_SCHEDULE}")
     };
+    let extra = crate::support::with_probes_off(&extra);
     let mailbox = if imap {
         std::fs::write(dir.join("imap-password"), format!("{user}-pass\n")).unwrap();
         format!(
