@@ -91,6 +91,7 @@ fn bench(c: &mut Criterion) {
         downtimes: Vec::new(),
         watch: Watch::new(),
         replay: Default::default(),
+        key_disagreements: Default::default(),
     };
     let options = StatsOptions::default();
     let first = compute(&inputs, NOW, &options);

@@ -1,10 +1,11 @@
 //! The daemon's consensus of the pinger network (issue 15): every `[consensus] interval_secs`
-//! each peer's `mlist2.txt`, `rlist2.txt` and `pubring.mix` are fetched (conditional GET,
+//! each peer's `mlist2.txt`, `rlist2.txt`, `pubring.mix` and `pgp-all.asc` are fetched (conditional GET,
 //! bounded; a failure or a refused file keeps the last good copy and is recorded with the
 //! reason), then the consensus of theirs and our own published lists is computed and the
 //! agreed lists are written to `consensus/` in the results directory. Below the quorum the
 //! consensus files are removed: an old agreed view must not outlive the agreement.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,18 +15,49 @@ use tracing::{info, warn};
 
 use super::context::{Pinger, blocking};
 use crate::ingest::peer_fetch::{Fetched, Validators, fetch};
-use crate::ingest::peer_list::{parse_list_v2, pubring_key_ids};
+use crate::ingest::peer_list::{parse_list_v2, pgp_key_ids, pubring_key_ids};
 use crate::publish::consensus::render;
 use crate::publish::html::{PeerFetch, Site, render_consensus};
 use crate::publish::snapshot::{ConsensusStatus, PeerStatus, Published};
-use crate::stats::consensus::{Snapshot, consensus, key_disagreements, majority};
+use crate::stats::consensus::{
+    KeyDisagreement, KeyFamily, Keyring, Snapshot, consensus, key_disagreements, majority,
+};
+use crate::store::{Store, StoreError};
 
 /// The files read from every pinger.
-pub const FILES: [&str; 3] = ["mlist2.txt", "rlist2.txt", "pubring.mix"];
+pub const FILES: [&str; 4] = ["mlist2.txt", "rlist2.txt", "pubring.mix", "pgp-all.asc"];
 /// The report of the last round under `consensus/`, served at `/api/v1/consensus`.
 pub const JSON: &str = "consensus.json";
 /// The name our own lists go by in the consensus.
 pub const OURS: &str = "this pinger";
+
+/// Where the last round's key disagreements are kept for the statistics build's events.
+const KEY_DISAGREEMENTS: &str = "consensus.key_disagreements";
+
+/// The key disagreements the last consensus round found, by lower-cased address, each with
+/// who holds what (one line per key family); empty without a consensus.
+pub fn stored_key_disagreements(store: &Store) -> Result<BTreeMap<String, String>, StoreError> {
+    Ok(store
+        .state(KEY_DISAGREEMENTS)?
+        .and_then(|json| serde_json::from_str(&json).ok())
+        .unwrap_or_default())
+}
+
+fn store_key_disagreements(
+    store: &mut Store,
+    disagreements: &[KeyDisagreement],
+) -> Result<(), StoreError> {
+    let mut by_address: BTreeMap<String, String> = BTreeMap::new();
+    for d in disagreements {
+        let line = by_address.entry(d.address.clone()).or_default();
+        if !line.is_empty() {
+            line.push_str("; ");
+        }
+        line.push_str(&d.describe());
+    }
+    let json = serde_json::to_string(&by_address).unwrap_or_else(|_| "{}".into());
+    store.set_state(KEY_DISAGREEMENTS, &json)
+}
 
 /// What one round found.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -79,6 +111,10 @@ pub async fn fetch_peers(pinger: &Arc<Pinger>) -> Result<(usize, usize)> {
                     // good copy stays.
                     match file {
                         "pubring.mix" => Ok(Some((text, etag, last_modified))),
+                        "pgp-all.asc" => match pgp_key_ids(&text, pinger.now()) {
+                            Ok(_) => Ok(Some((text, etag, last_modified))),
+                            Err(e) => Err(format!("refused: {e}")),
+                        },
                         _ => match parse_list_v2(&text) {
                             Ok(_) => Ok(Some((text, etag, last_modified))),
                             Err(e) => Err(format!("refused: {e}")),
@@ -124,7 +160,16 @@ pub fn compute_and_publish(pinger: &Pinger, now: i64) -> Result<Round> {
     let mut cpunk = Vec::new();
     let mut keyrings = Vec::new();
     let mut add = |pinger: &str, file: &str, body: &str| match file {
-        "pubring.mix" => keyrings.push((pinger.to_owned(), pubring_key_ids(body))),
+        "pubring.mix" => keyrings.push(Keyring {
+            pinger: pinger.to_owned(),
+            family: KeyFamily::Mix,
+            keys: pubring_key_ids(body),
+        }),
+        "pgp-all.asc" => keyrings.push(Keyring {
+            pinger: pinger.to_owned(),
+            family: KeyFamily::Openpgp,
+            keys: pgp_key_ids(body, now).unwrap_or_default(),
+        }),
         _ => {
             if let Ok(list) = parse_list_v2(body) {
                 let into = if file == "mlist2.txt" { &mut mix } else { &mut cpunk };
@@ -153,10 +198,9 @@ pub fn compute_and_publish(pinger: &Pinger, now: i64) -> Result<Round> {
     let cpunk = consensus(&cpunk, quorum, now);
     let disagreements = key_disagreements(&keyrings);
     for d in &disagreements {
-        let holders: Vec<String> =
-            d.holders.iter().map(|(k, who)| format!("{k} at {}", who.join(", "))).collect();
-        warn!(remailer = %d.address, "consensus: pingers hold different keys: {}", holders.join("; "));
+        warn!(remailer = %d.address, "consensus: pingers hold different keys: {}", d.describe());
     }
+    store_key_disagreements(&mut pinger.store(), &disagreements)?;
     let dir = results.join("consensus");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let fetches: Vec<PeerFetch> = held
@@ -284,6 +328,20 @@ pub async fn run<S: Clone>(
         wait = Duration::from_secs(pinger.config.consensus.interval_secs.0);
         if pinger.config.consensus.peers.is_empty() {
             wait = wait.min(Duration::from_secs(60));
+            // Without peers there is nothing to disagree with (the consensus may have been
+            // switched off by a reload).
+            let p = pinger.clone();
+            let cleared = blocking(move || {
+                let mut store = p.store();
+                if stored_key_disagreements(&store)?.is_empty() {
+                    return Ok(());
+                }
+                store_key_disagreements(&mut store, &[])
+            })
+            .await;
+            if let Ok(Err(e)) = cleared {
+                warn!("consensus: {e}");
+            }
             continue;
         }
         let fetched = tokio::select! {

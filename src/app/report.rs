@@ -87,6 +87,8 @@ pub struct StatsInputs {
     pub watch: Watch,
     /// What the replay probes found, by address.
     pub replay: BTreeMap<String, ReplayStatus>,
+    /// The key disagreements of the last consensus round, by address (who holds what).
+    pub key_disagreements: BTreeMap<String, String>,
 }
 
 impl StatsInputs {
@@ -100,6 +102,7 @@ impl StatsInputs {
             downtimes: store.downtimes(now - OVERDUE_SHOWN_SECS - SECONDS_PER_DAY)?,
             watch: store.watch()?,
             replay: store.replay_statuses()?,
+            key_disagreements: super::consensus::stored_key_disagreements(store)?,
         })
     }
 }
@@ -149,6 +152,7 @@ pub fn compute(inputs: &StatsInputs, now: i64, options: &StatsOptions) -> Comput
         pinger_down: &pinger_down,
         own_failures: &own_failures,
         replay: &inputs.replay,
+        key_disagreements: &inputs.key_disagreements,
     };
     let (watch, events) = events::detect(&inputs.watch, &event_inputs, now);
     report.stability = stable.figures;

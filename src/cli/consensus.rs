@@ -11,9 +11,11 @@ use anyhow::{Context, Result};
 
 use super::output::terminal_safe;
 use crate::ingest::peer_fetch::{FetchError, Fetched, Validators, fetch};
-use crate::ingest::peer_list::{MAX_LIST_BYTES, parse_list_v2, pubring_key_ids};
+use crate::ingest::peer_list::{MAX_LIST_BYTES, parse_list_v2, pgp_key_ids, pubring_key_ids};
 use crate::publish::consensus::render;
-use crate::stats::consensus::{Consensus, Snapshot, consensus, key_disagreements, majority};
+use crate::stats::consensus::{
+    Consensus, KeyFamily, Keyring, Snapshot, consensus, key_disagreements, majority,
+};
 
 pub struct ConsensusArgs<'a> {
     /// `NAME=DIR`, `NAME=URL`, `DIR` or `URL` (named after its last part).
@@ -95,7 +97,18 @@ pub fn run(args: ConsensusArgs<'_>) -> Result<ExitCode> {
             }
         }
         if let Ok(Some(ring)) = source.read("pubring.mix", &runtime) {
-            keyrings.push((name.clone(), pubring_key_ids(&ring)));
+            let keys = pubring_key_ids(&ring);
+            keyrings.push(Keyring { pinger: name.clone(), family: KeyFamily::Mix, keys });
+        }
+        if let Ok(Some(ring)) = source.read("pgp-all.asc", &runtime) {
+            match pgp_key_ids(&ring, args.now) {
+                Ok(keys) => keyrings.push(Keyring {
+                    pinger: name.clone(),
+                    family: KeyFamily::Openpgp,
+                    keys,
+                }),
+                Err(e) => eprintln!("fathometer: {name}: pgp-all.asc refused: {e}"),
+            }
         }
     }
     let quorum = args.quorum.unwrap_or_else(|| majority(args.pingers.len()));
@@ -105,7 +118,7 @@ pub fn run(args: ConsensusArgs<'_>) -> Result<ExitCode> {
     print("Type I (rlist2.txt)", &cpunk)?;
     let disagreements = key_disagreements(&keyrings);
     for d in &disagreements {
-        outln!("KEY DISAGREEMENT {}:", terminal_safe(&d.address));
+        outln!("KEY DISAGREEMENT {} ({} keys):", terminal_safe(&d.address), d.family.label());
         for (key, holders) in &d.holders {
             outln!("  {} held by {}", terminal_safe(key), terminal_safe(&holders.join(", ")));
         }

@@ -176,6 +176,30 @@ pub fn pubring_key_ids(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// At most this many certs of a peer's `pgp-all.asc` are read (Echolot's holds a few dozen);
+/// the rest cannot be a remailer network's keyring.
+pub const MAX_PGP_CERTS: usize = 2_000;
+
+/// The (address, key ID) of every cert in a peer's `pgp-all.asc`: the lower-cased address of
+/// each validly self-signed user ID and the primary key ID (16 hex digits, lower case). A
+/// broken cert is left out, the rest still read. `Err` when the file has text but not one
+/// readable cert (a web server's error page, say). Never panics on hostile input; the size
+/// is bounded by the fetch (1 MiB) and the certs by [`MAX_PGP_CERTS`].
+pub fn pgp_key_ids(text: &str, now: i64) -> Result<Vec<(String, String)>, String> {
+    let certs = crate::compose::openpgp::parse_certs(text.as_bytes(), now);
+    let readable: Vec<_> = certs.into_iter().filter_map(Result::ok).take(MAX_PGP_CERTS).collect();
+    if readable.is_empty() && !text.trim().is_empty() {
+        return Err("no readable OpenPGP key in it".into());
+    }
+    Ok(readable
+        .into_iter()
+        .flat_map(|c| {
+            let key_id = c.key_id.to_ascii_lowercase();
+            c.emails.into_iter().map(move |e| (e, key_id.clone()))
+        })
+        .collect())
+}
+
 /// `(a b)` with `*` as a wildcard.
 fn chain(line: &str) -> Option<(String, String)> {
     let inner = line.strip_prefix('(')?.strip_suffix(')')?;

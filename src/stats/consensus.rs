@@ -195,40 +195,93 @@ pub fn consensus(snapshots: &[Snapshot], quorum: usize, now: i64) -> Consensus {
     }
 }
 
-/// A remailer whose key differs between pingers: who holds which key ID (a stale key at
-/// one of them, or someone in the middle handing out their own).
+/// The kind of key a keyring holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyFamily {
+    /// Mix (type II) keys, from `pubring.mix`.
+    Mix,
+    /// OpenPGP (type I) keys, from `pgp-all.asc`.
+    Openpgp,
+}
+
+impl KeyFamily {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyFamily::Mix => "mix",
+            KeyFamily::Openpgp => "openpgp",
+        }
+    }
+
+    /// "Mix key", "OpenPGP keys".
+    pub fn label(self) -> &'static str {
+        match self {
+            KeyFamily::Mix => "Mix",
+            KeyFamily::Openpgp => "OpenPGP",
+        }
+    }
+}
+
+/// One pinger's keyring of one family: the (address, key ID) pairs it publishes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keyring {
+    pub pinger: String,
+    pub family: KeyFamily,
+    pub keys: Vec<(String, String)>,
+}
+
+/// A remailer whose keys differ between pingers: who holds which keys (a stale key at one of
+/// them, or someone in the middle handing out their own).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct KeyDisagreement {
     pub address: String,
-    /// Key ID → the pingers that publish it, most held first.
+    pub family: KeyFamily,
+    /// The key IDs a pinger publishes for the remailer (several joined by ` + `: a remailer
+    /// may have an RSA and a DSA key) → the pingers that publish exactly those, most held
+    /// first.
     pub holders: Vec<(String, Vec<String>)>,
 }
 
-/// Every remailer whose published key IDs differ between pingers. `keyrings`: each pinger
-/// (ours included) with the (address, key ID) pairs of its keyring (`pubring.mix`).
-pub fn key_disagreements(keyrings: &[(String, Vec<(String, String)>)]) -> Vec<KeyDisagreement> {
-    let mut by_address: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
-    for (pinger, keys) in keyrings {
-        for (address, key_id) in keys {
-            let holders = by_address
-                .entry(address.to_ascii_lowercase())
+impl KeyDisagreement {
+    /// "OpenPGP keys: aa11 at ours, p1; cc33 at p2".
+    pub fn describe(&self) -> String {
+        let holders: Vec<String> =
+            self.holders.iter().map(|(k, who)| format!("{k} at {}", who.join(", "))).collect();
+        format!("{} keys: {}", self.family.label(), holders.join("; "))
+    }
+}
+
+/// Every remailer whose keys differ between pingers, per key family. A pinger's keys for a
+/// remailer are compared as a set (addresses and key IDs case-insensitively): the same RSA
+/// and DSA key at every pinger agree; a pinger that does not list the remailer at all has no
+/// say.
+pub fn key_disagreements(keyrings: &[Keyring]) -> Vec<KeyDisagreement> {
+    type Held = BTreeMap<String, std::collections::BTreeSet<String>>;
+    let mut by_remailer: BTreeMap<(KeyFamily, String), Held> = BTreeMap::new();
+    for ring in keyrings {
+        for (address, key_id) in &ring.keys {
+            by_remailer
+                .entry((ring.family, address.to_ascii_lowercase()))
                 .or_default()
-                .entry(key_id.to_ascii_lowercase())
-                .or_default();
-            if !holders.contains(pinger) {
-                holders.push(pinger.clone());
-            }
+                .entry(ring.pinger.clone())
+                .or_default()
+                .insert(key_id.to_ascii_lowercase());
         }
     }
-    by_address
-        .into_iter()
-        .filter(|(_, ids)| ids.len() > 1)
-        .map(|(address, ids)| {
-            let mut holders: Vec<(String, Vec<String>)> = ids.into_iter().collect();
+    let mut out = Vec::new();
+    for ((family, address), held) in by_remailer {
+        let mut sets: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (pinger, ids) in held {
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            sets.entry(ids.join(" + ")).or_default().push(pinger);
+        }
+        if sets.len() > 1 {
+            let mut holders: Vec<(String, Vec<String>)> = sets.into_iter().collect();
             holders.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
-            KeyDisagreement { address, holders }
-        })
-        .collect()
+            out.push(KeyDisagreement { address, family, holders });
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -301,8 +354,10 @@ mod tests {
 
     #[test]
     fn a_remailer_with_another_key_at_one_pinger_is_flagged_with_who_holds_what() {
-        let ring = |pinger: &str, keys: &[(&str, &str)]| {
-            (pinger.to_owned(), keys.iter().map(|(a, k)| (a.to_string(), k.to_string())).collect())
+        let ring = |pinger: &str, keys: &[(&str, &str)]| Keyring {
+            pinger: pinger.to_owned(),
+            family: KeyFamily::Mix,
+            keys: keys.iter().map(|(a, k)| (a.to_string(), k.to_string())).collect(),
         };
         let rings = [
             ring("ours", &[("a@x.org", "AA11"), ("b@x.org", "bb22")]),
@@ -320,6 +375,32 @@ mod tests {
             ]
         );
         assert!(key_disagreements(&rings[..2]).is_empty());
+        assert_eq!(found[0].describe(), "Mix keys: aa11 at ours, p1; cc33 at p2");
+    }
+
+    #[test]
+    fn a_remailer_with_two_openpgp_keys_everywhere_agrees_and_one_missing_key_disagrees() {
+        let ring = |pinger: &str, family: KeyFamily, keys: &[(&str, &str)]| Keyring {
+            pinger: pinger.to_owned(),
+            family,
+            keys: keys.iter().map(|(a, k)| (a.to_string(), k.to_string())).collect(),
+        };
+        let both = [("a@x.org", "rsa1"), ("a@x.org", "dsa2")];
+        let rings = [
+            ring("ours", KeyFamily::Openpgp, &both),
+            ring("p1", KeyFamily::Openpgp, &[("a@x.org", "DSA2"), ("a@x.org", "rsa1")]),
+            // The same key ID as a Mix key says nothing about the OpenPGP ones.
+            ring("p1", KeyFamily::Mix, &[("a@x.org", "mix9")]),
+            // A pinger that does not know the remailer has no say.
+            ring("p3", KeyFamily::Openpgp, &[("z@x.org", "zz")]),
+        ];
+        assert!(key_disagreements(&rings).is_empty());
+        let mut stale = rings.to_vec();
+        stale.push(ring("p2", KeyFamily::Openpgp, &[("a@x.org", "rsa1")]));
+        let found = key_disagreements(&stale);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].family, KeyFamily::Openpgp);
+        assert_eq!(found[0].describe(), "OpenPGP keys: dsa2 + rsa1 at ours, p1; rsa1 at p2");
     }
 
     proptest! {

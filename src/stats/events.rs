@@ -40,6 +40,9 @@ pub struct EventInputs<'a> {
     pub own_failures: &'a [(i64, i64)],
     /// What the replay-protection probes found, by address.
     pub replay: &'a BTreeMap<String, ReplayStatus>,
+    /// Remailers whose keys differ between the pingers of the consensus, by address, with
+    /// who holds what (empty without a consensus).
+    pub key_disagreements: &'a BTreeMap<String, String>,
 }
 
 /// `1 d 4 h`, `3 h 20 min`, `12 min`.
@@ -280,6 +283,29 @@ impl Detector<'_> {
         }
     }
 
+    /// Whether the pingers of the consensus publish the same keys for the remailer.
+    fn peer_keys(&mut self, r: &Remailer, disagreement: Option<&String>) {
+        let subject = format!("peer-keys:{}", r.id);
+        let was = self.previous.get(&subject).map(|b| b.value.clone());
+        let now = if disagreement.is_some() { "disagree" } else { "agree" };
+        self.see(subject, now, self.now);
+        match (was.as_deref(), disagreement) {
+            (Some("disagree"), Some(_)) => {}
+            (_, Some(who)) => {
+                let detail = format!(
+                    "the pingers of the consensus publish different keys for it ({who}): a stale \
+                     key at one of them, or someone in the middle handing out their own"
+                );
+                self.emit(EventKind::KeysDisagree, self.now, Some(r), None, detail);
+            }
+            (Some("disagree"), None) => {
+                let detail = "every pinger of the consensus publishes the same keys again".into();
+                self.emit(EventKind::KeysAgree, self.now, Some(r), None, detail);
+            }
+            _ => {}
+        }
+    }
+
     fn downtime(&mut self, n: &DowntimeNotice, r: Option<&Remailer>) {
         let d = &n.downtime;
         let a = &d.announcement;
@@ -378,6 +404,7 @@ pub fn detect(previous: &Watch, inputs: &EventInputs<'_>, now: i64) -> (Watch, V
         if let Some(status) = inputs.replay.get(&r.address) {
             d.replay(r, status);
         }
+        d.peer_keys(r, inputs.key_disagreements.get(&r.address.to_ascii_lowercase()));
     }
     for n in inputs.downtimes {
         let r = inputs.remailers.iter().find(|r| r.id == n.downtime.remailer_id);

@@ -115,7 +115,7 @@ fn three_pingers_agree_one_wild_one_with_another_key_and_a_minority_publishes_no
     );
     assert!(stdout.contains("3 fresh of 3 pingers, quorum 3: agreed"), "{stdout}");
     assert!(stdout.contains("outlier: wild says 2.0%"), "{stdout}");
-    assert!(stdout.contains("KEY DISAGREEMENT fast@one.example:"), "{stdout}");
+    assert!(stdout.contains("KEY DISAGREEMENT fast@one.example (Mix keys):"), "{stdout}");
     assert!(stdout.contains("ffff456789abcdef0123456789abcdef held by wild"), "{stdout}");
     assert!(stdout.contains(&format!("{same} held by close, echolot")), "{stdout}");
 

@@ -620,7 +620,13 @@ pub fn render_consensus(
     };
     let keys: Vec<Value> = keys
         .iter()
-        .map(|k| context! { address => k.address.clone(), holders => k.holders.clone() })
+        .map(|k| {
+            context! {
+                address => k.address.clone(),
+                family => k.family.label(),
+                holders => k.holders.clone(),
+            }
+        })
         .collect();
     let peers: Vec<Value> = peers
         .iter()

@@ -791,6 +791,7 @@ fn the_consensus_page_shows_every_view_and_escapes_what_peers_say() {
     let cpunk = consensus(&[], 2, 1_100);
     let keys = [KeyDisagreement {
         address: "a@<x>.org".into(),
+        family: crate::stats::consensus::KeyFamily::Openpgp,
         holders: vec![("k1".into(), vec!["ours".into()]), ("k2".into(), vec!["third".into()])],
     }];
     let peers = [PeerFetch {

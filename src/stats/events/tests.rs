@@ -64,6 +64,7 @@ fn statuses(pattern: &str) -> Vec<(EventKind, i64)> {
             pinger_down: &[],
             own_failures: &[],
             replay: &BTreeMap::new(),
+            key_disagreements: &BTreeMap::new(),
         };
         let (next, events) = detect(&watch, &inputs, now);
         watch = next;
@@ -113,6 +114,7 @@ fn an_outage_over_before_its_failures_were_known_is_reported_whole() {
             pinger_down: &[],
             own_failures: &[],
             replay: &BTreeMap::new(),
+            key_disagreements: &BTreeMap::new(),
         };
         detect(&watch, &inputs, T + 40 * H)
     };
@@ -169,6 +171,7 @@ fn detect_once(
         pinger_down: &[],
         own_failures: &[],
         replay: &BTreeMap::new(),
+        key_disagreements: &BTreeMap::new(),
     };
     detect(previous, &inputs, now)
 }
@@ -259,6 +262,7 @@ fn the_pingers_own_outages_are_events_once() {
             pinger_down: down,
             own_failures: failures,
             replay: &BTreeMap::new(),
+            key_disagreements: &BTreeMap::new(),
         };
         detect(watch, &inputs, now)
     };
@@ -311,6 +315,7 @@ fn a_replayed_probe_is_an_event_once_and_a_dropped_replay_later_another() {
             pinger_down: &[],
             own_failures: &[],
             replay: &replay,
+            key_disagreements: &BTreeMap::new(),
         };
         detect(previous, &inputs, now)
     };
@@ -352,4 +357,37 @@ fn a_replayed_probe_is_an_event_once_and_a_dropped_replay_later_another() {
     };
     let (_, events) = run(&Watch::new(), Some(first), 20);
     assert!(kinds(&events).contains(&EventKind::ReplayBroken));
+}
+
+#[test]
+fn a_key_disagreement_is_an_event_when_it_starts_and_when_it_ends() {
+    let r = remailer();
+    let obs = BTreeMap::new();
+    let run = |previous: &Watch, who: Option<&str>, now: i64| {
+        let disagreements: BTreeMap<String, String> =
+            who.into_iter().map(|w| (r.address.to_ascii_lowercase(), w.to_owned())).collect();
+        let inputs = EventInputs {
+            remailers: std::slice::from_ref(&r),
+            observations: &obs,
+            downtimes: &[],
+            pinger_down: &[],
+            own_failures: &[],
+            replay: &BTreeMap::new(),
+            key_disagreements: &disagreements,
+        };
+        detect(previous, &inputs, now)
+    };
+    let count =
+        |events: &[Event], kind: EventKind| events.iter().filter(|e| e.kind == kind).count();
+    let (watch, events) = run(&Watch::new(), None, 1_000);
+    assert_eq!(count(&events, EventKind::KeysAgree), 0, "agreement is no news");
+    let who = "Mix keys: aa at ours, p1; bb at p2";
+    let (watch, events) = run(&watch, Some(who), 2_000);
+    let found: Vec<&Event> = events.iter().filter(|e| e.kind == EventKind::KeysDisagree).collect();
+    assert_eq!(found.len(), 1);
+    assert!(found[0].detail.contains(who), "{}", found[0].detail);
+    let (watch, events) = run(&watch, Some("Mix keys: aa at ours; bb at p1, p2"), 3_000);
+    assert_eq!(count(&events, EventKind::KeysDisagree), 0, "said once while it lasts");
+    let (_, events) = run(&watch, None, 4_000);
+    assert_eq!(count(&events, EventKind::KeysAgree), 1);
 }
