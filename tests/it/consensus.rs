@@ -181,10 +181,13 @@ fn the_daemon_fetches_its_peers_and_publishes_the_agreed_lists() {
         &format!("127.0.0.1:{http_port}"),
         &format!(
             "[consensus]\npeers = [\"http://127.0.0.1:{p}/one\", \"http://127.0.0.1:{p}/two/\", \
-             \"http://127.0.0.1:{silent}\"]\ninterval_secs = 3\nquorum = 2\n",
+             \"http://127.0.0.1:{silent}\"]\ninterval_secs = 3\nquorum = 2\n\
+             [stats]\nbuild_interval_secs = 1\n[discovery]\nrequests = false\n",
             p = web.1
         ),
     );
+    // A remailer this pinger knows, whose key the peers disagree on: a status event.
+    crate::support::run_ok(crate::support::fathometer(&config).args(["add", "fast@one.example"]));
     let mut daemon = start_daemon(&config);
     let agreed = dir.path().join("state/results/consensus/mlist.txt");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -193,6 +196,7 @@ fn the_daemon_fetches_its_peers_and_publishes_the_agreed_lists() {
     }
     // Served where a client's allpingers entry can point, with the report in the API.
     let served_mlist = crate::support::http::get(http_port, "/consensus/mlist.txt", "");
+    let mlist_then = std::fs::read_to_string(&agreed).unwrap_or_default();
     let api = crate::support::http::get(http_port, "/api/v1/consensus", "");
     let page = crate::support::http::get(http_port, "/consensus/index.html", "").text();
     // The round reaches /metrics right after its files.
@@ -204,10 +208,21 @@ fn the_daemon_fetches_its_peers_and_publishes_the_agreed_lists() {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    let event = || -> Option<String> {
+        state_db(dir.path())
+            .query_row("SELECT detail FROM events WHERE kind = 'keys-disagree'", [], |r| r.get(0))
+            .ok()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while event().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     let (_, log) = stop_with_log(&mut daemon, std::time::Duration::from_secs(10));
+    let detail = event().unwrap_or_else(|| panic!("no keys-disagree event:\n{log}"));
+    assert!(detail.contains("ffff456789abcdef0123456789abcdef at"), "{detail}");
     let mlist = std::fs::read_to_string(&agreed).unwrap_or_else(|_| panic!("no consensus:\n{log}"));
     assert_eq!(served_mlist.status, 200);
-    assert_eq!(served_mlist.body, mlist.as_bytes());
+    assert_eq!(served_mlist.body, mlist_then.as_bytes());
     let silent_url = format!("http://127.0.0.1:{silent}");
     for line in [
         format!("fathometer_peer_up{{peer=\"{silent_url}\"}} 0"),
@@ -263,4 +278,41 @@ fn the_daemon_fetches_its_peers_and_publishes_the_agreed_lists() {
         .query_row("SELECT COUNT(*) FROM peer_files WHERE body IS NOT NULL", [], |r| r.get(0))
         .unwrap();
     assert_eq!(held, 6, "two peers, three files each");
+}
+
+/// Key consistency for type I: the pingers' `pgp-all.asc` (OpenPGP keyrings made by real
+/// GnuPG). A remailer with an RSA and a DSA key at every pinger agrees; a pinger that hands
+/// out another key for it is named; a keyring that is no keyring is refused and the rest go on.
+#[test]
+fn openpgp_keys_that_differ_between_pingers_are_flagged_with_who_holds_what() {
+    use crate::support::gpg::{GpgHome, KeyShape};
+    let dir = tempfile::tempdir().unwrap();
+    let same = "0123456789abcdef0123456789abcdef";
+    for name in ["echolot", "close", "other", "broken"] {
+        pinger(dir.path(), name, |t| t, same);
+    }
+    let gpg = GpgHome::new();
+    let rsa = gpg.generate(KeyShape::Rsa1024, "pgp", "pgp@two.example", "S3 S2");
+    let dsa = gpg.generate(KeyShape::DsaElg2048, "pgp", "pgp@two.example", "S3 S2");
+    let intruder = GpgHome::new().generate(KeyShape::Rsa1024, "pgp", "pgp@two.example", "S3 S2");
+    let both = format!("{rsa}\n{dsa}");
+    std::fs::write(dir.path().join("echolot/pgp-all.asc"), &both).unwrap();
+    std::fs::write(dir.path().join("close/pgp-all.asc"), format!("{dsa}\n{rsa}")).unwrap();
+    std::fs::write(dir.path().join("other/pgp-all.asc"), format!("{intruder}\n{dsa}")).unwrap();
+    std::fs::write(dir.path().join("broken/pgp-all.asc"), "<html>404</html>\n").unwrap();
+    let generated = GENERATED + 600;
+    let out = dir.path().join("out");
+    let names = ["echolot", "close", "other", "broken"];
+    let (code, stdout, stderr) = consensus(dir.path(), &names, generated, &out);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stderr.contains("broken: pgp-all.asc refused: no readable OpenPGP key"), "{stderr}");
+    assert!(stdout.contains("KEY DISAGREEMENT pgp@two.example (OpenPGP keys):"), "{stdout}");
+    let held: Vec<&str> = stdout.lines().filter(|l| l.contains(" held by ")).collect();
+    assert_eq!(held.len(), 2, "{stdout}");
+    assert!(held[0].ends_with("held by close, echolot"), "{stdout}");
+    assert!(held[0].contains(" + "), "both keys, as a set: {stdout}");
+    assert!(held[1].ends_with("held by other"), "{stdout}");
+    // Without the intruder, the pingers agree whatever the order of their keyrings.
+    let (_, agreed, _) = consensus(dir.path(), &["echolot", "close"], generated, &out);
+    assert!(!agreed.contains("KEY DISAGREEMENT"), "{agreed}");
 }
