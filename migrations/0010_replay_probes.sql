@@ -56,11 +56,12 @@ CREATE INDEX mails_by_ping ON mails (ping_id);
 CREATE INDEX mails_by_kind ON mails (kind, processed_at);
 CREATE INDEX mails_with_raw ON mails (processed_at) WHERE raw IS NOT NULL;
 
--- Peers' files gain pgp-all.asc (their OpenPGP keyring, for key consistency).
+-- Peers' files gain pgp-all.asc (their OpenPGP keyring, for key consistency) and the
+-- community index allpingers.txt the peers may be read from (peer 'allpingers').
 CREATE TABLE peer_files_v10 (
     peer           TEXT    NOT NULL,
     file           TEXT    NOT NULL CHECK (file IN ('mlist2.txt', 'rlist2.txt', 'pubring.mix',
-                                                    'pgp-all.asc')),
+                                                    'pgp-all.asc', 'allpingers.txt')),
     body           TEXT,
     fetched_at     INTEGER,
     etag           TEXT,

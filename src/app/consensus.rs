@@ -14,8 +14,12 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::context::{Pinger, blocking};
+use crate::config::AllpingersSource;
 use crate::ingest::peer_fetch::{Fetched, Validators, fetch};
-use crate::ingest::peer_list::{parse_list_v2, pgp_key_ids, pubring_key_ids};
+use crate::ingest::peer_list::{
+    MAX_LIST_BYTES, parse_allpingers, parse_list_v2, pgp_key_ids, pubring_key_ids,
+};
+use crate::model::peer::PeerSource;
 use crate::publish::consensus::render;
 use crate::publish::html::{PeerFetch, Site, render_consensus};
 use crate::publish::snapshot::{ConsensusStatus, PeerStatus, Published};
@@ -24,8 +28,10 @@ use crate::stats::consensus::{
 };
 use crate::store::{Store, StoreError};
 
-/// The files read from every pinger.
-pub const FILES: [&str; 4] = ["mlist2.txt", "rlist2.txt", "pubring.mix", "pgp-all.asc"];
+pub use crate::model::peer::PEER_FILES as FILES;
+/// The store's name for the community index the peers may be read from.
+const ALLPINGERS_PEER: &str = "allpingers";
+const ALLPINGERS_FILE: &str = "allpingers.txt";
 /// The report of the last round under `consensus/`, served at `/api/v1/consensus`.
 pub const JSON: &str = "consensus.json";
 /// The name our own lists go by in the consensus.
@@ -83,13 +89,97 @@ pub fn due_again(failures: i64, attempted_at: i64, interval: i64, now: i64) -> b
     now - attempted_at >= wait - interval / 2
 }
 
+/// Fetches the community index when it is read from a URL (conditional GET, bounded); the
+/// last good copy stays when it cannot be had.
+async fn refresh_allpingers(pinger: &Arc<Pinger>) -> Result<()> {
+    let Some(AllpingersSource::Url(url)) = pinger.config.consensus.allpingers.clone() else {
+        return Ok(());
+    };
+    let p = pinger.clone();
+    let held = blocking(move || p.store().peer_file(ALLPINGERS_PEER, ALLPINGERS_FILE)).await??;
+    let validators = held
+        .as_ref()
+        .filter(|h| h.body.is_some())
+        .map(|h| Validators { etag: h.etag.clone(), last_modified: h.last_modified.clone() })
+        .unwrap_or_default();
+    let outcome = fetch(&url, &validators).await;
+    let (p, now) = (pinger.clone(), pinger.now());
+    blocking(move || match outcome {
+        Ok(Fetched::Body { text, etag, last_modified }) => p.store().peer_file_fetched(
+            ALLPINGERS_PEER,
+            ALLPINGERS_FILE,
+            Some(&text),
+            etag.as_deref(),
+            last_modified.as_deref(),
+            now,
+        ),
+        Ok(Fetched::NotModified) => {
+            p.store().peer_file_fetched(ALLPINGERS_PEER, ALLPINGERS_FILE, None, None, None, now)
+        }
+        Err(e) => {
+            warn!(%url, "consensus: allpingers.txt: {e}");
+            p.store().peer_file_failed(ALLPINGERS_PEER, ALLPINGERS_FILE, &e.to_string(), now)
+        }
+    })
+    .await??;
+    Ok(())
+}
+
+/// Every pinger the consensus reads: the configured base URLs, then each usable section of
+/// the community index (its last good copy), this pinger's own section left out, a pinger
+/// already named left out. Unusable sections are logged.
+pub fn peer_sources(pinger: &Pinger) -> Result<Vec<PeerSource>> {
+    let config = &pinger.config.consensus;
+    let mut sources: Vec<PeerSource> =
+        config.peers.iter().map(|p| PeerSource::at_base(&p.0)).collect();
+    let text = match &config.allpingers {
+        None => None,
+        Some(AllpingersSource::Url(_)) => {
+            pinger.store().peer_file(ALLPINGERS_PEER, ALLPINGERS_FILE)?.and_then(|f| f.body)
+        }
+        Some(AllpingersSource::File(path)) => match read_index(path) {
+            Ok(text) => Some(text),
+            Err(e) => {
+                warn!("consensus: {e:#}");
+                None
+            }
+        },
+    };
+    if let Some(text) = text {
+        let ours = crate::publish::allpingers_section(&pinger.config.pinger.name);
+        let (entries, problems) = parse_allpingers(&text, &[ours.as_str()]);
+        for problem in problems {
+            warn!("consensus: allpingers.txt: {problem}");
+        }
+        for entry in entries {
+            if !sources.iter().any(|s| s.id == entry.source.id) {
+                sources.push(entry.source);
+            }
+        }
+    }
+    Ok(sources)
+}
+
+/// A local allpingers.txt, at most [`MAX_LIST_BYTES`].
+fn read_index(path: &std::path::Path) -> Result<String> {
+    let size = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    anyhow::ensure!(
+        size.len() <= MAX_LIST_BYTES as u64,
+        "{}: more than {MAX_LIST_BYTES} bytes",
+        path.display()
+    );
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 /// Fetches every peer's files once (those backing off excepted) and records what came.
-pub async fn fetch_peers(pinger: &Arc<Pinger>) -> Result<(usize, usize)> {
+pub async fn fetch_peers(pinger: &Arc<Pinger>, sources: &[PeerSource]) -> Result<(usize, usize)> {
     let (mut fetched, mut failed) = (0, 0);
     let interval = pinger.config.consensus.interval_secs.as_i64();
-    for peer in &pinger.config.consensus.peers {
-        for file in FILES {
-            let (p, peer_name) = (pinger.clone(), peer.0.clone());
+    for peer in sources {
+        for (file, url) in &peer.files {
+            let file: &'static str = file;
+            let (p, peer_name) = (pinger.clone(), peer.id.clone());
             let held = blocking(move || p.store().peer_file(&peer_name, file)).await??;
             if let Some(h) = &held
                 && !due_again(h.failures, h.attempted_at, interval, pinger.now())
@@ -104,8 +194,7 @@ pub async fn fetch_peers(pinger: &Arc<Pinger>) -> Result<(usize, usize)> {
                     last_modified: h.last_modified.clone(),
                 })
                 .unwrap_or_default();
-            let url = format!("{}/{file}", peer.0);
-            let outcome = match fetch(&url, &validators).await {
+            let outcome = match fetch(url, &validators).await {
                 Ok(Fetched::Body { text, etag, last_modified }) => {
                     // A list that cannot be read is refused now, with its line, and the last
                     // good copy stays.
@@ -124,7 +213,7 @@ pub async fn fetch_peers(pinger: &Arc<Pinger>) -> Result<(usize, usize)> {
                 Ok(Fetched::NotModified) => Ok(None),
                 Err(e) => Err(e.to_string()),
             };
-            let (p, peer_name, now) = (pinger.clone(), peer.0.clone(), pinger.now());
+            let (p, peer_name, now) = (pinger.clone(), peer.id.clone(), pinger.now());
             match outcome {
                 Ok(copy) => {
                     fetched += 1;
@@ -139,7 +228,7 @@ pub async fn fetch_peers(pinger: &Arc<Pinger>) -> Result<(usize, usize)> {
                 }
                 Err(error) => {
                     failed += 1;
-                    warn!(peer = %peer.0, file, "consensus: {error}");
+                    warn!(peer = %peer.id, file, "consensus: {error}");
                     blocking(move || p.store().peer_file_failed(&peer_name, file, &error, now))
                         .await??;
                 }
@@ -151,7 +240,8 @@ pub async fn fetch_peers(pinger: &Arc<Pinger>) -> Result<(usize, usize)> {
 
 /// The consensus of the held copies and our own published lists as of `now`, written to
 /// `consensus/` when agreed (and removed when not).
-pub fn compute_and_publish(pinger: &Pinger, now: i64) -> Result<Round> {
+pub fn compute_and_publish(pinger: &Pinger, sources: &[PeerSource], now: i64) -> Result<Round> {
+    let known = |peer: &str| sources.iter().any(|s| s.id == peer);
     let config = &pinger.config;
     let held = pinger.store().peer_files()?;
     let results = config.results_dir();
@@ -184,14 +274,14 @@ pub fn compute_and_publish(pinger: &Pinger, now: i64) -> Result<Round> {
     }
     for f in &held {
         // Only peers still configured count (a removed peer's copies stay in the store).
-        if config.consensus.peers.iter().any(|p| p.0 == f.peer)
+        if known(&f.peer)
             && let Some(body) = &f.body
         {
             add(&f.peer, &f.file, body);
         }
     }
     let quorum = match config.consensus.quorum.0 {
-        0 => majority(config.consensus.peers.len() + 1),
+        0 => majority(sources.len() + 1),
         q => q as usize,
     };
     let mix = consensus(&mix, quorum, now);
@@ -205,7 +295,7 @@ pub fn compute_and_publish(pinger: &Pinger, now: i64) -> Result<Round> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let fetches: Vec<PeerFetch> = held
         .iter()
-        .filter(|f| config.consensus.peers.iter().any(|p| p.0 == f.peer))
+        .filter(|f| known(&f.peer))
         .map(|f| PeerFetch {
             peer: f.peer.clone(),
             file: f.file.clone(),
@@ -229,7 +319,7 @@ pub fn compute_and_publish(pinger: &Pinger, now: i64) -> Result<Round> {
     // The whole picture, agreed or not, for /api/v1/consensus.
     let peers: Vec<serde_json::Value> = held
         .iter()
-        .filter(|f| config.consensus.peers.iter().any(|p| p.0 == f.peer))
+        .filter(|f| known(&f.peer))
         .map(|f| {
             serde_json::json!({
                 "peer": f.peer, "file": f.file, "fetched_at": f.fetched_at,
@@ -266,16 +356,14 @@ pub fn compute_and_publish(pinger: &Pinger, now: i64) -> Result<Round> {
             },
         }
     }
-    let peers = config
-        .consensus
-        .peers
+    let peers = sources
         .iter()
         .map(|peer| {
             let files: Vec<&crate::store::PeerFile> =
-                held.iter().filter(|f| f.peer == peer.0).collect();
+                held.iter().filter(|f| f.peer == peer.id).collect();
             let list = files.iter().find(|f| f.file == "mlist2.txt");
             PeerStatus {
-                peer: peer.0.clone(),
+                peer: peer.id.clone(),
                 up: list.is_some_and(|f| f.error.is_none() && f.fetched_at.is_some()),
                 generated: list
                     .and_then(|f| f.body.as_deref())
@@ -311,6 +399,15 @@ pub fn compute_and_publish(pinger: &Pinger, now: i64) -> Result<Round> {
     })
 }
 
+/// One round's fetching: the index (when it comes from a URL), then every peer's files.
+pub async fn fetch_round(pinger: &Arc<Pinger>) -> Result<(Vec<PeerSource>, usize, usize)> {
+    refresh_allpingers(pinger).await?;
+    let p = pinger.clone();
+    let sources = blocking(move || peer_sources(&p)).await??;
+    let (fetched, failed) = fetch_peers(pinger, &sources).await?;
+    Ok((sources, fetched, failed))
+}
+
 /// The daemon's task: a round shortly after the start and then every interval, with the
 /// latest configuration (a reload can add or remove peers), until `shutdown`.
 pub async fn run<S: Clone>(
@@ -326,7 +423,8 @@ pub async fn run<S: Clone>(
         }
         let pinger = setup.borrow().0.clone();
         wait = Duration::from_secs(pinger.config.consensus.interval_secs.0);
-        if pinger.config.consensus.peers.is_empty() {
+        let configured = &pinger.config.consensus;
+        if configured.peers.is_empty() && configured.allpingers.is_none() {
             wait = wait.min(Duration::from_secs(60));
             // Without peers there is nothing to disagree with (the consensus may have been
             // switched off by a reload).
@@ -346,17 +444,17 @@ pub async fn run<S: Clone>(
         }
         let fetched = tokio::select! {
             _ = shutdown.changed() => return,
-            f = fetch_peers(&pinger) => f,
+            f = fetch_round(&pinger) => f,
         };
-        let (fetched, failed) = match fetched {
-            Ok(counts) => counts,
+        let (sources, fetched, failed) = match fetched {
+            Ok(round) => round,
             Err(e) => {
                 warn!("consensus: {e:#}");
                 continue;
             }
         };
         let p = pinger.clone();
-        match blocking(move || compute_and_publish(&p, p.now())).await {
+        match blocking(move || compute_and_publish(&p, &sources, p.now())).await {
             Ok(Ok(round)) => {
                 info!(
                     fetched,

@@ -332,6 +332,11 @@ pub struct ConsensusConfig {
     /// Empty: no consensus is computed.
     #[serde(default)]
     pub peers: Vec<PeerUrl>,
+    /// The community index of pingers (`allpingers.txt`, as `fathometer allpingers` writes
+    /// its stanzas), an http(s) URL fetched every interval or a local file: every usable
+    /// section is a peer besides `peers`, this pinger's own section (by its name) excepted.
+    #[serde(default)]
+    pub allpingers: Option<AllpingersSource>,
     /// Seconds between two fetches of every peer (default an hour).
     #[serde(default = "default_consensus_interval")]
     pub interval_secs: Secs<DAY>,
@@ -345,6 +350,7 @@ impl Default for ConsensusConfig {
     fn default() -> Self {
         ConsensusConfig {
             peers: Vec::new(),
+            allpingers: None,
             interval_secs: default_consensus_interval(),
             quorum: no_quorum(),
         }
@@ -420,6 +426,29 @@ impl TryFrom<String> for PeerUrl {
             return Err(format!("{url:?} is not an http:// or https:// base URL"));
         }
         Ok(PeerUrl(url.trim_end_matches('/').to_owned()))
+    }
+}
+
+/// Where the community index of pingers is read from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum AllpingersSource {
+    Url(String),
+    File(PathBuf),
+}
+
+impl TryFrom<String> for AllpingersSource {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s.starts_with("http://") || s.starts_with("https://") {
+            let url = PeerUrl::try_from(s.clone())
+                .map_err(|_| format!("{s:?} is not an http:// or https:// URL"))?;
+            return Ok(AllpingersSource::Url(url.0));
+        }
+        if s.contains("://") || s.trim().is_empty() {
+            return Err(format!("{s:?} is neither an http(s) URL nor a file"));
+        }
+        Ok(AllpingersSource::File(PathBuf::from(s)))
     }
 }
 
@@ -703,8 +732,9 @@ impl Config {
             key: Some(format!("{table}.{key}")),
             message,
         };
+        // With an allpingers index the number of pingers is only known when it is read.
         let pingers = self.consensus.peers.len() as u64 + 1;
-        if u64::from(self.consensus.quorum.0) > pingers {
+        if self.consensus.allpingers.is_none() && u64::from(self.consensus.quorum.0) > pingers {
             return Err(error(
                 "consensus",
                 "quorum",
@@ -781,6 +811,9 @@ impl Config {
             }
         };
         fix(&mut self.pinger.state_dir);
+        if let Some(AllpingersSource::File(p)) = self.consensus.allpingers.as_mut() {
+            fix(p);
+        }
         if let Some(p) = self.mailbox.maildir.as_mut() {
             fix(p);
         }
@@ -991,6 +1024,33 @@ mod tests {
         let c = Config::load(&path).unwrap();
         assert_eq!(c.pinger.state_dir, dir.path().join("st"));
         assert_eq!(c.database_path(), dir.path().join("st/fathometer.sqlite"));
+    }
+
+    #[test]
+    fn the_allpingers_index_is_a_url_or_a_file_beside_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.toml");
+        let load = |value: &str| {
+            std::fs::write(
+                &path,
+                format!("{MINIMAL}[consensus]\nallpingers = \"{value}\"\nquorum = 5\n"),
+            )
+            .unwrap();
+            Config::load(&path)
+        };
+        let url = load("https://noreply.example/allpingers.txt").unwrap();
+        assert_eq!(
+            url.consensus.allpingers,
+            Some(AllpingersSource::Url("https://noreply.example/allpingers.txt".into()))
+        );
+        // A quorum larger than the named peers is fine: the index has more.
+        let file = load("index/allpingers.txt").unwrap();
+        assert_eq!(
+            file.consensus.allpingers,
+            Some(AllpingersSource::File(dir.path().join("index/allpingers.txt")))
+        );
+        let bad = load("ftp://noreply.example/allpingers.txt").unwrap_err().to_string();
+        assert!(bad.contains("consensus.allpingers"), "{bad}");
     }
 
     #[test]

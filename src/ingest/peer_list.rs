@@ -5,7 +5,7 @@
 //! latency, reliability history, reliability); a row that does not fit is an error with its
 //! line, not a guess.
 
-use crate::model::peer::{PeerList, PeerRow};
+use crate::model::peer::{PeerList, PeerRow, PeerSource};
 
 /// The largest list read (a real one is a few kilobytes).
 pub const MAX_LIST_BYTES: usize = 1 << 20;
@@ -200,6 +200,102 @@ pub fn pgp_key_ids(text: &str, now: i64) -> Result<Vec<(String, String)>, String
         .collect())
 }
 
+/// At most this many pingers are read from an `allpingers.txt` (the community index lists a
+/// dozen or so).
+pub const MAX_ALLPINGERS: usize = 100;
+
+/// One usable section of an `allpingers.txt`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllpingersEntry {
+    /// The section name, as written.
+    pub name: String,
+    pub source: PeerSource,
+}
+
+/// The pingers of an `allpingers.txt` (the community index, `mixmaster.md` §3.6), read as the
+/// Mixmaster client reads it: `[name]` sections, `key = value` lines, section and key names
+/// case-insensitive, the first matching line of a section wins; a section is usable only
+/// with all of `mlist`, `rlist`, `mixring` and `pgpring`, each an `http` URL. The v2 lists
+/// the consensus reads come from `mlist2`/`rlist2` when given, else beside `mlist`/`rlist`
+/// (`mlist2.txt` in the directory of `mlist.txt`). A section named like one of `skip` (our
+/// own stanza) is left out; so is a second section for the same base. Unusable sections are
+/// reported, not fatal.
+pub fn parse_allpingers(text: &str, skip: &[&str]) -> (Vec<AllpingersEntry>, Vec<String>) {
+    let mut sections: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    for line in text.lines().take(100_000) {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            sections.push((name.trim().to_owned(), Vec::new()));
+            continue;
+        }
+        let (Some((_, keys)), Some((key, value))) = (sections.last_mut(), line.split_once('='))
+        else {
+            continue;
+        };
+        let key = key.trim().to_ascii_lowercase();
+        if !keys.iter().any(|(k, _)| *k == key) {
+            keys.push((key, value.trim().to_owned()));
+        }
+    }
+    let mut entries: Vec<AllpingersEntry> = Vec::new();
+    let mut problems = Vec::new();
+    for (name, keys) in sections {
+        if entries.len() >= MAX_ALLPINGERS {
+            problems.push(format!("more than {MAX_ALLPINGERS} pingers: the rest left out"));
+            break;
+        }
+        let shown: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
+        if skip.iter().any(|s| s.eq_ignore_ascii_case(&name)) {
+            continue;
+        }
+        match allpingers_source(&keys) {
+            Ok(source) if entries.iter().any(|e| e.source.id == source.id) => {
+                problems.push(format!("[{shown}]: {} is listed twice", source.id));
+            }
+            Ok(source) => entries.push(AllpingersEntry { name: shown, source }),
+            Err(e) => problems.push(format!("[{shown}]: {e}")),
+        }
+    }
+    (entries, problems)
+}
+
+fn allpingers_source(keys: &[(String, String)]) -> Result<PeerSource, String> {
+    let get = |k: &str| keys.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    let url = |k: &str| -> Result<&str, String> {
+        let v = get(k).ok_or_else(|| format!("no `{k}` (a client cannot use it)"))?;
+        let ok = (v.starts_with("http://") || v.starts_with("https://"))
+            && v.len() <= 1000
+            && v.is_ascii()
+            && !v.contains(char::is_whitespace);
+        if ok { Ok(v) } else { Err(format!("`{k}` is not an http URL")) }
+    };
+    let (mlist, rlist) = (url("mlist")?, url("rlist")?);
+    let (mixring, pgpring) = (url("mixring")?, url("pgpring")?);
+    // The v2 lists beside the v1 ones unless named.
+    let beside = |v1: &str, name: &str| match v1.rsplit_once('/') {
+        Some((dir, _)) => format!("{dir}/{name}"),
+        None => name.to_owned(),
+    };
+    let mlist2 = url("mlist2").map(str::to_owned).unwrap_or_else(|_| beside(mlist, "mlist2.txt"));
+    let rlist2 = url("rlist2").map(str::to_owned).unwrap_or_else(|_| beside(rlist, "rlist2.txt"));
+    let base = match url("base") {
+        Ok(b) => b.trim_end_matches('/').to_owned(),
+        Err(_) => mlist.rsplit_once('/').map_or(mlist, |(dir, _)| dir).to_owned(),
+    };
+    Ok(PeerSource {
+        id: base,
+        files: vec![
+            ("mlist2.txt", mlist2),
+            ("rlist2.txt", rlist2),
+            ("pubring.mix", mixring.to_owned()),
+            ("pgp-all.asc", pgpring.to_owned()),
+        ],
+    })
+}
+
 /// `(a b)` with `*` as a wildcard.
 fn chain(line: &str) -> Option<(String, String)> {
     let inner = line.strip_prefix('(')?.strip_suffix(')')?;
@@ -223,6 +319,63 @@ mod tests {
     fn vector(path: &str) -> String {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
         std::fs::read_to_string(dir.join(path)).unwrap()
+    }
+
+    #[test]
+    fn allpingers_sections_read_as_the_client_reads_them() {
+        let ours =
+            crate::publish::allpingers_stanza("fathometer test", "https://me.example/s/").unwrap();
+        let text = format!(
+            "# the community index\n\
+             [Noreply]\nBASE = http://noreply.example/echolot/\n\
+             mlist = http://noreply.example/echolot/mlist.txt\n\
+             mlist = http://ignored.example/mlist.txt\n\
+             rlist=http://noreply.example/echolot/rlist.txt\n\
+             mixring = http://noreply.example/echolot/pubring.mix\n\
+             pgpring = http://noreply.example/echolot/pgp-all.asc\n\
+             [nobase]\nmlist = https://x.example/a/mlist.txt\nrlist = https://x.example/a/rlist.txt\n\
+             mixring = https://x.example/keys/pubring.mix\npgpring = https://x.example/keys/pgp.asc\n\
+             rlist2 = https://x.example/v2/rlist2.txt\n\
+             [halfway]\nmlist = http://h.example/mlist.txt\nrlist = http://h.example/rlist.txt\n\
+             [ftp]\nmlist = ftp://f.example/mlist.txt\nrlist = http://f.example/rlist.txt\n\
+             mixring = http://f.example/pubring.mix\npgpring = http://f.example/pgp-all.asc\n\
+             [again]\nbase = http://noreply.example/echolot\nmlist = http://noreply.example/m\n\
+             rlist = http://noreply.example/r\nmixring = http://noreply.example/p\n\
+             pgpring = http://noreply.example/g\n\
+             {ours}"
+        );
+        let (entries, problems) = parse_allpingers(&text, &["fathometer-test"]);
+        let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["Noreply", "nobase"], "{problems:?}");
+        let noreply = &entries[0].source;
+        assert_eq!(noreply.id, "http://noreply.example/echolot");
+        assert_eq!(noreply.url("mlist2.txt"), Some("http://noreply.example/echolot/mlist2.txt"));
+        assert_eq!(noreply.url("pgp-all.asc"), Some("http://noreply.example/echolot/pgp-all.asc"));
+        let nobase = &entries[1].source;
+        assert_eq!(nobase.id, "https://x.example/a");
+        assert_eq!(nobase.url("rlist2.txt"), Some("https://x.example/v2/rlist2.txt"));
+        assert_eq!(nobase.url("pubring.mix"), Some("https://x.example/keys/pubring.mix"));
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].contains("[halfway]: no `mixring`"), "{problems:?}");
+        assert!(problems[1].contains("[ftp]: `mlist` is not an http URL"), "{problems:?}");
+        assert!(problems[2].contains("listed twice"), "{problems:?}");
+        // Our own stanza, not skipped, reads back to where we serve our files.
+        let (mine, _) = parse_allpingers(&ours, &[]);
+        assert_eq!(mine[0].source, PeerSource::at_base("https://me.example/s"));
+    }
+
+    proptest::proptest! {
+        /// Whatever the bytes, reading an allpingers.txt never panics and never yields a
+        /// URL that is not http(s).
+        #[test]
+        fn hostile_allpingers_never_panic(text in ".{0,2000}") {
+            let (entries, _) = parse_allpingers(&text, &[]);
+            for e in entries {
+                for (_, url) in &e.source.files {
+                    proptest::prop_assert!(url.starts_with("http://") || url.starts_with("https://"));
+                }
+            }
+        }
     }
 
     #[test]

@@ -42,3 +42,30 @@ impl PeerList {
         self.caps_lines.iter().find(|(n, _)| n == nick).map(|(_, c)| c.as_str())
     }
 }
+
+/// Where the consensus reads one pinger: the name it goes by (its base URL) and the URL of
+/// each file read from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerSource {
+    /// The base URL, without a trailing slash: the key of its files in the store.
+    pub id: String,
+    /// (file, URL) for `mlist2.txt`, `rlist2.txt`, `pubring.mix` and `pgp-all.asc`.
+    pub files: Vec<(&'static str, String)>,
+}
+
+impl PeerSource {
+    /// A pinger serving the four files under `base`.
+    pub fn at_base(base: &str) -> PeerSource {
+        let id = base.trim_end_matches('/').to_owned();
+        let files = PEER_FILES.iter().map(|&f| (f, format!("{id}/{f}"))).collect();
+        PeerSource { id, files }
+    }
+
+    /// The URL of `file`.
+    pub fn url(&self, file: &str) -> Option<&str> {
+        self.files.iter().find(|(f, _)| *f == file).map(|(_, u)| u.as_str())
+    }
+}
+
+/// The files read from every pinger.
+pub const PEER_FILES: [&str; 4] = ["mlist2.txt", "rlist2.txt", "pubring.mix", "pgp-all.asc"];

@@ -319,6 +319,14 @@ fn is_thesaurus_reply(name: &str) -> bool {
 /// Mixmaster client needs `mlist`, `rlist`, `mixring` and `pgpring` (and replaces its files
 /// with whatever those URLs return), so the stanza names only files this pinger always
 /// publishes, the keyrings included.
+/// The section name this pinger's stanza goes by in `allpingers.txt`: its name with
+/// everything but letters, digits, `-`, `_` and `.` made `-`.
+pub fn allpingers_section(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '-' })
+        .collect()
+}
+
 pub fn allpingers_stanza(name: &str, base_url: &str) -> anyhow::Result<String> {
     let base_url = base_url.trim();
     anyhow::ensure!(
@@ -329,10 +337,7 @@ pub fn allpingers_stanza(name: &str, base_url: &str) -> anyhow::Result<String> {
         !base_url.chars().any(|c| c.is_whitespace() || c.is_control()),
         "--base-url must not contain spaces"
     );
-    let section: String = name
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '-' })
-        .collect();
+    let section = allpingers_section(name);
     let base = if base_url.ends_with('/') { base_url.to_owned() } else { format!("{base_url}/") };
     let mut out = format!("[{section}]\n");
     for (key, file) in [

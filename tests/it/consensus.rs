@@ -316,3 +316,320 @@ fn openpgp_keys_that_differ_between_pingers_are_flagged_with_who_holds_what() {
     let (_, agreed, _) = consensus(dir.path(), &["echolot", "close"], generated, &out);
     assert!(!agreed.contains("KEY DISAGREEMENT"), "{agreed}");
 }
+
+/// The remailers of Echolot's example lists: nick, address, capability line, and the vector
+/// Mix key each stands in with.
+const NETWORK: [(&str, &str, &str, &str); 3] = [
+    ("fast", "fast@one.example", "mix middle klen1000", "testmix1"),
+    ("gone", "gone@three.example", "cpunk mix", "testmix2"),
+    ("lossy", "lossy@two.example", "mix", "testmix3"),
+];
+
+/// A vector remailer's `pubring.mix` entry under another nick and address.
+fn mix_entry(testmix: &str, nick: &str, address: &str) -> String {
+    let path =
+        format!("{}/tests/vectors/mixmaster/keys/{testmix}.key.txt", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(path).unwrap().replacen(
+        &format!("{testmix} {testmix}@localhost"),
+        &format!("{nick} {address}"),
+        1,
+    )
+}
+
+/// One real fathometer daemon of the test network, with its own history, its HTTP port and
+/// the file its clock offset is read from.
+struct Pinger {
+    dir: tempfile::TempDir,
+    port: u16,
+    offset: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl Pinger {
+    /// A daemon `name` whose store holds, per remailer of [`NETWORK`], `(sent, returned)`
+    /// type II pings over the last two days (returns after `latency` seconds), and the
+    /// remailers' keys (fast's from `fast_key`). `consensus` is its `[consensus]` table.
+    fn start(
+        name: &str,
+        history: [(u32, u32); 3],
+        latency: i64,
+        fast_key: &str,
+        consensus: &str,
+    ) -> Pinger {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let offset = dir.path().join("clock-offset");
+        std::fs::write(&offset, "0").unwrap();
+        let config = dir.path().join("fathometer.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[pinger]\naddress = \"{name}@localhost\"\nname = \"{name}\"\nstate_dir = \"state\"\n\
+                 [mailbox]\nmaildir = \"state/Maildir\"\n[smtp]\nhost = \"127.0.0.1\"\nport = 9\n\
+                 [http]\nlisten = \"127.0.0.1:{port}\"\n\
+                 [schedule]\nping_types = [\"cpunk-clear\"]\nchain_pings = false\n\
+                 [discovery]\nrequests = false\nauto_add_min = 0\n[replay_probe]\nenabled = false\n\
+                 [stats]\nbuild_interval_secs = 1\n{consensus}"
+            ),
+        )
+        .unwrap();
+        let ring = dir.path().join("pubring.mix");
+        let entries: Vec<String> = NETWORK
+            .iter()
+            .map(|(nick, address, _, key)| {
+                mix_entry(if *nick == "fast" { fast_key } else { key }, nick, address)
+            })
+            .collect();
+        std::fs::write(&ring, entries.concat()).unwrap();
+        crate::support::run_ok(
+            crate::support::fathometer(&config).arg("import-keys").arg("--add").arg(&ring),
+        );
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+                as i64;
+        let db = crate::support::state_db(dir.path());
+        for ((nick, address, caps, _), (sent, returned)) in NETWORK.iter().zip(history) {
+            let caps = format!("$remailer{{\"{nick}\"}} = \"<{address}> {caps}\";");
+            db.execute(
+                "UPDATE remailers SET nick = ?2, caps = ?3 WHERE address = ?1",
+                rusqlite::params![address, nick, caps],
+            )
+            .unwrap();
+            let (remailer, key): (i64, i64) = db
+                .query_row(
+                    "SELECT r.id, k.id FROM remailers r JOIN keys k ON k.remailer_id = r.id
+                     WHERE r.address = ?1 AND k.ping_type = 'mix'",
+                    [address],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            for i in 0..sent {
+                let at = now - 2 * 86_400 + i64::from(i) * 1200;
+                let back = i < returned;
+                db.execute(
+                    "INSERT INTO pings (remailer1_id, type1, key1_id, slot_time, sent_at,
+                                        returned_at, outcome, created_at)
+                     VALUES (?1, 'mix', ?2, ?3, ?3, ?4, ?5, ?3)",
+                    rusqlite::params![
+                        remailer,
+                        key,
+                        at,
+                        back.then_some(at + latency),
+                        if back { "returned" } else { "sent" }
+                    ],
+                )
+                .unwrap();
+            }
+        }
+        drop(db);
+        let child = crate::support::fathometer(&config)
+            .env("FATHOMETER_TEST_CLOCK_OFFSET_FILE", &offset)
+            .arg("run")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        Pinger { dir, port, offset, child: Some(child) }
+    }
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Its published v2 list (its HTTP server), once it has one with rows.
+    fn mlist2(&self) -> fathometer::model::peer::PeerList {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let up = std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok();
+            let r = up.then(|| crate::support::http::get(self.port, "/mlist2.txt", ""));
+            if let Some(r) = r
+                && r.status == 200
+                && let Ok(list) = fathometer::ingest::peer_list::parse_list_v2(&r.text())
+                && list.rows.len() == 3
+            {
+                return list;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} never listed its remailers",
+                self.base()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+
+    fn consensus(&self) -> serde_json::Value {
+        let r = crate::support::http::get(self.port, "/api/v1/consensus", "");
+        serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Waits until its consensus report satisfies `ok`; the report last seen.
+    fn wait_for(&self, what: &str, ok: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let report = self.consensus();
+            if ok(&report) {
+                return report;
+            }
+            assert!(std::time::Instant::now() < deadline, "never {what}: {report:#}");
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+    }
+
+    fn stop(&mut self) -> String {
+        match self.child.take() {
+            Some(mut child) => {
+                crate::support::stop_with_log(&mut child, std::time::Duration::from_secs(10)).1
+            }
+            None => String::new(),
+        }
+    }
+}
+
+impl Drop for Pinger {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A pinger network end to end over loopback HTTP: three real fathometer daemons with
+/// different histories for the same remailers, plus a web server serving Echolot's own lists,
+/// found through an `allpingers.txt`. The agreed lists carry the medians and a Mixmaster
+/// client reads them; the daemon whose key for one remailer differs is named; a pinger that
+/// goes away drops out once its snapshot ages, and below the quorum nothing is published as
+/// agreed.
+#[test]
+fn a_network_of_three_daemons_and_echolot_agrees_and_a_minority_publishes_nothing() {
+    let b = Pinger::start("pinger-b", [(100, 100), (100, 60), (100, 70)], 540, "testmix1", "");
+    let c = Pinger::start("pinger-c", [(100, 90), (100, 70), (100, 40)], 780, "testmix4", "");
+    let mut c = c;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+        as i64;
+    let web_dir = tempfile::tempdir().unwrap();
+    let echolot_at = |t: i64| {
+        let dated = |text: String| {
+            text.replace(
+                "Generated: Tue 14 Nov 2023 22:13:20 GMT",
+                &format!("Generated: {}", fathometer::publish::lists::list_date(t)),
+            )
+        };
+        let to = web_dir.path().join("echolot");
+        std::fs::create_dir_all(&to).unwrap();
+        for file in ["mlist2.txt", "rlist2.txt", "mlist.txt", "rlist.txt"] {
+            let text = std::fs::read_to_string(vectors("example/results").join(file)).unwrap();
+            std::fs::write(to.join(file), dated(text)).unwrap();
+        }
+    };
+    echolot_at(now);
+    let web = Served::start(web_dir.path());
+    // The community index: our own stanza (left out), the two other daemons, Echolot.
+    let stanza = |name: &str, base: &str| {
+        fathometer::publish::allpingers_stanza(name, &format!("{base}/")).unwrap()
+    };
+    let a_port_dir = tempfile::tempdir().unwrap();
+    let index = a_port_dir.path().join("allpingers.txt");
+    // A's port is only known once it starts: its stanza is written with a placeholder host
+    // and fixed below before the first round reads it.
+    let consensus = format!(
+        "[consensus]\nallpingers = \"{}\"\ninterval_secs = 2\nquorum = 3\n",
+        index.display()
+    );
+    let a =
+        Pinger::start("pinger-a", [(100, 95), (100, 65), (100, 60)], 600, "testmix1", &consensus);
+    std::fs::write(
+        &index,
+        [
+            stanza("pinger-a", &a.base()),
+            stanza("pinger-b", &b.base()),
+            stanza("pinger-c", &c.base()),
+            stanza("echolot", &format!("http://127.0.0.1:{}/echolot", web.1)),
+        ]
+        .concat(),
+    )
+    .unwrap();
+
+    // Every daemon's own view, as its clients read it.
+    let views: Vec<fathometer::model::peer::PeerList> =
+        [&a, &b, &c].iter().map(|p| p.mlist2()).collect();
+    let report = a.wait_for("agreed by all four", |r| {
+        r["mix"]["agreed"] == true && r["mix"]["fresh"].as_array().is_some_and(|f| f.len() == 4)
+    });
+    let fresh: Vec<&str> =
+        report["mix"]["fresh"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+    assert!(fresh.contains(&b.base().as_str()) && fresh.contains(&c.base().as_str()), "{fresh:?}");
+    assert!(!fresh.contains(&a.base().as_str()), "our own stanza is us, not a peer: {fresh:?}");
+    // C hands out another key for fast: named, with who holds what.
+    let keys = report["key_disagreements"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "{report:#}");
+    assert_eq!(keys[0]["address"], "fast@one.example");
+    assert_eq!(keys[0]["family"], "mix");
+    let holders = keys[0]["holders"].as_array().unwrap();
+    let lone = holders.iter().find(|h| h[1].as_array().unwrap().len() == 1).unwrap();
+    assert_eq!(lone[1][0], c.base().as_str(), "{holders:?}");
+
+    // The agreed mlist.txt as a Mixmaster client reads it: each remailer between the middle
+    // two of the four pingers' figures.
+    let agreed_file = a.dir.path().join("state/results/consensus/mlist.txt");
+    let mlist = std::fs::read_to_string(&agreed_file).unwrap();
+    let rows = client_mlist(&mlist, &["fast", "gone", "lossy"]);
+    let echolot = fathometer::ingest::peer_list::parse_list_v2(
+        &std::fs::read_to_string(web_dir.path().join("echolot/mlist2.txt")).unwrap(),
+    )
+    .unwrap();
+    for nick in ["fast", "gone", "lossy"] {
+        let mut figures: Vec<f64> = views
+            .iter()
+            .chain([&echolot])
+            .map(|l| l.rows.iter().find(|r| r.nick == nick).unwrap().reliability)
+            .collect();
+        figures.sort_by(f64::total_cmp);
+        let shown = f64::from(rows[nick].reliability) / 100.0;
+        assert!(
+            (figures[1] - 0.01..=figures[2] + 0.01).contains(&shown),
+            "{nick}: {shown} is not the median of {figures:?}:\n{mlist}"
+        );
+    }
+    // The daemons do disagree: their own figures differ.
+    let gone: Vec<f64> = views
+        .iter()
+        .map(|l| l.rows.iter().find(|r| r.nick == "gone").unwrap().reliability)
+        .collect();
+    assert!(gone[0] != gone[1] && gone[1] != gone[2], "{gone:?}");
+
+    // C goes away. Nine hours on (A's and B's clocks; Echolot's list re-dated), its last list
+    // is too old: it drops out and the other three still agree.
+    let c_base = c.base();
+    c.stop();
+    for p in [&a, &b] {
+        std::fs::write(&p.offset, "32400").unwrap();
+    }
+    echolot_at(now + 32_400);
+    let report = a.wait_for("C dropped out", |r| {
+        r["mix"]["agreed"] == true
+            && r["mix"]["fresh"].as_array().is_some_and(|f| f.len() == 3)
+            && r["mix"]["stale"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|x| x[0] == c_base.as_str()))
+    });
+    assert!(agreed_file.exists(), "{report:#}");
+
+    // Echolot's list goes stale too: two fresh pingers are below the quorum of three, and
+    // nothing is published as agreed (the agreed files are removed, not left stale).
+    echolot_at(now - 86_400);
+    let report = a.wait_for("below the quorum", |r| r["mix"]["agreed"] == false);
+    assert_eq!(report["mix"]["fresh"].as_array().unwrap().len(), 2, "{report:#}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while agreed_file.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(!agreed_file.exists(), "an agreed list outlived the agreement");
+    let served = crate::support::http::get(a.port, "/consensus/mlist.txt", "");
+    assert_eq!(served.status, 404);
+    let mut a = a;
+    let log = a.stop();
+    assert!(log.contains("consensus computed"), "{log}");
+    drop(b);
+}
