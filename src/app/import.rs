@@ -147,10 +147,11 @@ pub fn parse_remailers(text: &str) -> Result<Vec<RemailerInfo>, CsvError> {
 /// it was pinged with, e.g. `$remailer{"gone"} = "<gone@three.example> cpunk mix";`.
 pub fn synthesize_caps(nick: &str, address: &str, types: &BTreeSet<PingType>) -> String {
     let mut caps = format!("$remailer{{\"{nick}\"}} = \"<{address}>");
-    if types.iter().any(|t| *t != PingType::Mix) {
+    if types.iter().any(|t| t.chain_type() == crate::model::ChainType::Cpunk) {
         caps.push_str(" cpunk");
     }
-    if types.contains(&PingType::Mix) {
+    // A YAMN remailer's conf says `mix` too (`yamn.md` §10).
+    if types.iter().any(|t| matches!(t, PingType::Mix | PingType::Yamn)) {
         caps.push_str(" mix");
     }
     caps.push_str("\";");

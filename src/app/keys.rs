@@ -73,15 +73,16 @@ pub fn import(
             KeyChange::Unchanged => "unchanged",
         };
         lines.push(ImportLine { outcome, text: what });
-        // A Mix entry's header line names the remailer: a nick for `ping`, `list` and lists.
+        // A Mix (or YAMN) entry's header line names the remailer: a nick for `ping`, `list`
+        // and lists.
         let nick = material.split_whitespace().next().filter(|n| crate::model::caps::valid_nick(n));
-        if ping_type == PingType::Mix
+        if matches!(ping_type, PingType::Mix | PingType::Yamn)
             && let Some(nick) = nick
             && store.fill_nick(&address, nick, now)?
         {
             lines.push(ImportLine {
                 outcome: "updated",
-                text: format!("remailer {address}: nick {nick} from its Mix key"),
+                text: format!("remailer {address}: nick {nick} from its {ping_type} key"),
             });
         }
     }

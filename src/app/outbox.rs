@@ -324,7 +324,6 @@ pub async fn ping_now(
     wanted: Option<crate::model::PingType>,
     delivery: Delivery,
 ) -> Result<ManualPing> {
-    use crate::model::{ChainType, PingType};
     let now = pinger.now();
     let (p, names) = (pinger.clone(), names.to_vec());
     let dry_run = matches!(delivery, Delivery::DryRun);
@@ -355,8 +354,7 @@ pub async fn ping_now(
         if dry_run {
             return Ok((None, spec, tag));
         }
-        let family =
-            if spec.hops[0].ping_type == PingType::Mix { ChainType::Mix } else { ChainType::Cpunk };
+        let family = spec.hops[0].ping_type.chain_type();
         let hop2 = key_rows.get(1).map(|&k| (family, k));
         let id = store.record_manual_ping(key_rows[0], hop2, now, &tag, false, None)?;
         Ok((Some(store.outbox_ping(id)?), spec, tag))

@@ -139,6 +139,7 @@ pub fn compute(inputs: &StatsInputs, now: i64, options: &StatsOptions) -> Comput
         let list = match family {
             ChainType::Mix => &report.mix,
             ChainType::Cpunk => &report.cpunk,
+            ChainType::Yamn => &report.yamn,
         };
         list.iter().any(|e| e.address == address && e.listed)
     };
@@ -271,6 +272,12 @@ fn publish_computed(
     let (public, private) = (config.results_dir(), config.private_results_dir());
     let lists = publish::write_lists(&report, &public, &private, &list_options)
         .context("writing the lists")?;
+    // The YAMN tree, once there is a YAMN remailer (and kept up to date after).
+    if !report.yamn.is_empty() || public.join(publish::YAMN_DIR).exists() {
+        let keys = inputs.keys.as_deref();
+        publish::write_yamn(&report, keys, &public, &private, list_options.meta_expires)
+            .context("writing the YAMN files")?;
+    }
     let pages = publish::pages::PageInputs {
         report: &report,
         remailers: &remailers,
@@ -289,9 +296,11 @@ fn publish_computed(
             .context("writing the keyrings")?;
     }
     let mut intensive_care = IntensiveCareSet::new();
-    for (chain_type, broken) in
-        [(ChainType::Cpunk, &report.broken_type1), (ChainType::Mix, &report.broken_type2)]
-    {
+    for (chain_type, broken) in [
+        (ChainType::Cpunk, &report.broken_type1),
+        (ChainType::Mix, &report.broken_type2),
+        (ChainType::Yamn, &report.broken_yamn),
+    ] {
         for (a1, a2, _) in &broken.intensive_care {
             intensive_care.insert((a1.clone(), a2.clone(), chain_type));
         }

@@ -63,6 +63,9 @@ pub enum Command {
         /// server serves them at its root).
         #[arg(long)]
         base_url: String,
+        /// The stanza of the YAMN files (`results/yamn/`) instead.
+        #[arg(long)]
+        yamn: bool,
     },
     /// Rebuild every published file now: the lists and the keyrings.
     Publish {
@@ -367,9 +370,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(code)
         }
-        Command::Allpingers { base_url } => {
+        Command::Allpingers { base_url, yamn } => {
             let config = Config::load(&cli.config)?;
-            out!("{}", publish::allpingers_stanza(&config.pinger.name, base_url)?);
+            let stanza = if *yamn {
+                publish::allpingers_yamn_stanza(&config.pinger.name, base_url)?
+            } else {
+                publish::allpingers_stanza(&config.pinger.name, base_url)?
+            };
+            out!("{stanza}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Publish { now: at } => {

@@ -81,7 +81,7 @@ fn wrap(hop: &CpunkHop<'_>, text: &str, now: SystemTime) -> Result<String, Cpunk
                 })?;
             Ok(format!("::\nEncrypted: PGP\n\n{}", encrypted.armored))
         }
-        PingType::Mix => Err(CpunkError::NotTypeOne(hop.ping_type)),
+        PingType::Mix | PingType::Yamn => Err(CpunkError::NotTypeOne(hop.ping_type)),
     }
 }
 

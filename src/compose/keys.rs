@@ -57,6 +57,12 @@ pub fn parse_mix_keys(text: &str) -> Vec<Result<MixKey, String>> {
             continue;
         }
         let header = lines[..i].iter().rev().find(|l| !l.trim().is_empty()).copied();
+        // A YAMN entry (version `4:...`) has the same markers: it is read by
+        // `compose::yamn::key`, not as a Mixmaster key.
+        if header.is_some_and(|h| h.split_whitespace().nth(3).is_some_and(|v| v.starts_with("4:")))
+        {
+            continue;
+        }
         let Some(end) = lines[i..].iter().position(|l| l.trim() == "-----End Mix Key-----") else {
             out.push(Err(format!("Mix key block at line {} has no end marker", i + 1)));
             continue;
@@ -176,6 +182,25 @@ pub fn find_keys(text: &[u8], now: i64) -> Vec<FoundKey> {
             },
         });
     }
+    for key in crate::compose::yamn::PublicKey::all_from_text(&text) {
+        out.push(match key {
+            Err(e) => FoundKey::Invalid { reason: format!("YAMN key: {e}") },
+            Ok(k) => {
+                let day = |d: i64| d * crate::model::SECONDS_PER_DAY;
+                let s = &k.summary;
+                FoundKey::Key {
+                    address: s.address.to_ascii_lowercase(),
+                    ping_type: PingType::Yamn,
+                    key_id: s.key_id.clone(),
+                    valid_from: Some(day(s.valid_from_day)),
+                    // Valid through its last day (YAMN's client: until the midnight after).
+                    valid_until: Some(day(s.valid_until_day + 1)),
+                    description: format!("YAMN, X25519, {} {}", s.version, s.caps),
+                    material: k.to_entry(),
+                }
+            }
+        });
+    }
     out
 }
 
@@ -210,6 +235,60 @@ mod tests {
         assert!(first.entry.ends_with("-----End Mix Key-----\n"));
         let sizes: Vec<usize> = keys.iter().map(|k| k.as_ref().unwrap().bits).collect();
         assert!(sizes.iter().any(|&b| b > 1024), "the vectors include large keys: {sizes:?}");
+    }
+
+    #[test]
+    fn yamn_keys_are_read_as_yamn_and_mixmaster_keys_as_mix() {
+        let yamn = std::fs::read_to_string(format!(
+            "{}/tests/vectors/yamn/keys/pubring.mix",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let both = format!("{}\n{yamn}", vector("keys/pubring.mix"));
+        let found = find_keys(both.as_bytes(), NOW);
+        let mut kinds: Vec<(PingType, String)> = found
+            .iter()
+            .map(|k| match k {
+                FoundKey::Key { ping_type, address, .. } => (*ping_type, address.clone()),
+                FoundKey::Invalid { reason } => panic!("{reason}"),
+            })
+            .collect();
+        kinds.sort();
+        assert_eq!(kinds.iter().filter(|k| k.0 == PingType::Mix).count(), 4, "{kinds:?}");
+        assert_eq!(kinds.iter().filter(|k| k.0 == PingType::Yamn).count(), 4, "{kinds:?}");
+        let yamn1 = found
+            .iter()
+            .find_map(|k| match k {
+                FoundKey::Key {
+                    ping_type: PingType::Yamn,
+                    address,
+                    key_id,
+                    valid_from,
+                    valid_until,
+                    material,
+                    ..
+                } if address == "yamn1@localhost" => {
+                    Some((key_id.clone(), *valid_from, *valid_until, material.clone()))
+                }
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(yamn1.0, "c2369176c09334e1c78b7ba2b00361a6");
+        // 2026-12-02 00:00 UTC until the midnight after 2026-12-16.
+        assert_eq!((yamn1.1, yamn1.2), (Some(20_789 * 86_400), Some(20_804 * 86_400)));
+        assert_eq!(
+            crate::compose::yamn::PublicKey::from_text(&yamn1.3).unwrap().summary.key_id,
+            yamn1.0
+        );
+        // A tampered YAMN key is refused with the reason, the rest still read.
+        let tampered = yamn.replacen("f5b0e22a", "f5b0e22b", 1);
+        let found = find_keys(tampered.as_bytes(), NOW);
+        assert!(
+            found
+                .iter()
+                .any(|k| matches!(k, FoundKey::Invalid { reason } if reason.contains("YAMN key")))
+        );
+        assert_eq!(found.iter().filter(|k| matches!(k, FoundKey::Key { .. })).count(), 3);
     }
 
     #[test]

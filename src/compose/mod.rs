@@ -66,6 +66,10 @@ pub enum BuildError {
     Payload(#[from] openpgp::PgpError),
     #[error("cannot format the message: {0}")]
     Format(String),
+    #[error("YAMN key of {address}: {reason}")]
+    YamnKey { address: String, reason: String },
+    #[error(transparent)]
+    Yamn(#[from] yamn::BuildError),
 }
 
 /// Singles alternate between asking for our From: line and not (the from-lines test, per
@@ -165,7 +169,9 @@ fn build_through_hops(
     rng: &mut impl RngCore,
 ) -> Result<BuiltPing, BuildError> {
     let type_two = spec.hops.iter().filter(|h| h.ping_type == PingType::Mix).count();
-    if type_two != 0 && type_two != spec.hops.len() {
+    let yamn_hops = spec.hops.iter().filter(|h| h.ping_type == PingType::Yamn).count();
+    let whole = |n: usize| n == 0 || n == spec.hops.len();
+    if !whole(type_two) || !whole(yamn_hops) {
         return Err(BuildError::MixedChain);
     }
     let fields = PayloadFields {
@@ -188,7 +194,9 @@ fn build_through_hops(
     let from_line = identity.signature();
     let from_line = spec.with_from.then_some(from_line.as_str());
     let return_address = identity.return_address(tag);
-    let body = if type_two > 0 {
+    let body = if yamn_hops > 0 {
+        yamn_body(&spec.hops, &return_address, from_line, &armoured, sent, rng)?
+    } else if type_two > 0 {
         let hops: Vec<MixHop<'_>> = spec
             .hops
             .iter()
@@ -215,6 +223,41 @@ fn build_through_hops(
         tag: tag.to_owned(),
         sent,
     })
+}
+
+/// The body of a YAMN ping: one packet through `hops` whose exit delivers an RFC 822 message
+/// to `return_address` (the plaintext `To:` decides, `yamn.md` §6) with our payload as its
+/// body, and our From: line when we ask for it; armoured as YAMN armours it.
+fn yamn_body(
+    hops: &[HopSpec],
+    return_address: &str,
+    from_line: Option<&str>,
+    armoured: &str,
+    sent: i64,
+    rng: &mut impl RngCore,
+) -> Result<String, BuildError> {
+    let mut chain = Vec::with_capacity(hops.len());
+    for h in hops {
+        let key_error = |reason: String| BuildError::YamnKey { address: h.address.clone(), reason };
+        let material = h.material.as_deref().ok_or_else(|| key_error("not stored".into()))?;
+        let key = yamn::PublicKey::from_text(material).map_err(|e| key_error(e.to_string()))?;
+        if !key.summary.address.eq_ignore_ascii_case(&h.address) {
+            return Err(key_error(format!("the stored key is {}'s", key.summary.address)));
+        }
+        chain.push(yamn::Hop { address: h.address.clone(), public: key.public });
+    }
+    // 7-bit plain text, no Subject (one starting `remailer-` would make the exit treat it as
+    // an information request).
+    let mut plaintext = format!("To: {return_address}\n");
+    if let Some(from) = from_line {
+        plaintext.push_str(&format!("From: {from}\n"));
+    }
+    plaintext.push('\n');
+    plaintext.push_str(armoured);
+    let today = sent.div_euclid(crate::model::SECONDS_PER_DAY);
+    let mut draws = yamn::RngRandom(&mut *rng);
+    let packet = yamn::build_packet(&chain, plaintext.as_bytes(), today, &mut draws)?;
+    Ok(yamn::armor(&packet))
 }
 
 /// Builds a self-check: our own encrypted payload, mailed straight to our return address.

@@ -928,7 +928,7 @@ mod tests {
         assert_eq!(c.smtp.port, Port(25));
         assert_eq!(c.http.listen.0.to_string(), "127.0.0.1:8080");
         assert_eq!(c.stats.model, Model::Methodology);
-        assert_eq!(c.schedule.ping_types.len(), 4);
+        assert_eq!(c.schedule.ping_types.len(), 5, "mix, the three cpunk types and yamn");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! What a ping is: its type (the four single-hop types Echolot knows), the chain families,
-//! the pings the scheduler wants sent, and the reliability model that judges them.
+//! What a ping is: its type (the four single-hop types Echolot knows, and YAMN), the chain
+//! families, the pings the scheduler wants sent, and the reliability model that judges them.
 
 use std::fmt;
 use std::str::FromStr;
@@ -20,11 +20,19 @@ pub enum PingType {
     /// Cypherpunk message in the clear (only `Anon-To:` headers, no encryption).
     #[serde(rename = "cpunk-clear")]
     CpunkClear,
+    /// YAMN packet (Mixmaster's successor: X25519, AES-CTR, BLAKE2s; `yamn.md`).
+    #[serde(rename = "yamn")]
+    Yamn,
 }
 
 impl PingType {
-    pub const ALL: [PingType; 4] =
-        [PingType::Mix, PingType::CpunkRsa, PingType::CpunkDsa, PingType::CpunkClear];
+    pub const ALL: [PingType; 5] = [
+        PingType::Mix,
+        PingType::CpunkRsa,
+        PingType::CpunkDsa,
+        PingType::CpunkClear,
+        PingType::Yamn,
+    ];
 
     /// The name used in Echolot's files, hashes and our CSV formats.
     pub fn as_str(self) -> &'static str {
@@ -33,6 +41,7 @@ impl PingType {
             PingType::CpunkRsa => "cpunk-rsa",
             PingType::CpunkDsa => "cpunk-dsa",
             PingType::CpunkClear => "cpunk-clear",
+            PingType::Yamn => "yamn",
         }
     }
 
@@ -40,7 +49,8 @@ impl PingType {
     pub fn chain_type(self) -> ChainType {
         match self {
             PingType::Mix => ChainType::Mix,
-            _ => ChainType::Cpunk,
+            PingType::Yamn => ChainType::Yamn,
+            PingType::CpunkRsa | PingType::CpunkDsa | PingType::CpunkClear => ChainType::Cpunk,
         }
     }
 }
@@ -55,7 +65,9 @@ impl FromStr for PingType {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         PingType::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| {
-            format!("unknown ping type `{s}` (expected mix, cpunk-rsa, cpunk-dsa or cpunk-clear)")
+            format!(
+                "unknown ping type `{s}` (expected mix, cpunk-rsa, cpunk-dsa, cpunk-clear or yamn)"
+            )
         })
     }
 }
@@ -67,15 +79,18 @@ pub enum ChainType {
     Mix,
     #[serde(rename = "cpunk")]
     Cpunk,
+    #[serde(rename = "yamn")]
+    Yamn,
 }
 
 impl ChainType {
-    pub const ALL: [ChainType; 2] = [ChainType::Mix, ChainType::Cpunk];
+    pub const ALL: [ChainType; 3] = [ChainType::Mix, ChainType::Cpunk, ChainType::Yamn];
 
     pub fn as_str(self) -> &'static str {
         match self {
             ChainType::Mix => "mix",
             ChainType::Cpunk => "cpunk",
+            ChainType::Yamn => "yamn",
         }
     }
 
@@ -85,6 +100,7 @@ impl ChainType {
         match self {
             ChainType::Mix => &[PingType::Mix],
             ChainType::Cpunk => &[PingType::CpunkDsa, PingType::CpunkRsa, PingType::CpunkClear],
+            ChainType::Yamn => &[PingType::Yamn],
         }
     }
 }
@@ -101,7 +117,7 @@ impl FromStr for ChainType {
         ChainType::ALL
             .into_iter()
             .find(|t| t.as_str() == s)
-            .ok_or_else(|| format!("unknown chain type `{s}` (expected mix or cpunk)"))
+            .ok_or_else(|| format!("unknown chain type `{s}` (expected mix, cpunk or yamn)"))
     }
 }
 

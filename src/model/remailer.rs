@@ -100,7 +100,11 @@ impl RemailerKey {
     /// Usable for pinging at `now`: not retired and within its validity dates (with the
     /// clock tolerance for Mix keys).
     pub fn is_current(&self, now: i64) -> bool {
-        let tolerance = if self.ping_type == PingType::Mix { KEY_CLOCK_TOLERANCE_SECS } else { 0 };
+        let tolerance = if matches!(self.ping_type, PingType::Mix | PingType::Yamn) {
+            KEY_CLOCK_TOLERANCE_SECS
+        } else {
+            0
+        };
         self.retired_at.is_none()
             && self.valid_from.is_none_or(|f| f + tolerance <= now)
             && self.valid_until.is_none_or(|u| now < u - tolerance)

@@ -58,6 +58,7 @@ pub fn router(
         .route("/api/v1/events", get(api_events))
         .route("/api/v1/consensus", get(api_consensus))
         .route("/consensus/{file}", get(consensus_file))
+        .route("/yamn/{file}", get(yamn_file))
         .route("/{file}", get(results_file))
         // The index links its files relatively: it must be fetched as a directory.
         .route("/thesaurus", get(|| async { Redirect::permanent("/thesaurus/") }))
@@ -195,6 +196,15 @@ async fn api_consensus(State(state): State<AppState>, headers: HeaderMap) -> Res
 
 /// Where the consensus files are, under `results/`.
 const CONSENSUS_DIR: &str = "consensus";
+
+/// The files YAMN clients fetch (`results/yamn/`).
+async fn yamn_file(
+    State(state): State<AppState>,
+    UrlPath(name): UrlPath<String>,
+    headers: HeaderMap,
+) -> Response {
+    serve_file(&state, Some(super::YAMN_DIR), &name, &headers).await
+}
 
 /// The thesaurus directory (Echolot's URLs): its index and the raw replies.
 async fn thesaurus_file(

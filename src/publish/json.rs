@@ -20,6 +20,7 @@ pub struct StatsJson<'a> {
 pub struct Lists<'a> {
     pub mix: Vec<EntryJson<'a>>,
     pub cpunk: Vec<EntryJson<'a>>,
+    pub yamn: Vec<EntryJson<'a>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -90,6 +91,7 @@ impl<'a> StabilityJson<'a> {
 pub struct BrokenJson {
     pub mix: Vec<String>,
     pub cpunk: Vec<String>,
+    pub yamn: Vec<String>,
 }
 
 fn entries<'a>(list: &'a [ListEntry], family: ChainType, report: &'a Report) -> Vec<EntryJson<'a>> {
@@ -127,10 +129,12 @@ pub fn stats_json(report: &Report, private: bool) -> StatsJson<'_> {
         lists: Lists {
             mix: entries(&report.mix, ChainType::Mix, report),
             cpunk: entries(&report.cpunk, ChainType::Cpunk, report),
+            yamn: entries(&report.yamn, ChainType::Yamn, report),
         },
         broken_chains: BrokenJson {
             mix: report.broken_type2.lines(private),
             cpunk: report.broken_type1.lines(private),
+            yamn: report.broken_yamn.lines(private),
         },
     }
 }

@@ -391,7 +391,7 @@ mod tests {
 /// written to its rules as a test double (no YAMN client runs here): the lists it would read
 /// from us must give it the figures we mean.
 #[cfg(test)]
-mod yamn_client {
+pub(crate) mod yamn_client {
     use super::*;
     use crate::stats::RemailerStats;
     use proptest::prelude::*;

@@ -98,8 +98,11 @@ fn stability_metrics(registry: &mut Registry, published: &Published) {
         back.clone(),
     );
     let Some(report) = &published.report else { return };
-    let lists: [(ChainType, &[ListEntry]); 2] =
-        [(ChainType::Mix, &report.mix), (ChainType::Cpunk, &report.cpunk)];
+    let lists: [(ChainType, &[ListEntry]); 3] = [
+        (ChainType::Mix, &report.mix),
+        (ChainType::Cpunk, &report.cpunk),
+        (ChainType::Yamn, &report.yamn),
+    ];
     for (family, entries) in lists {
         for e in entries.iter().filter(|e| e.listed) {
             let Some(f) = report.stability.get(&(e.address.clone(), family)) else { continue };
@@ -120,7 +123,12 @@ fn stability_metrics(registry: &mut Registry, published: &Published) {
         }
     }
     let listed = |address: &str| {
-        report.mix.iter().chain(&report.cpunk).find(|e| e.listed && e.address == address)
+        report
+            .mix
+            .iter()
+            .chain(&report.cpunk)
+            .chain(&report.yamn)
+            .find(|e| e.listed && e.address == address)
     };
     for (address, notice) in &report.downtime {
         let Some(e) = listed(address) else { continue };
@@ -288,7 +296,8 @@ pub fn render(published: &Published, now: i64) -> String {
         returned.clone(),
     );
     if let Some(report) = &published.report {
-        let lists: [(&str, &[ListEntry]); 2] = [("mix", &report.mix), ("cpunk", &report.cpunk)];
+        let lists: [(&str, &[ListEntry]); 3] =
+            [("mix", &report.mix), ("cpunk", &report.cpunk), ("yamn", &report.yamn)];
         for (list, entries) in lists {
             for e in entries.iter().filter(|e| e.listed) {
                 let labels = RemailerLabels { list: list.to_owned(), nick: e.nick.clone() };
@@ -315,6 +324,7 @@ pub fn render(published: &Published, now: i64) -> String {
             .mix
             .iter()
             .chain(&report.cpunk)
+            .chain(&report.yamn)
             .filter(|e| e.listed)
             .map(|e| (e.address.as_str(), e.nick.as_str()))
             .collect();

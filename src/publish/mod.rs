@@ -190,6 +190,62 @@ pub fn write_lists(
     Ok(lists)
 }
 
+/// The folder of the YAMN files inside each results tree.
+pub const YAMN_DIR: &str = "yamn";
+
+/// The files a YAMN client fetches (`yamn.md` §9): `mlist2.txt` (Echolot's v2 layout, which
+/// YAMN's reader accepts: the rows end at an empty line), `mlist.txt`, and, when `keys` are
+/// given (a keyring rebuild), `pubring.mix` of YAMN key entries, as YAMN writes them. Public
+/// files hold listed remailers only, private ones all.
+pub fn yamn_files(
+    report: &Report,
+    keys: Option<&[crate::model::PublishableKey]>,
+    private: bool,
+) -> Vec<(String, String)> {
+    let broken = if private { &report.broken_yamn.private } else { &report.broken_yamn.public };
+    let sections =
+        Sections { same_operator: None, broken_type1: None, broken_type2: broken.as_deref() };
+    let entries = pick(&report.yamn, private);
+    let mut files = vec![
+        ("mlist.txt".to_owned(), lists::mlist(&entries, &sections, report.now)),
+        (
+            "mlist2.txt".to_owned(),
+            lists::list_v2(V2Kind::Mixmaster, &entries, &sections, report.now),
+        ),
+    ];
+    if let Some(keys) = keys {
+        let shown: std::collections::HashSet<&str> =
+            entries.iter().map(|e| e.address.as_str()).collect();
+        let ring: String = keys
+            .iter()
+            .filter(|k| k.ping_type == crate::model::PingType::Yamn)
+            .filter(|k| private || shown.contains(k.address.as_str()))
+            .filter_map(|k| crate::compose::yamn::PublicKey::from_text(&k.material).ok())
+            .map(|k| k.to_entry() + "\n")
+            .collect();
+        files.push(("pubring.mix".to_owned(), ring));
+    }
+    files
+}
+
+/// Writes the YAMN files into `yamn/` of both trees, each atomically.
+pub fn write_yamn(
+    report: &Report,
+    keys: Option<&[crate::model::PublishableKey]>,
+    public_dir: &Path,
+    private_dir: &Path,
+    meta_expires: Option<i64>,
+) -> std::io::Result<()> {
+    for (dir, private) in [(public_dir, false), (private_dir, true)] {
+        let dir = dir.join(YAMN_DIR);
+        std::fs::create_dir_all(&dir)?;
+        for (name, text) in yamn_files(report, keys, private) {
+            write_published(&dir, &name, text.as_bytes(), meta_expires)?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes one published file atomically, and its `.meta` companion (`Expires: <date>`,
 /// `echolot.md` §7.1) when `meta_expires` is set. The data file goes first: a `.meta` never
 /// describes a file that is not there yet.
@@ -327,6 +383,27 @@ pub fn allpingers_section(name: &str) -> String {
         .collect()
 }
 
+/// The stanza of this pinger's YAMN files (`results/yamn/`), in the same INI layout, as
+/// YAMN pingers list theirs: section `<name>-yamn`, the v1 and v2 lists and the YAMN
+/// keyring (no type I files: YAMN has none).
+pub fn allpingers_yamn_stanza(name: &str, base_url: &str) -> anyhow::Result<String> {
+    let full = allpingers_stanza(name, base_url)?;
+    let base = full
+        .lines()
+        .find_map(|l| l.strip_prefix("base").map(|r| r.trim_start().trim_start_matches('=')))
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_owned();
+    let base = format!("{base}{YAMN_DIR}/");
+    let mut out = format!("[{}-yamn]\n", allpingers_section(name));
+    for (key, file) in
+        [("base", ""), ("mlist", "mlist.txt"), ("mlist2", "mlist2.txt"), ("mixring", "pubring.mix")]
+    {
+        out.push_str(&format!("{key:<14} = {base}{file}\n"));
+    }
+    Ok(out)
+}
+
 pub fn allpingers_stanza(name: &str, base_url: &str) -> anyhow::Result<String> {
     let base_url = base_url.trim();
     anyhow::ensure!(
@@ -439,6 +516,67 @@ mod tests {
         };
         let data = Dataset { remailers: vec![remailer], ..Default::default() };
         compute(&data, NOW, &StatsOptions { separate_rlists, ..StatsOptions::default() })
+    }
+
+    /// The YAMN tree: its mlist2.txt as the YAMN client reads it (rows up to the empty
+    /// line, the figures we mean), and its pubring.mix of YAMN entries, listed ones only.
+    #[test]
+    fn the_yamn_files_are_what_a_yamn_client_reads() {
+        let key = |name: &str| {
+            std::fs::read_to_string(format!(
+                "{}/tests/vectors/yamn/keys/{name}.key.txt",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap()
+        };
+        let history = |nick: &str, hidden: bool, back: bool| {
+            let pings = (1..=20)
+                .map(|i| {
+                    let sent = NOW - i * 3600 * 5;
+                    Ping {
+                        ping_type: PingType::Yamn,
+                        sent,
+                        returned: back.then_some(sent + 600),
+                        failed: None,
+                    }
+                })
+                .collect();
+            RemailerHistory {
+                address: format!("{nick}@localhost"),
+                nick: Some(nick.into()),
+                caps: Some(format!("$remailer{{\"{nick}\"}} = \"<{nick}@localhost> mix\";")),
+                hidden,
+                key_types: vec![PingType::Yamn],
+                pings,
+            }
+        };
+        let data = Dataset {
+            remailers: vec![history("yamn1", false, true), history("yamn2", true, false)],
+            ..Default::default()
+        };
+        let report = compute(&data, NOW, &StatsOptions::default());
+        let keys: Vec<crate::model::PublishableKey> = ["yamn1", "yamn2"]
+            .iter()
+            .map(|n| crate::model::PublishableKey {
+                address: format!("{n}@localhost"),
+                nick: (*n).into(),
+                ping_type: PingType::Yamn,
+                key_id: String::new(),
+                material: key(n),
+            })
+            .collect();
+        for private in [false, true] {
+            let files = yamn_files(&report, Some(&keys), private);
+            let text = |name: &str| &files.iter().find(|(n, _)| n == name).unwrap().1;
+            let rows = lists::yamn_client::import(text("mlist2.txt"), &["yamn1", "yamn2"]).unwrap();
+            let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+            assert_eq!(names, if private { vec!["yamn1", "yamn2"] } else { vec!["yamn1"] });
+            assert_eq!((rows[0].latency_minutes, rows[0].uptime_tenths), (10, 1000));
+            let ring = crate::compose::yamn::PublicKey::all_from_text(text("pubring.mix"));
+            assert_eq!(ring.len(), if private { 2 } else { 1 }, "{}", text("pubring.mix"));
+            assert!(ring.iter().all(Result::is_ok));
+        }
+        assert!(report.mix.is_empty() && report.cpunk.is_empty(), "YAMN is its own list");
     }
 
     fn row<'a>(files: &'a [(String, String)], name: &str) -> &'a str {

@@ -55,6 +55,8 @@ pub const CPUNK_RSA_LIST: ListSpec = ListSpec { name: "cpunk-rsa", types: &[Ping
 pub const CPUNK_DSA_LIST: ListSpec = ListSpec { name: "cpunk-dsa", types: &[PingType::CpunkDsa] };
 pub const CPUNK_CLEAR_LIST: ListSpec =
     ListSpec { name: "cpunk-clear", types: &[PingType::CpunkClear] };
+/// YAMN remailers (`results/yamn/`, read by YAMN clients).
+pub const YAMN_LIST: ListSpec = ListSpec { name: "yamn", types: &[PingType::Yamn] };
 
 /// Statistics of one remailer in one list.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -130,6 +132,9 @@ pub struct Report {
     pub cpunk_by_type: Vec<(ListSpec, Vec<ListEntry>)>,
     pub broken_type1: BrokenChains,
     pub broken_type2: BrokenChains,
+    /// The YAMN list and its broken chains (empty without YAMN remailers).
+    pub yamn: Vec<ListEntry>,
+    pub broken_yamn: BrokenChains,
     /// The dataset's return counters, per remailer address.
     pub returns: BTreeMap<String, ReturnCounters>,
     /// Long-term stability per remailer address and family ([`stability`]); empty until the
@@ -166,6 +171,8 @@ pub fn compute(dataset: &Dataset, now: i64, options: &StatsOptions) -> Report {
     };
     let broken_type1 = broken(ChainType::Cpunk, &cpunk, &options.hard_broken_type1);
     let broken_type2 = broken(ChainType::Mix, &mix, &options.hard_broken_type2);
+    let yamn = build_list(dataset, &YAMN_LIST, now, options);
+    let broken_yamn = broken(ChainType::Yamn, &yamn, &None);
     Report {
         now,
         model: options.model,
@@ -174,6 +181,8 @@ pub fn compute(dataset: &Dataset, now: i64, options: &StatsOptions) -> Report {
         cpunk_by_type,
         broken_type1,
         broken_type2,
+        yamn,
+        broken_yamn,
         returns: dataset.returns.clone(),
         stability: BTreeMap::new(),
         downtime: BTreeMap::new(),

@@ -263,7 +263,8 @@ impl Store {
                     k.valid_until
              FROM keys k JOIN remailers r ON r.id = k.remailer_id
              WHERE r.nick IS NOT NULL AND r.status <> 'disabled' AND k.retired_at IS NULL
-               AND k.material IS NOT NULL AND k.ping_type IN ('mix', 'cpunk-rsa', 'cpunk-dsa')
+               AND k.material IS NOT NULL
+               AND k.ping_type IN ('mix', 'cpunk-rsa', 'cpunk-dsa', 'yamn')
              ORDER BY r.address, k.ping_type, COALESCE(k.valid_from, 0) DESC, k.id DESC",
         )?;
         let rows = stmt.query_map([], |r| {

@@ -40,6 +40,7 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
     (8, "0008_downtime_events", include_str!("../../migrations/0008_downtime_events.sql")),
     (9, "0009_peers", include_str!("../../migrations/0009_peers.sql")),
     (10, "0010_replay_probes", include_str!("../../migrations/0010_replay_probes.sql")),
+    (11, "0011_yamn", include_str!("../../migrations/0011_yamn.sql")),
 ];
 
 /// The schema version this binary writes.
@@ -136,7 +137,19 @@ impl Store {
             if current >= version {
                 continue;
             }
+            // A migration that edits table definitions in place (`writable_schema`, only to
+            // widen a CHECK) bumps the schema version, so that every connection reads the new
+            // definitions, and proves the database intact before it commits.
+            let edits_schema = sql.contains("writable_schema");
+            let schema_version: i64 = tx.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
             tx.execute_batch(sql).map_err(|source| StoreError::Migration { name, source })?;
+            if edits_schema {
+                tx.pragma_update(None, "schema_version", schema_version + 1)?;
+                let verdict: String = tx.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+                if verdict != "ok" {
+                    return Err(StoreError::Corrupt(format!("after {name}: {verdict}")));
+                }
+            }
             tx.pragma_update(None, "user_version", version)?;
             tx.commit()?;
         }
@@ -214,6 +227,69 @@ mod tests {
         assert_eq!(mode, "wal");
         let fk: i64 = store.conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
         assert_eq!(fk, 1);
+    }
+
+    /// Migration 0011 widens the CHECKs of a database in use for YAMN: its rows stay, `yamn`
+    /// is accepted where ping types and families are named, anything else still refused.
+    #[test]
+    fn the_yamn_migration_widens_the_checks_of_a_database_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for (version, _, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v <= 10) {
+                conn.execute_batch(sql).unwrap();
+                conn.pragma_update(None, "user_version", version).unwrap();
+            }
+            conn.execute_batch(
+                "INSERT INTO remailers (id, address, first_seen, updated_at) VALUES (1, 'a@x', 0, 0);
+                 INSERT INTO keys (id, remailer_id, ping_type, key_id, first_seen, last_seen)
+                     VALUES (1, 1, 'mix', 'k', 0, 0);
+                 INSERT INTO pings (remailer1_id, type1, key1_id, slot_time, sent_at, outcome,
+                                    created_at) VALUES (1, 'mix', 1, 100, 100, 'sent', 100);",
+            )
+            .unwrap();
+            let refused = conn.execute(
+                "INSERT INTO keys (remailer_id, ping_type, key_id, first_seen, last_seen)
+                 VALUES (1, 'yamn', 'y', 0, 0)",
+                [],
+            );
+            assert!(refused.is_err(), "version 10 knows no yamn");
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        let c = &store.conn;
+        let pings: i64 = c.query_row("SELECT COUNT(*) FROM pings", [], |r| r.get(0)).unwrap();
+        assert_eq!(pings, 1, "the rows stay");
+        c.execute_batch(
+            "INSERT INTO keys (id, remailer_id, ping_type, key_id, first_seen, last_seen)
+                 VALUES (2, 1, 'yamn', 'y', 0, 0);
+             INSERT INTO pings (remailer1_id, type1, key1_id, remailer2_id, type2, key2_id,
+                                chain_type, slot_time, created_at)
+                 VALUES (1, 'yamn', 2, 1, 'yamn', 2, 'yamn', 200, 200);
+             INSERT INTO uptime_days (remailer_id, family, day, slots)
+                 VALUES (1, 'yamn', 1, '++++++++++++');",
+        )
+        .unwrap();
+        let bogus = c.execute(
+            "INSERT INTO keys (remailer_id, ping_type, key_id, first_seen, last_seen)
+             VALUES (1, 'bogus', 'b', 0, 0)",
+            [],
+        );
+        assert!(bogus.is_err(), "the CHECK still refuses what is not a ping type");
+        let verdict: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(verdict, "ok");
+        drop(store);
+        // And a reopened connection reads the widened definitions.
+        let store = Store::open(&path).unwrap();
+        store
+            .conn
+            .execute(
+                "INSERT INTO keys (remailer_id, ping_type, key_id, first_seen, last_seen)
+                 VALUES (1, 'yamn', 'z', 0, 0)",
+                [],
+            )
+            .unwrap();
     }
 
     #[test]

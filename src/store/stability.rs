@@ -69,6 +69,7 @@ impl Store {
                 match r.get_ref(1)?.as_bytes().map_err(|e| StoreError::Corrupt(e.to_string()))? {
                     b"mix" => ChainType::Mix,
                     b"cpunk" => ChainType::Cpunk,
+                    b"yamn" => ChainType::Yamn,
                     other => {
                         let family = String::from_utf8_lossy(other);
                         return Err(StoreError::Corrupt(format!("uptime family `{family}`")));

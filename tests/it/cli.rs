@@ -363,4 +363,19 @@ fn allpingers_stanza_names_the_four_files_the_mixmaster_client_needs() {
         .output()
         .unwrap();
     assert!(!refused.status.success());
+    // The YAMN files' stanza: the lists and keyring of results/yamn/.
+    let yamn = run_ok(bin().arg("--config").arg(example_config()).args([
+        "allpingers",
+        "--yamn",
+        "--base-url",
+        "https://pinger.example.net/stats",
+    ]));
+    assert!(yamn.starts_with("[fathometer-yamn]\n"), "{yamn}");
+    for (key, file) in
+        [("mlist", "mlist.txt"), ("mlist2", "mlist2.txt"), ("mixring", "pubring.mix")]
+    {
+        let line = format!("https://pinger.example.net/stats/yamn/{file}");
+        assert!(yamn.lines().any(|l| l.starts_with(key) && l.ends_with(&line)), "{key}: {yamn}");
+    }
+    assert!(!yamn.contains("pgpring"), "YAMN has no type I keys: {yamn}");
 }

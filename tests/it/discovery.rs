@@ -69,6 +69,7 @@ fn add_leads_to_capabilities_keys_and_scheduled_pings() {
             "pass-testmix1",
         )
         .unwrap(),
+        ..Profile::default()
     });
     let dir = tempfile::tempdir().unwrap();
     let config = pinger_config(

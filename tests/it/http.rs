@@ -31,6 +31,7 @@ fn serves_lists_api_and_health() {
         let sent = now - i * 7200;
         csv.push_str(&format!("fast@one.example,mix,{sent},{}\n", sent + 600));
         csv.push_str(&format!("hidden@two.example,mix,{sent},{}\n", sent + 900));
+        csv.push_str(&format!("yamn@three.example,yamn,{sent},{}\n", sent + 1200));
     }
     let pings = dir.path().join("p.csv");
     std::fs::write(&pings, csv).unwrap();
@@ -81,6 +82,15 @@ fn serves_lists_api_and_health() {
     assert_eq!(mlist.body, on_disk);
     assert!(mlist.text().contains("fast           "), "{}", mlist.text());
     assert!(!mlist.text().contains("hidden"), "hidden remailer in public list");
+    assert!(!mlist.text().contains("yamn@"), "the YAMN remailer has its own list");
+    // The YAMN tree, served where a YAMN client's stats URL points.
+    let yamn = get(port, "/yamn/mlist2.txt", "");
+    assert_eq!(yamn.status, 200, "{}", yamn.text());
+    assert!(
+        yamn.text().lines().any(|l| l.starts_with("yamn ") && l.contains("100.0%")),
+        "{}",
+        yamn.text()
+    );
     let etag = mlist.header("etag").expect("etag").to_owned();
     assert!(mlist.header("last-modified").is_some_and(|d| d.ends_with(" GMT")));
     let again = get(port, "/mlist.txt", &format!("If-None-Match: {etag}\r\n"));
@@ -199,7 +209,11 @@ fn serves_lists_api_and_health() {
     );
     assert!(!text.contains("nick=\"hidden\""), "{text}");
     assert!(text.contains("fathometer_healthy 1.0"), "{text}");
-    assert!(text.contains("fathometer_pings{outcome=\"returned\"} 78"), "{text}");
+    assert!(text.contains("fathometer_pings{outcome=\"returned\"} 117"), "{text}");
+    assert!(
+        text.contains("fathometer_remailer_reliability{list=\"yamn\",nick=\"yamn\"} 1.0"),
+        "{text}"
+    );
 }
 
 fn chrono_now() -> i64 {

@@ -26,3 +26,4 @@ mod remailer_double;
 mod simulation;
 mod systemd;
 mod tls;
+mod yamn;

@@ -385,3 +385,53 @@ fn a_plaintext_over_one_chunk_or_a_long_address_is_refused() {
     assert!(build_packet(&[long, hop.clone()], b"To: a@b\n\n", TODAY, &mut rng).is_err());
     assert!(build_packet(&vec![hop; 11], b"To: a@b\n\n", TODAY, &mut rng).is_err());
 }
+
+/// A YAMN ping as the pinger builds it (`compose::build_ping`), through a middle and an exit
+/// holding the vector keys: the middle forwards to the exit, and the exit delivers an RFC 822
+/// message to our tagged return address whose body is our sealed payload.
+#[test]
+fn a_yamn_ping_travels_hop_by_hop_to_our_return_address() {
+    use crate::compose::{HopSpec, PingSpec, build_ping};
+    use crate::model::{Identity, PingType};
+    let identity = Identity {
+        address: "pinger@p.example".to_owned().try_into().unwrap(),
+        delimiter: "+".to_owned().try_into().unwrap(),
+        name: "fathometer".into(),
+    };
+    let hop = |name: &str| HopSpec {
+        address: format!("{name}@localhost"),
+        ping_type: PingType::Yamn,
+        key_id: PublicKey::from_text(&read(&format!("keys/{name}.key.txt")))
+            .unwrap()
+            .summary
+            .key_id,
+        material: Some(read(&format!("keys/{name}.key.txt"))),
+    };
+    let spec = PingSpec { id: 7, hops: vec![hop("yamn2"), hop("yamn1")], with_from: true };
+    let sent = TODAY * 86_400 + 3_600;
+    let tag = "abcdefghijklmnop";
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let built = build_ping(&spec, b"secret", &identity, tag, sent, &mut rng).unwrap();
+    assert_eq!(built.outgoing.to, "yamn2@localhost");
+    let text = String::from_utf8(built.outgoing.message).unwrap();
+    assert!(!text.to_ascii_lowercase().contains("subject: remailer-"));
+    let secret = |name: &str| SecretKey::parse_secring(&read(&format!("keys/{name}.secring.mix")));
+    let mut seen = IdLog::default();
+    let first = decode_packet(&dearmor(&text).unwrap(), &secret("yamn2"), TODAY, &mut seen);
+    let Ok(Decoded::Intermediate { next_address, next_packet, .. }) = first else {
+        panic!("the middle hop: {first:?}");
+    };
+    assert_eq!(next_address, "yamn1@localhost");
+    let last = decode_packet(&next_packet, &secret("yamn1"), TODAY, &mut seen);
+    let Ok(Decoded::Exit { plaintext, chunks: 1, .. }) = last else { panic!("the exit: {last:?}") };
+    let plaintext = String::from_utf8(plaintext).unwrap();
+    let expected = format!(
+        "To: pinger+{tag}@p.example\nFrom: {}\n\n-----BEGIN PGP MESSAGE-----",
+        identity.signature()
+    );
+    assert!(plaintext.starts_with(&expected), "{plaintext}");
+    // A chain mixing YAMN and Mixmaster hops is refused.
+    let mut mixed = spec.clone();
+    mixed.hops[1].ping_type = PingType::Mix;
+    assert!(build_ping(&mixed, b"secret", &identity, tag, sent, &mut rng).is_err());
+}

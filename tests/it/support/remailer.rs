@@ -84,6 +84,8 @@ struct Shared {
     packet_ids: HashSet<[u8; 16]>,
     /// Type II packets dropped because their ID was in the log.
     replays_dropped: usize,
+    /// YAMN's ID log.
+    yamn_ids: fathometer::simulation::yamn::IdLog,
 }
 
 /// What the double says about itself when asked (`mixmaster.md` §5): with a profile it
@@ -102,6 +104,10 @@ pub struct Profile {
     pub supported_type2: Vec<String>,
     /// Its Mix secret keys: with them it also handles type II packets (see [`Worker::mix`]).
     pub mix_secret: Vec<SecretKey>,
+    /// Its YAMN secret keys: with them it handles YAMN packets (see [`Worker::yamn`]), on
+    /// day `yamn_day` (the vector keys are valid 2026-12-02 to 2026-12-16 only).
+    pub yamn_secret: Vec<fathometer::simulation::yamn::SecretKey>,
+    pub yamn_day: i64,
 }
 
 impl Profile {
@@ -376,6 +382,9 @@ impl Worker {
             return Ok(Some(answer));
         }
         if body.contains("-----BEGIN REMAILER MESSAGE-----") {
+            if body.contains("Remailer-Type: yamn") {
+                return self.yamn(mail);
+            }
             return self.mix(mail);
         }
         let mut req = Request::default();
@@ -538,6 +547,87 @@ impl Worker {
             }
         };
         out.map(Some)
+    }
+
+    /// A YAMN packet, handled as YAMN 0.2.7 does (`yamn.md` §3, §6), with the project's
+    /// decoder (`fathometer::simulation::yamn`, which reproduces the real remailers' outputs
+    /// of the vectors byte for byte): dearmour, decode with its secret keys on `yamn_day`
+    /// (its ID log drops a replay), then mail the next packet as YAMN does, or deliver the
+    /// plaintext to its `To:`/`Cc:` with `Date:` and `Message-Id:` replaced and the From:
+    /// address its own (display name kept, `custom_from: false`). Not implemented: the pool
+    /// (delivery is immediate), multi-chunk messages, header order shuffling.
+    fn yamn(&self, mail: &str) -> Result<Option<Outgoing>, String> {
+        use fathometer::compose::yamn as armor;
+        use fathometer::simulation::yamn::{Decoded as YamnDecoded, decode_packet as decode};
+        let (keys, day) = {
+            let shared = self.lock();
+            let p = shared.profile.as_ref();
+            (p.map(|p| p.yamn_secret.clone()).unwrap_or_default(), p.map_or(0, |p| p.yamn_day))
+        };
+        if keys.is_empty() {
+            return Err("a YAMN packet, but this double has no YAMN key".into());
+        }
+        let packet = armor::dearmor(mail).map_err(|e| format!("YAMN dearmor: {e}"))?;
+        let decoded = {
+            let mut shared = self.lock();
+            decode(&packet, &keys, day, &mut shared.yamn_ids)
+        };
+        match decoded.map_err(|e| format!("YAMN packet refused: {e}"))? {
+            YamnDecoded::Intermediate { next_address, next_packet, .. } => {
+                let text = format!(
+                    "To: {next_address}\nFrom: {}\nSubject: {}\n\n{}",
+                    self.address,
+                    armor::REMAILER_TYPE,
+                    armor::armor(&next_packet)
+                );
+                Ok(Some(Outgoing { rcpts: vec![next_address], text, hop: true }))
+            }
+            YamnDecoded::Exit { plaintext, chunks, .. } => {
+                if chunks != 1 {
+                    return Err("multi-chunk YAMN messages: not in this double".into());
+                }
+                let plaintext = String::from_utf8_lossy(&plaintext).into_owned();
+                let (head, body) = plaintext.split_once("\n\n").unwrap_or((&plaintext, ""));
+                let (fields, _, _) = parse_block(&format!("{head}\n\n"));
+                let field = |name: &str| {
+                    fields
+                        .iter()
+                        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                        .map(|(_, v)| v.clone())
+                };
+                let rcpts: Vec<String> = [field("to"), field("cc")]
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|v| v.split(',').map(clean_addr).collect::<Vec<_>>())
+                    .filter(|a| !a.is_empty())
+                    .collect();
+                if rcpts.is_empty() {
+                    return Ok(None);
+                }
+                let name = field("from")
+                    .and_then(|f| f.split_once('<').map(|(n, _)| n.trim().to_owned()))
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| "Anonymous Remailer".into());
+                let mut out = format!(
+                    "Message-Id: <{}@{}>\nDate: {}\nFrom: {name} <{}>\n",
+                    message_id(body),
+                    self.domain,
+                    rfc2822_now(),
+                    self.address
+                );
+                for (n, v) in &fields {
+                    let lower = n.to_ascii_lowercase();
+                    if !["from", "date", "message-id"].contains(&lower.as_str())
+                        && !lower.starts_with("yamn-")
+                    {
+                        out.push_str(&format!("{n}: {v}\n"));
+                    }
+                }
+                out.push('\n');
+                out.push_str(body);
+                Ok(Some(Outgoing { rcpts, text: out, hop: false }))
+            }
+        }
     }
 
     /// An information request (Subject equal to `remailer-conf` etc.): the answer mail.
