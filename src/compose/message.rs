@@ -29,9 +29,9 @@ pub fn format_message(
 ) -> anyhow::Result<Vec<u8>> {
     let from: Address = from.parse()?;
     let to: Address = to.parse()?;
-    let mut builder = Message::builder()
-        .from(Mailbox::new(Some(from_name.to_owned()), from))
-        .to(Mailbox::new(None, to));
+    // An empty name gives a bare address (what YAMN needs in a request's From:).
+    let name = (!from_name.is_empty()).then(|| from_name.to_owned());
+    let mut builder = Message::builder().from(Mailbox::new(name, from)).to(Mailbox::new(None, to));
     if let Some(subject) = subject {
         builder = builder.subject(subject);
     }

@@ -313,8 +313,11 @@ pub fn build_request(
 ) -> Result<Outgoing, BuildError> {
     let from = identity.return_address(&request.tag);
     let body = request::request_body(&request.address, &identity.name, operator);
+    // A bare address: a YAMN remailer answers to the whole From: value, and relaying over
+    // SMTP it would send `RCPT TO:<Name <addr>>`, which MTAs refuse (`yamn.md` §10).
+    // Mixmaster answers a bare From: as well.
     let message = message::format_message(
-        &identity.name,
+        "",
         &from,
         &request.address,
         Some(&request.kind.subject()),

@@ -59,7 +59,10 @@ fn yamn_remailer(user: &str, yamn: &str, day: i64) -> (TestRemailer, String) {
     );
     double.set_profile(Profile {
         nick: user.into(),
-        caps: "yamn".into(),
+        caps: "v2".into(),
+        // What it answers to remailer-key, and the summary line its conf lists.
+        mix_entries: vec![entry.clone()],
+        supported_type2: entry.lines().next().map(str::to_owned).into_iter().collect(),
         yamn_secret: secret,
         yamn_day: day,
         ..Profile::default()
@@ -176,4 +179,79 @@ fn single_and_chain_yamn_pings_return_through_postfix() {
     // Not mixed into the Mixmaster lists.
     let mlist = std::fs::read_to_string(dir.path().join("state/results/mlist2.txt")).unwrap();
     assert!(!mlist.contains("remailer23"), "{mlist}");
+}
+
+/// Discovery of a YAMN remailer: `fathometer add` asks it at once; it answers as YAMN does
+/// (to a bare From: only, no `remailer-stats` reply, the `v2` capability string), and the
+/// pinger learns its capabilities and YAMN key from the replies, then pings it.
+#[test]
+fn discovery_learns_a_yamn_remailer_from_its_replies_and_pings_it() {
+    if !available() {
+        return;
+    }
+    let (offset, day) = pinned();
+    let (remailer, _) = yamn_remailer("remailer26", "yamn1", day);
+    clear_mailbox("ping20");
+    let dir = tempfile::tempdir().unwrap();
+    let config = pinger_config(
+        dir.path(),
+        "ping20",
+        false,
+        "[discovery]\nauto_add_min = 0\n[schedule]\ntick_secs = 1\n",
+    );
+    let offset_file: PathBuf = dir.path().join("clock-offset");
+    std::fs::write(&offset_file, offset.to_string()).unwrap();
+    let pinned_cmd = || {
+        let mut c = fathometer(&config);
+        c.env("FATHOMETER_TEST_CLOCK_OFFSET_FILE", &offset_file);
+        c
+    };
+    run_ok(pinned_cmd().args(["add", "remailer26@localhost"]));
+    let mut daemon = pinned_cmd()
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let learnt = || -> Option<(String, String, String)> {
+        crate::support::state_db(dir.path())
+            .query_row(
+                "SELECT r.nick, r.caps, k.key_id FROM remailers r
+                 JOIN keys k ON k.remailer_id = r.id AND k.ping_type = 'yamn'
+                 WHERE r.address = 'remailer26@localhost' AND r.caps IS NOT NULL",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .ok()
+    };
+    let found = wait_until(Duration::from_secs(40), || learnt().is_some());
+    let pinged = found.then(|| run_ok(pinned_cmd().args(["ping", "remailer26", "--type", "yamn"])));
+    let back = found && wait_until(Duration::from_secs(30), || returned(dir.path()).len() == 1);
+    let (status, log) = crate::support::stop_with_log(&mut daemon, Duration::from_secs(5));
+    assert!(found, "nothing learnt; double errors {:?}\n{log}", remailer.errors());
+    assert!(remailer.errors().is_empty(), "{:?}", remailer.errors());
+    let (nick, caps, key_id) = learnt().unwrap();
+    assert_eq!(nick, "remailer26");
+    assert_eq!(caps, "$remailer{\"remailer26\"} = \"<remailer26@localhost> v2\";");
+    assert_eq!(key_id, "c2369176c09334e1c78b7ba2b00361a6");
+    assert!(pinged.unwrap_or_default().contains("accepted by the MTA"));
+    assert!(back, "the ping did not come back\n{log}");
+    assert!(status.is_some_and(|s| s.success()), "{log}");
+    // Its replies are kept for the thesaurus; remailer-stats got none, which is no failure.
+    let conn = crate::support::state_db(dir.path());
+    let kinds: Vec<String> = conn
+        .prepare("SELECT kind FROM replies ORDER BY kind")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(kinds.contains(&"conf".to_owned()) && kinds.contains(&"key".to_owned()), "{kinds:?}");
+    assert!(!kinds.contains(&"stats".to_owned()), "{kinds:?}");
+    let status: String = conn
+        .query_row("SELECT status FROM remailers WHERE address = 'remailer26@localhost'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(status, "active");
 }

@@ -186,3 +186,54 @@ proptest! {
         }
     }
 }
+
+/// The replies of a real YAMN 0.2.7 remailer (the YAMN vectors, day 20789 = 2026-12-02).
+#[test]
+fn yamn_replies_give_the_v2_caps_the_vouched_remailers_and_the_yamn_key() {
+    let read = |name: &str| {
+        let path = format!("{}/tests/vectors/yamn/replies/{name}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        text.split_once("\n\n").map(|(_, b)| b.to_owned()).unwrap()
+    };
+    let day = 20_789 * 86_400 + 3_600;
+    let conf = read_reply(
+        RequestKind::Conf,
+        "yamn1@localhost",
+        &read("remailer-conf.yamn1.reply.eml"),
+        day,
+    )
+    .unwrap();
+    assert_eq!(conf.remailer_type.as_deref(), Some("Mixmaster 0.2.7"));
+    let caps = conf.caps.unwrap();
+    assert_eq!((caps.nick.as_str(), caps.address.as_str()), ("yamn1", "yamn1@localhost"));
+    assert!(caps.has("v2") && !caps.has("mix"), "YAMN says v2, not mix: {}", caps.line);
+    let vouched: Vec<&str> = conf.candidates.iter().map(|c| c.address.as_str()).collect();
+    assert_eq!(vouched, ["yamn2@localhost", "yamn3@localhost", "yamn4@localhost"]);
+    let middle = read_reply(
+        RequestKind::Conf,
+        "yamn4@localhost",
+        &read("remailer-conf.yamn4.reply.eml"),
+        day,
+    )
+    .unwrap();
+    assert!(middle.caps.unwrap().has("middle"));
+    let key =
+        read_reply(RequestKind::Key, "yamn1@localhost", &read("remailer-key.yamn1.reply.eml"), day)
+            .unwrap();
+    assert_eq!(key.keys.len(), 1, "{:?}", key.problems);
+    assert_eq!(key.keys[0].ping_type, PingType::Yamn);
+    assert_eq!(key.keys[0].key_id, "c2369176c09334e1c78b7ba2b00361a6");
+    assert_eq!(key.complete_key_types, [PingType::Yamn]);
+    // After 2026-12-16 the key has expired: refused with the reason.
+    let late = read_reply(
+        RequestKind::Key,
+        "yamn1@localhost",
+        &read("remailer-key.yamn1.reply.eml"),
+        20_805 * 86_400,
+    );
+    assert!(late.is_err_and(|e| e.contains("expired")));
+    for kind in [RequestKind::Help, RequestKind::Adminkey] {
+        let name = format!("remailer-{kind}.yamn1.reply.eml");
+        assert!(read_reply(kind, "yamn1@localhost", &read(&name), day).is_ok(), "{name}");
+    }
+}

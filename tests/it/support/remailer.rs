@@ -378,6 +378,19 @@ impl Worker {
         let mail =
             mail.strip_prefix("From ").map_or(mail, |r| r.split_once('\n').map_or("", |x| x.1));
         let (mail_fields, _, body) = parse_block(mail);
+        // A YAMN remailer answers requests its own way, and some not at all.
+        let subject = mail_fields
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("subject"))
+            .map(|(_, v)| v.trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        let profile = self.lock().profile.clone();
+        if let Some(p) = profile.as_ref().filter(|p| !p.yamn_secret.is_empty())
+            && subject.starts_with("remailer-")
+        {
+            let from = mail_fields.iter().find(|(n, _)| n.eq_ignore_ascii_case("from"));
+            return self.yamn_answer(p, &subject, from.map(|(_, v)| v.as_str()));
+        }
         if let Some(answer) = self.answer_request(&mail_fields)? {
             return Ok(Some(answer));
         }
@@ -655,6 +668,61 @@ impl Worker {
             message_id(&body),
             self.domain
         );
+        Ok(Some(Outgoing { rcpts: vec![to], text, hop: true }))
+    }
+}
+
+impl Worker {
+    /// An information request to a YAMN remailer, answered as YAMN 0.2.7 does (`yamn.md`
+    /// §10): at once, to the request's whole `From:` value (a `Name <addr>` From fails as
+    /// YAMN's SMTP relay fails, `501 Syntax: RCPT TO`), `From:` its bare address, no Date or
+    /// Message-Id; `remailer-conf` with the `v2` capability string and the summary lines of
+    /// its pubring, `remailer-key` with its key.txt, help and adminkey; nothing to
+    /// `remailer-stats` or anything else.
+    fn yamn_answer(
+        &self,
+        p: &Profile,
+        subject: &str,
+        from: Option<&str>,
+    ) -> Result<Option<Outgoing>, String> {
+        let nick = &p.nick;
+        let middle = if p.caps.contains("middle") { " middle" } else { "" };
+        let (subject_out, body) = if subject.starts_with("remailer-key") {
+            let mut body = "Here is the Mixmaster key:\n\n=-=-=-=-=-=-=-=-=-=-=-=\n".to_owned();
+            for entry in &p.mix_entries {
+                body.push_str(entry);
+            }
+            body.push('\n');
+            (format!("Remailer key for {nick}"), body)
+        } else if subject.starts_with("remailer-conf") {
+            let mut body = format!(
+                "Remailer-Type: Mixmaster 0.2.7\nSupported Formats:\n   Mixmaster\nPool size: 0\n\
+                 Maximum message size: 12 kB\nThe following header lines will be filtered:\n\n\
+                 $remailer{{\"{nick}\"}} = \"<{}>{middle} v2\";\n\n\
+                 SUPPORTED MIXMASTER (TYPE II) REMAILERS\n",
+                self.address
+            );
+            for line in &p.supported_type2 {
+                body.push_str(line);
+                body.push('\n');
+            }
+            (format!("Capabilities of the {nick} remailer"), body)
+        } else if subject.starts_with("remailer-help") {
+            (
+                format!("Your help request for the {nick} Anonymous Remailer"),
+                format!("Help for the {nick} YAMN test remailer.\n"),
+            )
+        } else if subject.starts_with("remailer-adminkey") {
+            (format!("Admin key for the {nick} remailer"), "No admin key here (test).\n".into())
+        } else {
+            // "ignoring request for remailer-stats"
+            return Ok(None);
+        };
+        let to = from.ok_or("request without From")?.trim().to_owned();
+        if to.contains('<') {
+            return Err(format!("501 Syntax: RCPT TO:<{to}> (YAMN relays the whole From value)"));
+        }
+        let text = format!("Subject: {subject_out}\nFrom: {}\nTo: {to}\n\n{body}", self.address);
         Ok(Some(Outgoing { rcpts: vec![to], text, hop: true }))
     }
 }
