@@ -377,7 +377,11 @@ fn public_entries(report: &Report) -> serde_json::Value {
     serde_json::json!({
         "now": json.now,
         "model": json.model,
-        "lists": { "mix": keep(json.lists.mix), "cpunk": keep(json.lists.cpunk) },
+        "lists": {
+            "mix": keep(json.lists.mix),
+            "cpunk": keep(json.lists.cpunk),
+            "yamn": keep(json.lists.yamn),
+        },
     })
 }
 
@@ -396,11 +400,13 @@ async fn api_remailer(State(state): State<AppState>, UrlPath(nick): UrlPath<Stri
     }
     let mix = find(json.lists.mix, &nick);
     let cpunk = find(json.lists.cpunk, &nick);
-    if mix.is_none() && cpunk.is_none() {
+    let yamn = find(json.lists.yamn, &nick);
+    if mix.is_none() && cpunk.is_none() && yamn.is_none() {
         return (StatusCode::NOT_FOUND, Json(serde_json::json!({"error": "no such remailer"})))
             .into_response();
     }
-    Json(serde_json::json!({ "nick": nick, "mix": mix, "cpunk": cpunk })).into_response()
+    Json(serde_json::json!({ "nick": nick, "mix": mix, "cpunk": cpunk, "yamn": yamn }))
+        .into_response()
 }
 
 async fn api_chains(State(state): State<AppState>) -> Response {

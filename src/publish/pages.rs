@@ -67,7 +67,7 @@ pub fn render_pages(
     };
     let shown = |e: &&ListEntry| private || e.listed;
     let mut order: Vec<&str> = Vec::new();
-    for e in report.mix.iter().chain(&report.cpunk).filter(shown) {
+    for e in report.mix.iter().chain(&report.cpunk).chain(&report.yamn).filter(shown) {
         if !order.contains(&e.address.as_str()) {
             order.push(&e.address);
         }
@@ -90,7 +90,8 @@ pub fn render_pages(
             .filter_map(|e| views.iter().find(|v| v.address == e.address).cloned())
             .collect()
     };
-    let (mix_views, cpunk_views) = (in_list(&report.mix), in_list(&report.cpunk));
+    let (mix_views, cpunk_views, yamn_views) =
+        (in_list(&report.mix), in_list(&report.cpunk), in_list(&report.yamn));
     let broken = |b: &crate::stats::BrokenChains| -> Vec<BrokenChain> {
         let text = if private { b.private.clone() } else { b.public.clone() };
         text.unwrap_or_default()
@@ -107,9 +108,10 @@ pub fn render_pages(
         "index.html".to_owned(),
         html::render_index(
             &site,
-            &ordered(&mix_views, &cpunk_views),
+            &ordered(&mix_views, &cpunk_views, &yamn_views),
             &broken(&report.broken_type1),
             &broken(&report.broken_type2),
+            &broken(&report.broken_yamn),
             &events,
         )?,
     )];
@@ -192,9 +194,13 @@ fn thesaurus_files(
 
 /// The index lists Mixmaster remailers in mlist order, then Cypherpunk-only ones in rlist
 /// order (the template splits them into the two tables by their statistics).
-fn ordered(mix: &[RemailerView], cpunk: &[RemailerView]) -> Vec<RemailerView> {
+fn ordered(
+    mix: &[RemailerView],
+    cpunk: &[RemailerView],
+    yamn: &[RemailerView],
+) -> Vec<RemailerView> {
     let mut out = mix.to_vec();
-    for v in cpunk {
+    for v in cpunk.iter().chain(yamn) {
         if !out.iter().any(|o| o.address == v.address) {
             out.push(v.clone());
         }
@@ -207,9 +213,9 @@ fn remailer_view(inputs: &PageInputs<'_>, address: &str, private: bool) -> Optio
     let find = |list: &'_ [ListEntry]| {
         list.iter().find(|e| e.address == address && (private || e.listed)).cloned()
     };
-    let (mix, cpunk) = (find(&report.mix), find(&report.cpunk));
-    let (listed_mix, listed_cpunk) = (mix.is_some(), cpunk.is_some());
-    let any = mix.as_ref().or(cpunk.as_ref())?;
+    let (mix, cpunk, yamn) = (find(&report.mix), find(&report.cpunk), find(&report.yamn));
+    let (listed_mix, listed_cpunk, listed_yamn) = (mix.is_some(), cpunk.is_some(), yamn.is_some());
+    let any = mix.as_ref().or(cpunk.as_ref()).or(yamn.as_ref())?;
     let row = inputs.remailers.iter().find(|r| r.address == address);
     let date = |t: Option<i64>| {
         t.map(|t| crate::model::time::utc_date(t).format("%Y-%m-%d").to_string())
@@ -265,6 +271,7 @@ fn remailer_view(inputs: &PageInputs<'_>, address: &str, private: bool) -> Optio
         software: row.and_then(|r| r.remailer_type.clone()),
         mix: mix.map(|e| type_stats("Mixmaster", &e, report.now)),
         cpunk: cpunk.map(|e| type_stats("Cypherpunk", &e, report.now)),
+        yamn: yamn.map(|e| type_stats("YAMN", &e, report.now)),
         keys,
         counters: Counters {
             returned: c.returned,
@@ -277,6 +284,7 @@ fn remailer_view(inputs: &PageInputs<'_>, address: &str, private: bool) -> Optio
         stability: [
             ("Mixmaster", ChainType::Mix, listed_mix),
             ("Cypherpunk", ChainType::Cpunk, listed_cpunk),
+            ("YAMN", ChainType::Yamn, listed_yamn),
         ]
         .into_iter()
         .filter(|(_, _, shown)| *shown)

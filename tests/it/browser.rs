@@ -144,6 +144,7 @@ fn remailer(nick: &str, address: &str, seed: u32, cpunk: bool) -> RemailerView {
         software: Some("Mixmaster 3.0.2d".to_owned()),
         mix: Some(stats("Mixmaster", seed, "99.87%", " 0:12:41", "++++++**+***")),
         cpunk: cpunk.then(|| stats("Cypherpunk", seed + 1, "98.02%", " 0:45:10", "**+***+****+")),
+        yamn: None,
         keys: vec![KeyView {
             ping_type: "mix".to_owned(),
             key_id: "4b3c7e0a9d1f2e8c6b5a49387f6e5d4c".to_owned(),
@@ -248,7 +249,7 @@ fn pages_in_headless_chromium() {
     let events: Vec<EventView> = list.iter().flat_map(|r| r.events.clone()).collect();
     std::fs::write(
         &index_path,
-        render_index(&site, &list, &broken1, &broken2, &events).expect("index"),
+        render_index(&site, &list, &broken1, &broken2, &[], &events).expect("index"),
     )
     .expect("write index");
     for r in &list {

@@ -83,6 +83,13 @@ fn serves_lists_api_and_health() {
     assert!(mlist.text().contains("fast           "), "{}", mlist.text());
     assert!(!mlist.text().contains("hidden"), "hidden remailer in public list");
     assert!(!mlist.text().contains("yamn@"), "the YAMN remailer has its own list");
+    // In the API, in its own list.
+    let api: serde_json::Value =
+        serde_json::from_slice(&get(port, "/api/v1/remailers", "").body).unwrap();
+    assert_eq!(api["lists"]["yamn"][0]["nick"], "yamn", "{api:#}");
+    let one: serde_json::Value =
+        serde_json::from_slice(&get(port, "/api/v1/remailers/yamn", "").body).unwrap();
+    assert_eq!(one["yamn"]["pings_returned"], 39, "{one:#}");
     // The YAMN tree, served where a YAMN client's stats URL points.
     let yamn = get(port, "/yamn/mlist2.txt", "");
     assert_eq!(yamn.status, 200, "{}", yamn.text());

@@ -176,6 +176,14 @@ fn single_and_chain_yamn_pings_return_through_postfix() {
     let ring = std::fs::read_to_string(yamn.join("pubring.mix")).unwrap();
     let keys = fathometer::compose::yamn::PublicKey::all_from_text(&ring);
     assert_eq!(keys.iter().filter(|k| k.is_ok()).count(), 3, "{ring}");
+    // The pages show the YAMN family and each YAMN remailer with its figures.
+    let results = dir.path().join("state/results");
+    let index = std::fs::read_to_string(results.join("index.html")).unwrap();
+    let section = index.split("<section id=\"yamn\"").nth(1).expect("a YAMN section");
+    assert!(section.contains(">remailer23</a>"), "{section}");
+    let page = fathometer::publish::html::page_name("remailer23", "remailer23@localhost");
+    let page = std::fs::read_to_string(results.join(page)).unwrap();
+    assert!(page.contains("<h2>YAMN</h2>"), "{page}");
     // Not mixed into the Mixmaster lists.
     let mlist = std::fs::read_to_string(dir.path().join("state/results/mlist2.txt")).unwrap();
     assert!(!mlist.contains("remailer23"), "{mlist}");

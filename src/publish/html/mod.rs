@@ -119,6 +119,8 @@ pub struct RemailerView {
     pub software: Option<String>,
     pub mix: Option<TypeStats>,
     pub cpunk: Option<TypeStats>,
+    /// Its YAMN figures, when it is a YAMN remailer.
+    pub yamn: Option<TypeStats>,
     pub keys: Vec<KeyView>,
     pub counters: Counters,
     /// At most one per kind is expected; the thesaurus links the first of each kind.
@@ -427,6 +429,7 @@ pub fn render_index(
     remailers: &[RemailerView],
     broken1: &[BrokenChain],
     broken2: &[BrokenChain],
+    broken_yamn: &[BrokenChain],
     events: &[EventView],
 ) -> Result<String, HtmlError> {
     let notices: Vec<Value> = remailers
@@ -463,6 +466,19 @@ pub fn render_index(
             broken => Serde(broken1),
         },
     ];
+    // YAMN only on a pinger that pings YAMN remailers.
+    let yamn_rows = family_rows(remailers, |r| r.yamn.as_ref());
+    let mut families = families;
+    if yamn_rows.len().unwrap_or(0) > 0 {
+        families.push(context! {
+            id => "yamn",
+            label => "YAMN",
+            list => "yamn/mlist",
+            rows => yamn_rows,
+            broken_title => "Broken YAMN chains",
+            broken => Serde(broken_yamn),
+        });
+    }
     render(
         "index.html",
         context! { site => Serde(site), families, notices, replayed, events => Serde(events) },
@@ -485,7 +501,7 @@ fn day_rows(days: &[Day]) -> Vec<Value> {
 /// (with the figures in a table too), its keys, the counters of returned mail, and the
 /// latest replies, each body escaped inside `<pre>`.
 pub fn render_remailer(site: &Site, r: &RemailerView) -> Result<String, HtmlError> {
-    let families: Vec<Value> = [&r.mix, &r.cpunk]
+    let families: Vec<Value> = [&r.mix, &r.cpunk, &r.yamn]
         .into_iter()
         .flatten()
         .map(|ts| {

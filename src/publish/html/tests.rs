@@ -53,6 +53,7 @@ fn remailer(nick: &str, address: &str) -> RemailerView {
         software: Some("Mixmaster 3.0.2d".to_owned()),
         mix: Some(stats("Mixmaster", "91.67%", "0:20:00", "++++ +++++++", days(rel, lat))),
         cpunk: Some(stats("Cypherpunk", "100.00%", "0:20:00", "************", days(full, lat))),
+        yamn: None,
         keys: vec![KeyView {
             ping_type: "mix".to_owned(),
             key_id: "0123456789abcdef0123456789abcdef".to_owned(),
@@ -181,7 +182,7 @@ fn hostile_strings_are_escaped_on_every_page() {
     evil_site.name = "<script>site</script>".into();
     evil_site.operator = Some("<img src=x onerror=op>".into());
     let pages = [
-        render_index(&evil_site, &list, &broken, &broken, &r.events).expect("index"),
+        render_index(&evil_site, &list, &broken, &broken, &broken, &r.events).expect("index"),
         render_remailer(&evil_site, &r).expect("remailer"),
         render_from_lines(&evil_site, &rows, &rows).expect("from"),
         render_thesaurus(&evil_site, &thesaurus_rows(&list), 21).expect("thesaurus"),
@@ -419,7 +420,7 @@ fn list_pages_show_the_text_with_the_legend_of_its_format() {
 #[test]
 fn empty_inputs_render() {
     let s = site();
-    let index = render_index(&s, &[], &[], &[], &[]).expect("index");
+    let index = render_index(&s, &[], &[], &[], &[], &[]).expect("index");
     assert!(index.contains("No Mixmaster remailers are listed."));
     let mut bare = remailer("bare", "bare@example.org");
     bare.mix = None;
@@ -447,7 +448,7 @@ fn from_row() -> FromLineRow {
 fn pages_have_the_basics() {
     let r = remailer("austria", "mix@example.org");
     let pages = [
-        render_index(&site(), std::slice::from_ref(&r), &[], &[], &[]).expect("index"),
+        render_index(&site(), std::slice::from_ref(&r), &[], &[], &[], &[]).expect("index"),
         render_remailer(&site(), &r).expect("remailer"),
         render_from_lines(&site(), &[from_row()], &[]).expect("from"),
         render_thesaurus(&site(), &thesaurus_rows(std::slice::from_ref(&r)), 21)
@@ -493,7 +494,7 @@ fn base_path_prefixes_links() {
     let mut s = site();
     s.base_path = "/stats/".into();
     let r = remailer("austria", "mix@example.org");
-    let index = render_index(&s, std::slice::from_ref(&r), &[], &[], &[]).expect("index");
+    let index = render_index(&s, std::slice::from_ref(&r), &[], &[], &[], &[]).expect("index");
     assert!(index.contains("href=\"&#47;stats&#47;mlist.txt\""));
     assert!(index.contains(&format!("href=\"&#47;stats&#47;{}\"", r.page())));
 }
@@ -519,7 +520,7 @@ fn golden_view() -> (Site, Vec<RemailerView>, Vec<BrokenChain>, Vec<BrokenChain>
 fn golden_index() {
     let (site, remailers, broken1, broken2) = golden_view();
     let events: Vec<EventView> = remailers.iter().flat_map(|r| r.events.clone()).collect();
-    let html = render_index(&site, &remailers, &broken1, &broken2, &events).expect("index");
+    let html = render_index(&site, &remailers, &broken1, &broken2, &[], &events).expect("index");
     if std::env::var_os("FATHOMETER_BLESS").is_some() {
         std::fs::write(GOLDEN_INDEX, &html).expect("write golden");
     }
@@ -606,6 +607,7 @@ mod prop {
                         replay: None,
                         events,
                         stability: Vec::new(),
+                        yamn: mix.clone(),
                         mix,
                         cpunk,
                         counters: Counters::default(),
@@ -640,6 +642,7 @@ mod prop {
             software: r.software.as_deref().map(neutral),
             mix: r.mix.as_ref().map(neutral_stats),
             cpunk: r.cpunk.as_ref().map(neutral_stats),
+            yamn: r.yamn.as_ref().map(neutral_stats),
             keys: r
                 .keys
                 .iter()
@@ -714,8 +717,8 @@ mod prop {
             let nrows =
                 [FromLineRow { nick: neutral(&nick), types: neutral(&from), from: neutral(&from) }];
             assert_same_markup(
-                &render_index(&s, &rs, &broken, &broken, &events(&rs)).expect("index"),
-                &render_index(&s, &ns, &nbroken, &nbroken, &events(&ns)).expect("index"),
+                &render_index(&s, &rs, &broken, &broken, &broken, &events(&rs)).expect("index"),
+                &render_index(&s, &ns, &nbroken, &nbroken, &nbroken, &events(&ns)).expect("index"),
             );
             assert_same_markup(
                 &render_thesaurus(&s, &thesaurus_rows(&rs), 21).expect("thesaurus"),
