@@ -111,7 +111,12 @@ pub fn due_pings(
 pub fn due_requests(secret: &[u8], remailers: &[Remailer], window: &DueWindow) -> Vec<DueRequest> {
     let mut due = Vec::new();
     for r in remailers.iter().filter(|r| r.status != RemailerStatus::Disabled) {
+        // A YAMN remailer never answers remailer-stats (`yamn.md` §10): not asked.
+        let yamn_only = !r.keys.is_empty() && r.keys.iter().all(|k| k.ping_type == PingType::Yamn);
         for kind in RequestKind::ALL {
+            if yamn_only && kind == RequestKind::Stats {
+                continue;
+            }
             for slot_time in request_slots_due(secret, &r.address, kind.as_str(), window) {
                 due.push(DueRequest { remailer_id: r.id, kind, slot_time });
             }
@@ -282,6 +287,47 @@ mod tests {
             due_requests(b"other", &rows, &DueWindow { after: start, until: start + 86_400 });
         let ours: Vec<i64> = due.iter().take(10).map(|d| d.slot_time).collect();
         assert_ne!(other.iter().map(|d| d.slot_time).take(10).collect::<Vec<_>>(), ours);
+    }
+
+    #[test]
+    fn a_yamn_remailer_is_never_asked_for_stats() {
+        let key = |id: i64, ping_type: PingType| RemailerKey {
+            id,
+            ping_type,
+            key_id: format!("k{id}"),
+            valid_from: None,
+            valid_until: None,
+            retired_at: None,
+            first_seen: 0,
+        };
+        let row = |id: i64, keys: Vec<RemailerKey>| Remailer {
+            id,
+            address: format!("r{id}@x"),
+            nick: None,
+            caps: None,
+            status: RemailerStatus::Active,
+            status_reason: None,
+            remailer_type: None,
+            last_answer_at: None,
+            hidden: false,
+            first_seen: 0,
+            keys,
+        };
+        let rows = vec![
+            row(1, vec![key(1, PingType::Yamn)]),
+            row(2, vec![key(2, PingType::Mix), key(3, PingType::Yamn)]),
+            row(3, Vec::new()),
+        ];
+        let start = 1_800_000_000 - 1_800_000_000 % 86_400;
+        let due =
+            due_requests(b"secret", &rows, &DueWindow { after: start, until: start + 86_400 });
+        let kinds = |id: i64| {
+            due.iter().filter(|d| d.remailer_id == id).map(|d| d.kind).collect::<Vec<_>>()
+        };
+        assert_eq!(kinds(1).len(), 4);
+        assert!(!kinds(1).contains(&RequestKind::Stats), "YAMN ignores remailer-stats");
+        assert_eq!(kinds(2).len(), 5, "a Mixmaster key too: it may answer");
+        assert_eq!(kinds(3).len(), 5, "unknown yet: asked everything");
     }
 
     #[test]
