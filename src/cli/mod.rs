@@ -225,8 +225,8 @@ pub enum Command {
         inject_bug: Option<String>,
     },
     /// The consensus of several pingers' published files (each the base URL serving its
-    /// mlist2.txt, rlist2.txt and pubring.mix, or a directory holding them): the agreed
-    /// figures with every pinger's view,
+    /// mlist2.txt, rlist2.txt, pubring.mix and pgp-all.asc, or a directory holding them): the
+    /// agreed figures with every pinger's view,
     /// outliers, stale pingers and key disagreements; with --out, the consensus lists
     /// (mlist.txt, mlist2.txt, rlist.txt, rlist2.txt) when agreed. Exits 2 when neither list
     /// reaches the quorum.
