@@ -70,6 +70,42 @@ fn yamn_remailer(user: &str, yamn: &str, day: i64) -> (TestRemailer, String) {
     (double, entry)
 }
 
+/// A pinger for mailbox user `user` whose every command runs with the clock pinned by
+/// [`pinned`].
+struct PinnedPinger {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    offset_file: PathBuf,
+}
+
+impl PinnedPinger {
+    fn new(user: &str, offset: i64, extra: &str) -> PinnedPinger {
+        clear_mailbox(user);
+        let dir = tempfile::tempdir().unwrap();
+        let config = pinger_config(dir.path(), user, false, extra);
+        let offset_file = dir.path().join("clock-offset");
+        std::fs::write(&offset_file, offset.to_string()).unwrap();
+        PinnedPinger { dir, config, offset_file }
+    }
+
+    /// `fathometer` on this pinger's config, with the pinned clock.
+    fn cmd(&self) -> std::process::Command {
+        let mut c = fathometer(&self.config);
+        c.env("FATHOMETER_TEST_CLOCK_OFFSET_FILE", &self.offset_file);
+        c
+    }
+
+    /// The daemon, its log captured for `stop_with_log`.
+    fn start(&self) -> std::process::Child {
+        self.cmd()
+            .arg("run")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+}
+
 /// The returned pings: (first hop's type, chain type, latency).
 fn returned(dir: &Path) -> Vec<(String, Option<String>, i64)> {
     let conn = crate::support::state_db(dir);
@@ -94,21 +130,12 @@ fn single_and_chain_yamn_pings_return_through_postfix() {
     let (exit, e_exit) = yamn_remailer("remailer23", "yamn1", day);
     let (middle, e_middle) = yamn_remailer("remailer24", "yamn2", day);
     let (last, e_last) = yamn_remailer("remailer25", "yamn3", day);
-    clear_mailbox("ping19");
-    let dir = tempfile::tempdir().unwrap();
-    let config = pinger_config(
-        dir.path(),
+    let pinger = PinnedPinger::new(
         "ping19",
-        false,
+        offset,
         "[stats]\nbuild_interval_secs = 1\n[schedule]\ntick_secs = 1\n",
     );
-    let offset_file: PathBuf = dir.path().join("clock-offset");
-    std::fs::write(&offset_file, offset.to_string()).unwrap();
-    let pinned_cmd = || {
-        let mut c = fathometer(&config);
-        c.env("FATHOMETER_TEST_CLOCK_OFFSET_FILE", &offset_file);
-        c
-    };
+    let (dir, pinned_cmd) = (&pinger.dir, || pinger.cmd());
     let keys = dir.path().join("pubring.mix");
     std::fs::write(&keys, [e_exit, e_middle, e_last].concat()).unwrap();
     let out = run_ok(pinned_cmd().arg("import-keys").arg("--add").arg(&keys));
@@ -121,12 +148,7 @@ fn single_and_chain_yamn_pings_return_through_postfix() {
             .unwrap();
     }
     drop(db);
-    let mut daemon = pinned_cmd()
-        .arg("run")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut daemon = pinger.start();
     let out = run_ok(pinned_cmd().args(["ping", "remailer23", "--type", "yamn"]));
     assert!(out.contains("accepted by the MTA"), "{out}");
     run_ok(pinned_cmd().args(["ping", "--chain", "remailer24,remailer25", "--type", "yamn"]));
@@ -199,28 +221,14 @@ fn discovery_learns_a_yamn_remailer_from_its_replies_and_pings_it() {
     }
     let (offset, day) = pinned();
     let (remailer, _) = yamn_remailer("remailer26", "yamn1", day);
-    clear_mailbox("ping20");
-    let dir = tempfile::tempdir().unwrap();
-    let config = pinger_config(
-        dir.path(),
+    let pinger = PinnedPinger::new(
         "ping20",
-        false,
+        offset,
         "[discovery]\nauto_add_min = 0\n[schedule]\ntick_secs = 1\n",
     );
-    let offset_file: PathBuf = dir.path().join("clock-offset");
-    std::fs::write(&offset_file, offset.to_string()).unwrap();
-    let pinned_cmd = || {
-        let mut c = fathometer(&config);
-        c.env("FATHOMETER_TEST_CLOCK_OFFSET_FILE", &offset_file);
-        c
-    };
+    let (dir, pinned_cmd) = (&pinger.dir, || pinger.cmd());
     run_ok(pinned_cmd().args(["add", "remailer26@localhost"]));
-    let mut daemon = pinned_cmd()
-        .arg("run")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut daemon = pinger.start();
     let learnt = || -> Option<(String, String, String)> {
         crate::support::state_db(dir.path())
             .query_row(
