@@ -2,7 +2,7 @@
 //! body of a `remailer-key` reply.
 
 use super::crypto;
-use super::reply::Summary;
+use super::reply::{Summary, day_to_date};
 
 /// One YAMN remailer key: its summary line and the public key of its key block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,17 +107,4 @@ fn entry(line: &str, id_line: Option<&str>, key_line: Option<&str>) -> Result<Pu
         return Err(KeyError::WrongKeyId { stated: summary.key_id, computed });
     }
     Ok(PublicKey { summary, public })
-}
-
-/// `YYYY-MM-DD` to days since 1970-01-01.
-pub fn date_to_day(date: &str) -> Option<i64> {
-    let d = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
-    Some(d.and_hms_opt(0, 0, 0)?.and_utc().timestamp().div_euclid(86_400))
-}
-
-/// Days since 1970-01-01 to `YYYY-MM-DD`.
-pub fn day_to_date(day: i64) -> String {
-    chrono::DateTime::from_timestamp(day.saturating_mul(86_400), 0)
-        .map(|d| d.format("%Y-%m-%d").to_string())
-        .unwrap_or_default()
 }

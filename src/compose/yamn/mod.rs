@@ -18,8 +18,8 @@ mod key;
 mod reply;
 
 pub use armor::{ArmorError, REMAILER_TYPE, armor, dearmor};
-pub use key::{KeyError, PublicKey, date_to_day, day_to_date};
-pub use reply::{Capabilities, Summary, parse_conf};
+pub use key::{KeyError, PublicKey};
+pub use reply::{Capabilities, Summary, date_to_day, day_to_date, parse_conf};
 
 /// The packet, its slots and its body.
 pub const PACKET_LEN: usize = 20480;

@@ -3,8 +3,6 @@
 //! its pubring, which is how a pinger learns of other YAMN remailers. A `remailer-key` reply
 //! is read with [`super::PublicKey::all_from_text`].
 
-use super::key::date_to_day;
-
 /// A remailer's capabilities as its conf reply gives them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Capabilities {
@@ -92,4 +90,17 @@ pub fn parse_conf(text: &str) -> Option<Capabilities> {
         middleman: tokens.contains(&"middle"),
         supported,
     })
+}
+
+/// `YYYY-MM-DD` to days since 1970-01-01.
+pub fn date_to_day(date: &str) -> Option<i64> {
+    let d = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+    Some(d.and_hms_opt(0, 0, 0)?.and_utc().timestamp().div_euclid(86_400))
+}
+
+/// Days since 1970-01-01 to `YYYY-MM-DD`.
+pub fn day_to_date(day: i64) -> String {
+    chrono::DateTime::from_timestamp(day.saturating_mul(86_400), 0)
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
 }
