@@ -25,9 +25,18 @@ pub fn table(store: &Store, now: i64, options: &StatsOptions) -> Result<String> 
             )
         })
     };
+    // A YAMN column only on a pinger with YAMN remailers.
+    let yamn = !report.yamn.is_empty();
     let mut out = format!(
-        "{:<14} {:<32} {:<24} {:>4} {:<18} {:<18} {}\n",
-        "NICK", "ADDRESS", "TYPES", "KEYS", "MIX REL LAT", "CPUNK REL LAT", "STATUS"
+        "{:<14} {:<32} {:<24} {:>4} {:<18} {:<18} {}{}\n",
+        "NICK",
+        "ADDRESS",
+        "TYPES",
+        "KEYS",
+        "MIX REL LAT",
+        "CPUNK REL LAT",
+        if yamn { format!("{:<18} ", "YAMN REL LAT") } else { String::new() },
+        "STATUS"
     );
     for r in store.remailers()? {
         let mut types: Vec<&str> =
@@ -40,14 +49,20 @@ pub fn table(store: &Store, now: i64, options: &StatsOptions) -> Result<String> 
         if let Some(reason) = &r.status_reason {
             status.push_str(&format!(" ({})", terminal_safe(reason)));
         }
+        let yamn_column = if yamn {
+            format!("{:<18} ", find(&report.yamn, &r.address).unwrap_or_else(|| "-".into()))
+        } else {
+            String::new()
+        };
         out.push_str(&format!(
-            "{:<14} {:<32} {:<24} {:>4} {:<18} {:<18} {}\n",
+            "{:<14} {:<32} {:<24} {:>4} {:<18} {:<18} {}{}\n",
             terminal_safe(r.nick.as_deref().unwrap_or("-")),
             terminal_safe(&r.address),
             if types.is_empty() { "-".to_string() } else { types.join(",") },
             r.keys.len(),
             find(&report.mix, &r.address).unwrap_or_else(|| "-".into()),
             find(&report.cpunk, &r.address).unwrap_or_else(|| "-".into()),
+            yamn_column,
             status
         ));
     }
@@ -128,4 +143,46 @@ pub fn details(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ImportedPing, RemailerInfo};
+
+    #[test]
+    fn a_yamn_remailer_gets_its_own_column() {
+        let mut store = Store::open_in_memory().unwrap();
+        let now = 1_800_000_000;
+        let pings: Vec<ImportedPing> = (1..=10)
+            .flat_map(|i| {
+                let sent = now - i * 7200;
+                [("m@x.example", PingType::Mix), ("y@x.example", PingType::Yamn)].map(
+                    |(address, ping_type)| ImportedPing {
+                        address: address.into(),
+                        ping_type,
+                        key_id: None,
+                        sent,
+                        returned: Some(sent + 600),
+                    },
+                )
+            })
+            .collect();
+        let info = |nick: &str, address: &str| RemailerInfo {
+            address: address.into(),
+            nick: Some(nick.into()),
+            caps: Some(format!("$remailer{{\"{nick}\"}} = \"<{address}> mix\";")),
+            hidden: false,
+        };
+        store
+            .import(&[info("m", "m@x.example"), info("y", "y@x.example")], &pings, &[], now)
+            .unwrap();
+        let out = table(&store, now, &StatsOptions::default()).unwrap();
+        let header = out.lines().next().unwrap();
+        assert!(header.contains("MIX REL LAT") && header.contains("YAMN REL LAT"), "{out}");
+        let row = |nick: &str| out.lines().find(|l| l.starts_with(&format!("{nick} "))).unwrap();
+        let column = header.find("YAMN REL LAT").unwrap();
+        assert!(row("y")[column..].starts_with("100.00%"), "{out}");
+        assert!(row("m")[column..].starts_with("- "), "{out}");
+    }
 }
