@@ -89,6 +89,14 @@ pub fn due_again(failures: i64, attempted_at: i64, interval: i64, now: i64) -> b
     now - attempted_at >= wait - interval / 2
 }
 
+/// The validators of a conditional GET for a file held: none without a good copy (a 304
+/// would leave us with nothing).
+fn validators_of(held: Option<&crate::store::PeerFile>) -> Validators {
+    held.filter(|h| h.body.is_some())
+        .map(|h| Validators { etag: h.etag.clone(), last_modified: h.last_modified.clone() })
+        .unwrap_or_default()
+}
+
 /// Fetches the community index when it is read from a URL (conditional GET, bounded); the
 /// last good copy stays when it cannot be had.
 async fn refresh_allpingers(pinger: &Arc<Pinger>) -> Result<()> {
@@ -97,12 +105,7 @@ async fn refresh_allpingers(pinger: &Arc<Pinger>) -> Result<()> {
     };
     let p = pinger.clone();
     let held = blocking(move || p.store().peer_file(ALLPINGERS_PEER, ALLPINGERS_FILE)).await??;
-    let validators = held
-        .as_ref()
-        .filter(|h| h.body.is_some())
-        .map(|h| Validators { etag: h.etag.clone(), last_modified: h.last_modified.clone() })
-        .unwrap_or_default();
-    let outcome = fetch(&url, &validators).await;
+    let outcome = fetch(&url, &validators_of(held.as_ref())).await;
     let (p, now) = (pinger.clone(), pinger.now());
     blocking(move || match outcome {
         Ok(Fetched::Body { text, etag, last_modified }) => p.store().peer_file_fetched(
@@ -186,14 +189,7 @@ pub async fn fetch_peers(pinger: &Arc<Pinger>, sources: &[PeerSource]) -> Result
             {
                 continue;
             }
-            let validators = held
-                .as_ref()
-                .filter(|h| h.body.is_some())
-                .map(|h| Validators {
-                    etag: h.etag.clone(),
-                    last_modified: h.last_modified.clone(),
-                })
-                .unwrap_or_default();
+            let validators = validators_of(held.as_ref());
             let outcome = match fetch(url, &validators).await {
                 Ok(Fetched::Body { text, etag, last_modified }) => {
                     // A list that cannot be read is refused now, with its line, and the last
